@@ -1,0 +1,299 @@
+"""The `creditbot` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import click
+import httpx
+
+from bot import __version__
+from bot.config import AppConfig, ConfigError, load_config, load_settings
+from bot.logs import configure_logging
+from bot.models import BalanceSource, Status
+from bot.money import AmountError, Money, parse_amount
+from bot.monitor import AccountView, Monitor, effective_thresholds
+from bot.report import EXIT_UNKNOWN, check_document, exit_status
+from bot.store import Store, StoreError
+
+EX_USAGE = 64  # sysexits.h: so usage and configuration errors never look like a monitoring status
+EX_CONFIG = 78
+USER_AGENT = f"creditbot/{__version__} (+https://github.com/creditbot/creditbot)"
+NO_ACCOUNTS_HELP = (
+    "No accounts are configured. Set one of OPENAI_ADMIN_KEY, ANTHROPIC_ADMIN_KEY, OPENROUTER_API_KEY, "
+    "DEEPSEEK_API_KEY, MOONSHOT_API_KEY (in the environment or .env), or list [[accounts]] in creditbot.toml. "
+    "See README.md > Configuration."
+)
+
+
+class CliFailure(Exception):
+    """A command failed in a way the user can fix; the message says how."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _config() -> AppConfig:
+    settings = load_settings()
+    config = load_config(settings)
+    configure_logging(settings.log_level, settings.log_format, config.secrets())
+    return config
+
+
+@asynccontextmanager
+async def _monitor(config: AppConfig) -> AsyncIterator[Monitor]:
+    try:
+        store = await Store.open(config.settings.database_url)
+    except StoreError as exc:
+        raise CliFailure(str(exc)) from None
+    try:
+        timeout = httpx.Timeout(config.settings.fetch_timeout.total_seconds(), connect=5.0)
+        async with httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT}) as http:
+            yield Monitor(config, store, http)
+    finally:
+        await store.close()
+
+
+def _unknown_accounts(config: AppConfig, names: Sequence[str]) -> None:
+    unknown = [n for n in names if config.account(n) is None]
+    if unknown:
+        known = ", ".join(a.name for a in config.accounts) or "none configured"
+        raise click.UsageError(f"unknown account {', '.join(repr(n) for n in unknown)}; known accounts: {known}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="creditbot")
+def cli() -> None:
+    """How much money is left on your LLM API accounts, and when it runs out."""
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--account", "names", multiple=True, metavar="NAME", help="Only this account (repeatable).")
+@click.option("--refresh", is_flag=True, help="Fetch now even if a reading is younger than the cache time.")
+def check(as_json: bool, names: tuple[str, ...], refresh: bool) -> int:
+    """Show balances, spend and runway; exit 0 ok, 1 warning, 2 critical, 3 error."""
+    config = _config()
+    _unknown_accounts(config, names)
+    if not config.accounts:
+        if as_json:
+            click.echo(json.dumps({"generated_at": None, "accounts": []}))
+        click.echo(NO_ACCOUNTS_HELP, err=True)
+        return EXIT_UNKNOWN
+
+    async def run() -> tuple[list[AccountView], Any]:
+        async with _monitor(config) as monitor:
+            views = await monitor.views(list(names), refresh=refresh)
+            await monitor.prune()
+            return views, monitor.clock()
+
+    try:
+        views, now = asyncio.run(run())
+    except CliFailure as exc:
+        exc.exit_code = EXIT_UNKNOWN
+        raise
+    if as_json:
+        click.echo(json.dumps(check_document(views, now), indent=2))
+    else:
+        _print_check_table(views, now)
+    return exit_status(views)
+
+
+def _money(value: Money | None) -> str:
+    return "—" if value is None else value.format()
+
+
+def _balance_text(view: AccountView) -> str:
+    if view.balance is None:
+        return "—"
+    suffix = {BalanceSource.ESTIMATED: " (est.)", BalanceSource.KEY_LIMIT: " (key limit)"}.get(
+        view.balance_source or BalanceSource.REPORTED, ""
+    )
+    others = [m.format() for m in view.balances if m.currency != view.balance.currency]
+    return view.balance.format() + suffix + (f" + {', '.join(others)}" if others else "")
+
+
+def _days(value: Decimal | None) -> str:
+    if value is None:
+        return "—"
+    return "∞" if value > 9999 else f"{value:.1f}"
+
+
+STATUS_STYLE = {
+    Status.CRITICAL: "bold red",
+    Status.WARNING: "yellow",
+    Status.ERROR: "magenta",
+    Status.OK: "green",
+}
+
+
+def _print_check_table(views: Sequence[AccountView], now: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+    table = Table(title=f"LLM credits as of {now:%Y-%m-%d %H:%M} UTC", title_justify="left")
+    for column in (
+        "account",
+        "provider",
+        "balance",
+        "today",
+        "month to date",
+        "budget",
+        "burn/day",
+        "days left",
+        "status",
+        "age",
+    ):
+        table.add_column(column, justify="right" if column not in ("account", "provider", "status") else "left")
+    for view in views:
+        age = view.age(now)
+        age_text = "—" if age is None else f"{int(age.total_seconds() // 60)} min"
+        status = view.status.value + (" (stale)" if view.stale else "")
+        table.add_row(
+            view.name,
+            view.account.provider,
+            _balance_text(view),
+            _money(view.spent_today),
+            _money(view.spent_month),
+            _money(view.monthly_budget),
+            _money(view.burn_rate),
+            _days(view.days_left),
+            f"[{STATUS_STYLE[view.status]}]{status}[/]",
+            age_text,
+        )
+    console.print(table)
+    for view in views:
+        if view.error:
+            console.print(f"[magenta]{view.name}[/]: {view.error}", markup=True, highlight=False)
+        for note in view.report.notes if view.report else ():
+            console.print(f"{view.name}: {note}", markup=False)
+
+
+@cli.command()
+def accounts() -> int:
+    """List configured accounts, where each came from and their effective thresholds."""
+    from rich.console import Console
+    from rich.table import Table
+
+    config = _config()
+    if not config.accounts:
+        click.echo(NO_ACCOUNTS_HELP)
+        return 0
+    console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+    table = Table(title=f"Accounts (from {config.source})", title_justify="left")
+    for column in (
+        "account",
+        "provider",
+        "from",
+        "base url",
+        "key",
+        "warn below",
+        "critical below",
+        "monthly budget",
+        "prepaid",
+    ):
+        table.add_column(column)
+    for account in config.accounts:
+        thresholds = effective_thresholds(account)
+
+        def cell(name: str, value: Decimal | None, origin: dict[str, str] = thresholds.origin) -> str:
+            return "—" if value is None else f"{value} ({origin.get(name, 'default')})"
+
+        prepaid = (
+            f"{account.prepaid_credit.format()} since {account.prepaid_since}" if account.prepaid_credit else "—"
+        )
+        provider = account.provider + (" (experimental)" if account.provider == "openai-legacy" else "")
+        table.add_row(
+            account.name,
+            provider,
+            account.origin,
+            account.base_url,
+            account.masked_key(),
+            cell("warn_below", thresholds.warn_below),
+            cell("critical_below", thresholds.critical_below),
+            cell("monthly_budget", thresholds.monthly_budget),
+            prepaid,
+        )
+    console.print(table, markup=False)
+    return 0
+
+
+@cli.command()
+@click.argument("account_name", metavar="ACCOUNT")
+@click.argument("amount_text", metavar="AMOUNT")
+@click.option("--on", "on_day", metavar="YYYY-MM-DD", help="Day the credit was bought (UTC); default today.")
+def topup(account_name: str, amount_text: str, on_day: str | None) -> int:
+    """Record credit bought for a spend-only account (OpenAI, Anthropic)."""
+    config = _config()
+    _unknown_accounts(config, [account_name])
+    account = config.account(account_name)
+    assert account is not None
+    if not account.spend_only:
+        raise click.UsageError(
+            f"{account.name} ({account.provider}) reports its own balance; "
+            "top-ups are only recorded for spend-only accounts (openai, anthropic)"
+        )
+    try:
+        value = parse_amount(amount_text.strip().lstrip("$"), what="AMOUNT")
+    except AmountError as exc:
+        raise click.UsageError(f"{exc}; write it like 50 or 50.00") from None
+    if value <= 0:
+        raise click.UsageError("AMOUNT must be more than zero")
+
+    async def run() -> str:
+        async with _monitor(config) as monitor:
+            today = monitor.clock().date()
+            try:
+                day = date.fromisoformat(on_day) if on_day else today
+            except ValueError:
+                raise click.UsageError(
+                    f"--on {on_day!r} is not a date; write it like {today.isoformat()}"
+                ) from None
+            if day > today:
+                raise click.UsageError(f"--on {day} is in the future")
+            money = Money(value, account.currency or "USD")
+            await monitor.record_topup(account, money, day, "cli")
+            entries = (await monitor.ledger([account]))[account.name]
+            total = sum((e.amount.amount for e in entries if e.amount.currency == money.currency), Decimal(0))
+            return (
+                f"Recorded a top-up of {money.format()} for {account.name} on {day}. "
+                f"Credit recorded in all: {Money(total, money.currency).format()} in {len(entries)} entries."
+            )
+
+    click.echo(asyncio.run(run()))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: maps errors to exit statuses (64 usage, 78 configuration) without tracebacks."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        click.echo(cli.get_help(click.Context(cli, info_name="creditbot")))
+        sys.exit(0)
+    try:
+        code = cli.main(args=args, prog_name="creditbot", standalone_mode=False)
+    except click.UsageError as exc:
+        exc.show()
+        sys.exit(EX_USAGE)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"configuration error: {problem}", err=True)
+        sys.exit(EX_CONFIG)
+    except CliFailure as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

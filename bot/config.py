@@ -1,0 +1,462 @@
+"""Settings from the environment and `.env`, and accounts from an optional TOML file or zero-config discovery."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.money import AmountError, Money, parse_amount
+from bot.providers import PROVIDERS
+from bot.providers.moonshot import host_currency
+
+# Command words of the chat command layer: an account named like one would make commands ambiguous.
+RESERVED_NAMES = frozenset(
+    {
+        "credits",
+        "help",
+        "share",
+        "chart",
+        "alerts",
+        "snooze",
+        "subscribe",
+        "unsubscribe",
+        "threshold",
+        "topup",
+    }
+)
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+VAR_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+DEFAULT_CONFIG_PATH = Path("creditbot.toml")
+DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+# Zero-config discovery: variable -> provider (the account is named after the provider).
+DISCOVERY_VARIABLES: tuple[tuple[str, str], ...] = (
+    ("OPENAI_ADMIN_KEY", "openai"),
+    ("ANTHROPIC_ADMIN_KEY", "anthropic"),
+    ("OPENROUTER_API_KEY", "openrouter"),
+    ("DEEPSEEK_API_KEY", "deepseek"),
+    ("MOONSHOT_API_KEY", "moonshot"),
+    ("OPENAI_SESSION_KEY", "openai-legacy"),
+)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` holds one human line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`30m`, `24h`, `7d`, `90s` or a plain number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = DURATION_PATTERN.match(str(value))
+        if not match:
+            raise ValueError("must be a duration such as 90s, 30m, 24h or 7d")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+class Settings(BaseSettings):
+    """Process-wide settings, read from environment variables and `.env`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", hide_input_in_errors=True, populate_by_name=True
+    )
+
+    config_path: Path | None = Field(None, alias="CREDITBOT_CONFIG")
+    database_url: str = Field("sqlite+aiosqlite:///./data/creditbot.db", alias="CREDITBOT_DATABASE_URL")
+    concurrency: int = Field(16, ge=1, le=1000, alias="CREDITBOT_CONCURRENCY")
+    per_host_concurrency: int = Field(4, ge=1, le=100, alias="CREDITBOT_PER_HOST_CONCURRENCY")
+    fetch_timeout: timedelta = Field(timedelta(seconds=10), alias="CREDITBOT_FETCH_TIMEOUT")
+    stale_after: timedelta = Field(timedelta(hours=24), alias="CREDITBOT_STALE_AFTER")
+    cache_seconds: float = Field(60, ge=0, alias="CREDITBOT_CACHE_SECONDS")
+    retention_days: int = Field(400, ge=1, alias="CREDITBOT_RETENTION_DAYS")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", alias="CREDITBOT_LOG_LEVEL"
+    )
+    log_format: Literal["text", "json"] = Field("text", alias="CREDITBOT_LOG_FORMAT")
+
+    openai_admin_key: SecretStr | None = Field(None, alias="OPENAI_ADMIN_KEY")
+    anthropic_admin_key: SecretStr | None = Field(None, alias="ANTHROPIC_ADMIN_KEY")
+    openrouter_api_key: SecretStr | None = Field(None, alias="OPENROUTER_API_KEY")
+    deepseek_api_key: SecretStr | None = Field(None, alias="DEEPSEEK_API_KEY")
+    moonshot_api_key: SecretStr | None = Field(None, alias="MOONSHOT_API_KEY")
+    moonshot_base_url: str | None = Field(None, alias="MOONSHOT_BASE_URL")
+    openai_session_key: SecretStr | None = Field(None, alias="OPENAI_SESSION_KEY")
+
+    @field_validator("fetch_timeout", "stale_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    def discovery_key(self, variable: str) -> SecretStr | None:
+        """The key behind one discovery variable, if it is set and not blank."""
+        value: SecretStr | None = getattr(self, variable.lower())
+        return value if value is not None and value.get_secret_value().strip() else None
+
+
+def _decimal(value: Any) -> Any:
+    # TOML floats go through their repr so that 0.1 stays 0.1 rather than its binary neighbour.
+    if value is None or isinstance(value, Decimal):
+        return value
+    try:
+        return parse_amount(value, what="value")
+    except AmountError as exc:
+        raise ValueError(str(exc).replace("value ", "")) from None
+
+
+class AccountConfig(BaseModel):
+    """One `[[accounts]]` table, validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    provider: str
+    api_key: SecretStr
+    base_url: str | None = None
+    currency: str | None = None
+    prepaid_credit: Decimal | None = None
+    prepaid_since: date | None = None
+    monthly_budget: Decimal | None = None
+    warn_below: Decimal | None = None
+    critical_below: Decimal | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError("use 1 to 64 letters, digits, '-' or '_'")
+        if value.lower() in RESERVED_NAMES:
+            raise ValueError(f"'{value}' is a command word; choose another name")
+        return value
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        if value not in PROVIDERS:
+            raise ValueError(f"unknown provider '{value[:40]}'; use one of: {', '.join(PROVIDERS)}")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _key(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("is empty")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return None if value is None else validate_base_url(value)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value) != 3 or not value.isalpha():
+            raise ValueError("must be a three-letter currency code such as USD or CNY")
+        return value.upper()
+
+    @field_validator("prepaid_credit", "monthly_budget", "warn_below", "critical_below", mode="before")
+    @classmethod
+    def _amount(cls, value: Any) -> Any:
+        return _decimal(value)
+
+    @field_validator("prepaid_credit", "monthly_budget", "warn_below", "critical_below")
+    @classmethod
+    def _not_negative(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> AccountConfig:
+        if (self.prepaid_credit is None) != (self.prepaid_since is None):
+            raise ValueError("prepaid_credit and prepaid_since go together: set both or neither")
+        if self.prepaid_credit is not None and not PROVIDERS[self.provider].spend_only:
+            raise ValueError(
+                f"prepaid_credit is for spend-only providers (openai, anthropic); {self.provider} reports "
+                "its own balance"
+            )
+        if (
+            self.warn_below is not None
+            and self.critical_below is not None
+            and self.critical_below > self.warn_below
+        ):
+            raise ValueError("critical_below must not be above warn_below")
+        return self
+
+
+def validate_base_url(value: str) -> str:
+    """A provider base URL: http(s)://host[:port][/prefix], no query, fragment or credentials."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must start with http:// or https://")
+    if not parts.hostname:
+        raise ValueError("has no host")
+    if parts.username or parts.password:
+        raise ValueError("must not carry a user name or password; put keys in api_key")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query string or fragment")
+    if ".." in parts.path.split("/"):
+        raise ValueError("must not contain '..' path segments")
+    del port
+    return value.strip().rstrip("/")
+
+
+@dataclass(frozen=True)
+class Account:
+    """A configured account, ready to fetch."""
+
+    name: str
+    provider: str
+    api_key: SecretStr
+    base_url: str
+    origin: str  # where it was configured, e.g. "creditbot.toml" or "env OPENAI_ADMIN_KEY"
+    currency: str | None = None
+    prepaid_credit: Money | None = None
+    prepaid_since: date | None = None
+    monthly_budget: Decimal | None = None
+    warn_below: Decimal | None = None
+    critical_below: Decimal | None = None
+
+    @property
+    def spend_only(self) -> bool:
+        """True for providers without a balance endpoint."""
+        return PROVIDERS[self.provider].spend_only
+
+    def masked_key(self) -> str:
+        """The key reduced to a recognisable but useless hint, for `creditbot accounts`."""
+        return mask_secret(self.api_key.get_secret_value())
+
+
+def mask_secret(secret: str) -> str:
+    """`sk-admin-…` style hint: a short prefix and the length, never the tail."""
+    prefix_match = re.match(r"^([a-z]+(?:-[a-z0-9]+){0,2}-)", secret)
+    prefix = prefix_match.group(1)[:12] if prefix_match and len(secret) > 16 else ""
+    return f"{prefix}… ({len(secret)} chars)"
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Settings plus the accounts they define."""
+
+    settings: Settings
+    accounts: tuple[Account, ...]
+    source: str  # human description of where accounts came from
+    raw_tables: Mapping[str, Any] = field(default_factory=dict)
+
+    def account(self, name: str) -> Account | None:
+        """The account with this name, if configured."""
+        return next((a for a in self.accounts if a.name == name), None)
+
+    def secrets(self) -> list[str]:
+        """Every secret value in use, so that logs can be scrubbed of them."""
+        return [a.api_key.get_secret_value() for a in self.accounts]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and `.env`, or a ConfigError naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = ".".join(str(part) for part in error["loc"]) or "settings"
+            problems.append(f"environment: {variable}: {_reason(error['msg'])}")
+        raise ConfigError(problems) from None
+
+
+def load_config(settings: Settings, environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Accounts from the TOML file, or from discovery variables when the file defines none."""
+    env = _environment(environ)
+    path = settings.config_path
+    explicit = path is not None
+    path = path if path is not None else DEFAULT_CONFIG_PATH
+    tables: dict[str, Any] = {}
+    if path.exists():
+        tables = _read_toml(path)
+    elif explicit:
+        raise ConfigError([f"{path}: CREDITBOT_CONFIG names a file that does not exist"])
+    raw_accounts = tables.get("accounts", [])
+    if not isinstance(raw_accounts, list) or not all(isinstance(a, dict) for a in raw_accounts):
+        raise ConfigError([f"{path}: 'accounts' must be a list of [[accounts]] tables"])
+    if raw_accounts:
+        accounts = _toml_accounts(path, raw_accounts, env)
+        return AppConfig(settings, tuple(accounts), str(path), tables)
+    return AppConfig(settings, tuple(_discovered_accounts(settings)), "environment", tables)
+
+
+def _environment(environ: Mapping[str, str] | None) -> dict[str, str]:
+    if environ is not None:
+        return dict(environ)
+    # ${VAR} may name a variable that only .env sets; the real environment wins, as in Settings.
+    values = {k: v for k, v in dotenv_values(".env").items() if v is not None} if Path(".env").exists() else {}
+    values.update(os.environ)
+    return values
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc.__class__.__name__}"]) from None
+
+
+def _reason(message: str) -> str:
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def _expand(value: Any, env: Mapping[str, str], missing: list[str]) -> Any:
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env or env[name] == "":
+            missing.append(name)
+            return ""
+        return env[name]
+
+    return VAR_PATTERN.sub(substitute, value)
+
+
+def _toml_accounts(path: Path, raw_accounts: list[dict[str, Any]], env: Mapping[str, str]) -> list[Account]:
+    problems: list[str] = []
+    accounts: list[Account] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raw_accounts):
+        label = f"accounts[{index}]" + (f" '{raw['name']}'" if isinstance(raw.get("name"), str) else "")
+        where = f"{path}: {label}"
+        expanded: dict[str, Any] = {}
+        unset: set[str] = set()
+        for key, value in raw.items():
+            missing: list[str] = []
+            expanded[key] = _expand(value, env, missing)
+            for variable in missing:
+                problems.append(f"{where}: {key}: environment variable {variable} is not set")
+                unset.add(key)
+                expanded[key] = "unset"  # keep validating the other fields
+        try:
+            parsed = AccountConfig.model_validate(expanded)
+        except ValidationError as exc:
+            for error in exc.errors():
+                field_name = ".".join(str(part) for part in error["loc"]) or "account"
+                if field_name in unset:
+                    continue
+                if error["type"] == "missing":
+                    reason = "is required"
+                elif error["type"] == "extra_forbidden":
+                    reason = "is not a known setting"
+                else:
+                    reason = _reason(error["msg"])
+                problems.append(f"{where}: {field_name}: {reason}")
+            continue
+        if unset:
+            continue
+        folded = parsed.name.lower()
+        if folded in seen:
+            problems.append(f"{where}: name: '{parsed.name}' is already used by accounts[{seen[folded]}]")
+            continue
+        seen[folded] = index
+        accounts.append(_account(parsed, str(path)))
+    if problems:
+        raise ConfigError(problems)
+    return accounts
+
+
+def _account(parsed: AccountConfig, origin: str) -> Account:
+    provider = PROVIDERS[parsed.provider]
+    base_url = parsed.base_url or provider.default_base_url
+    currency = parsed.currency
+    prepaid = None
+    if parsed.prepaid_credit is not None:
+        prepaid = Money(parsed.prepaid_credit, currency or "USD")
+    return Account(
+        name=parsed.name,
+        provider=parsed.provider,
+        api_key=parsed.api_key,
+        base_url=base_url,
+        origin=origin,
+        currency=currency,
+        prepaid_credit=prepaid,
+        prepaid_since=parsed.prepaid_since,
+        monthly_budget=parsed.monthly_budget,
+        warn_below=parsed.warn_below,
+        critical_below=parsed.critical_below,
+    )
+
+
+def _discovered_accounts(settings: Settings) -> list[Account]:
+    accounts = []
+    for variable, provider_name in DISCOVERY_VARIABLES:
+        key = settings.discovery_key(variable)
+        if key is None:
+            continue
+        provider = PROVIDERS[provider_name]
+        base_url = provider.default_base_url
+        currency = None
+        if provider_name == "moonshot" and settings.moonshot_base_url:
+            try:
+                base_url = validate_base_url(settings.moonshot_base_url)
+            except ValueError as exc:
+                raise ConfigError([f"environment: MOONSHOT_BASE_URL: {exc}"]) from None
+            currency = host_currency(base_url)
+        accounts.append(
+            Account(
+                name=provider_name,
+                provider=provider_name,
+                api_key=key,
+                base_url=base_url,
+                origin=f"env {variable}",
+                currency=currency,
+            )
+        )
+    return accounts

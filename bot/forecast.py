@@ -1,0 +1,93 @@
+"""Pure money math: estimated balance from the ledger, burn rate, runway and month-end projection."""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from itertools import pairwise
+
+from bot.models import DailySpend, LedgerEntry
+from bot.money import CurrencyMismatchError, Money
+
+BURN_WINDOW_DAYS = 7
+MIN_BALANCE_HISTORY = timedelta(hours=6)  # shorter spans say more about noise than about burn
+SECONDS_PER_DAY = Decimal(86400)
+
+
+def estimated_balance(entries: Sequence[LedgerEntry], spend: Sequence[DailySpend], today: date) -> Money | None:
+    """All top-ups minus the spend since the first one; None when the spend series does not reach back."""
+    if not entries:
+        return None
+    currency = entries[0].amount.currency
+    first_day = min(entry.on_day for entry in entries)
+    covered = {entry.day for entry in spend}
+    # Every day from the first top-up to today must be known; a gap would overstate the balance.
+    needed = (today - first_day).days + 1
+    if needed > 0 and not all(first_day + timedelta(days=i) in covered for i in range(needed)):
+        return None
+    try:
+        bought = sum((entry.amount for entry in entries), Money.zero(currency))
+        spent = sum((entry.amount for entry in spend if first_day <= entry.day <= today), Money.zero(currency))
+    except CurrencyMismatchError:
+        return None
+    return bought - spent
+
+
+def burn_from_series(spend: Sequence[DailySpend], today: date) -> Money | None:
+    """Mean daily spend over the last complete days (up to a week); today's partial day is left out."""
+    complete = [entry for entry in spend if today - timedelta(days=BURN_WINDOW_DAYS) <= entry.day < today]
+    if not complete:
+        return None
+    currency = complete[0].amount.currency
+    total = sum((entry.amount for entry in complete), Money.zero(currency))
+    return Money(total.amount / len(complete), currency)
+
+
+def burn_from_balances(history: Sequence[tuple[datetime, Money]], now: datetime) -> Money | None:
+    """Burn per day from falling balances over the last week; rises (top-ups) are not negative spend."""
+    window = [(when, money) for when, money in history if when >= now - timedelta(days=BURN_WINDOW_DAYS)]
+    if len(window) < 2:
+        return None
+    currency = window[-1][1].currency
+    window = [(when, money) for when, money in window if money.currency == currency]
+    span = window[-1][0] - window[0][0]
+    if span < MIN_BALANCE_HISTORY:
+        return None
+    spent = Decimal(0)
+    for (_, before), (_, after) in pairwise(window):
+        if after.amount < before.amount:
+            spent += before.amount - after.amount
+    return Money(spent * SECONDS_PER_DAY / Decimal(span.total_seconds()), currency)
+
+
+def days_left(balance: Money | None, burn: Money | None) -> Decimal | None:
+    """Days until the balance runs out at the current burn; None when it is not running out."""
+    if balance is None or burn is None or burn.currency != balance.currency or burn.amount <= 0:
+        return None
+    if balance.amount <= 0:
+        return Decimal(0)
+    return balance.amount / burn.amount
+
+
+def run_out_date(now: datetime, remaining_days: Decimal | None) -> date | None:
+    """The UTC day on which the balance is projected to run out."""
+    if remaining_days is None or remaining_days > 36500:
+        return None
+    return (now + timedelta(days=float(remaining_days))).astimezone(UTC).date()
+
+
+def month_end(now: datetime) -> datetime:
+    """Start of the next calendar month (UTC): the end of the current budget month."""
+    now = now.astimezone(UTC)
+    days_in_month = calendar.monthrange(now.year, now.month)[1]
+    return datetime(now.year, now.month, 1, tzinfo=UTC) + timedelta(days=days_in_month)
+
+
+def projected_month_spend(spent_month: Money | None, burn: Money | None, now: datetime) -> Money | None:
+    """Month-to-date spend plus the burn rate over what is left of the month."""
+    if spent_month is None or burn is None or burn.currency != spent_month.currency:
+        return None
+    remaining = Decimal((month_end(now) - now).total_seconds()) / SECONDS_PER_DAY
+    return Money(spent_month.amount + burn.amount * remaining, spent_month.currency)

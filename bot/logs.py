@@ -1,0 +1,75 @@
+"""Logging set-up: text or JSON lines, with every known secret scrubbed from every record."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+# Shapes of credentials we may meet even when we do not know the value (defence in depth).
+SECRET_PATTERNS = re.compile(
+    r"(sk-(?:admin|proj|ant|or)[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9]{20,}|sess-[A-Za-z0-9]{16,}"
+    r"|xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,})"
+)
+NOISY_LOGGERS = ("httpx", "httpcore", "aiosqlite", "alembic", "asyncio")
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces secrets in the fully formatted message of each record."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """The text with every known secret and secret-shaped token replaced."""
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return SECRET_PATTERNS.sub("[redacted]", text)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Freeze the message with secrets removed."""
+        message = self.redact(record.getMessage())
+        record.msg, record.args = message, None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and exception text)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render one record."""
+        document = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_text:
+            document["exception"] = record.exc_text
+        return json.dumps(document, ensure_ascii=False)
+
+
+def configure_logging(level: str, fmt: str, secrets: Iterable[str] = ()) -> RedactingFilter:
+    """Send logs to stderr in the chosen format, scrubbing secrets; returns the filter to add secrets to."""
+    redactor = RedactingFilter(secrets)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(redactor)
+    handler.setFormatter(
+        JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # httpx logs full URLs at INFO; the loggers below are chatty and add nothing for an operator.
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    return redactor

@@ -1,0 +1,113 @@
+"""Money: a Decimal amount that always carries its currency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+# Plenty for any bill; guards against "1e999999" style inputs that Decimal would happily accept.
+MAX_ABS_AMOUNT = Decimal("1e15")
+
+
+class CurrencyMismatchError(ValueError):
+    """Two amounts in different currencies were combined."""
+
+
+class AmountError(ValueError):
+    """A value could not be read as a finite decimal amount."""
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An exact amount of one currency (ISO 4217 code, upper case)."""
+
+    amount: Decimal
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not self.amount.is_finite():
+            raise AmountError(f"amount must be finite, got {self.amount}")
+        if self.currency != self.currency.upper() or not self.currency.isalpha():
+            raise ValueError(f"currency must be an upper-case code, got {self.currency!r}")
+
+    def _same(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise CurrencyMismatchError(f"cannot combine {self.currency} with {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount < other.amount
+
+    def __le__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount <= other.amount
+
+    def times(self, factor: Decimal) -> Money:
+        """This amount multiplied by a plain number."""
+        return Money(self.amount * factor, self.currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        """Zero in the given currency."""
+        return cls(Decimal(0), currency)
+
+    def format(self) -> str:
+        """Human text such as `$12.34`, `¥71.46` or `12.34 EUR`."""
+        symbol = CURRENCY_SYMBOLS.get(self.currency)
+        rounded = self.amount.quantize(Decimal("0.01"))
+        if symbol:
+            sign = "-" if rounded < 0 else ""
+            return f"{sign}{symbol}{abs(rounded):,.2f}"
+        return f"{rounded:,.2f} {self.currency}"
+
+
+CURRENCY_SYMBOLS = {"USD": "$", "CNY": "¥", "EUR": "€", "GBP": "£"}
+
+
+def total(amounts: Iterable[Money], currency: str) -> Money:
+    """Sum of amounts that must all be in `currency`."""
+    result = Money.zero(currency)
+    for item in amounts:
+        result = result + item
+    return result
+
+
+def parse_amount(value: Any, *, what: str = "amount") -> Decimal:
+    """Read a JSON number or numeric string as an exact Decimal; refuse bools, NaN, infinity and junk."""
+    if isinstance(value, bool) or value is None:
+        raise AmountError(f"{what} is {value!r}, not a number")
+    if isinstance(value, int | float | str):
+        text = str(value).strip() if not isinstance(value, float) else repr(value)
+        try:
+            result = Decimal(text)
+        except InvalidOperation:
+            raise AmountError(f"{what} is not a number: {_preview(value)}") from None
+        if not result.is_finite() or abs(result) > MAX_ABS_AMOUNT:
+            raise AmountError(f"{what} is not a finite amount: {_preview(value)}")
+        return result
+    raise AmountError(f"{what} has type {type(value).__name__}, not a number")
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def normalise_currency(code: Any, *, what: str = "currency") -> str:
+    """Upper-case a three-letter currency code such as `usd`, refusing anything else."""
+    if not isinstance(code, str) or len(code.strip()) != 3 or not code.strip().isalpha():
+        raise AmountError(f"{what} is not a currency code: {_preview(code)}")
+    return code.strip().upper()

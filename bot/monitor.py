@@ -1,0 +1,359 @@
+"""The coordinator: fetches accounts concurrently, stores readings and derives each account's view."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import httpx
+
+from bot.clock import Clock, system_clock
+from bot.config import Account, AppConfig
+from bot.forecast import (
+    burn_from_balances,
+    burn_from_series,
+    days_left,
+    estimated_balance,
+    projected_month_spend,
+    run_out_date,
+)
+from bot.models import (
+    BalanceSource,
+    DailySpend,
+    ErrorKind,
+    LedgerEntry,
+    ProviderReport,
+    Reading,
+    Status,
+    Thresholds,
+)
+from bot.money import Money
+from bot.providers import PROVIDERS
+from bot.providers.base import FetchRequest, HostLimiter, ProviderError, ProviderHttp, UnavailableError
+from bot.providers.spend import month_to_date, spent_on
+from bot.store import AccountReadings, Store
+
+log = logging.getLogger(__name__)
+
+SERIES_DAYS = 31  # daily spend kept at hand for charts and burn, at the least
+REFETCH_OVERLAP_DAYS = 3  # providers settle late costs for a few days, so recent days are fetched again
+MAX_LOOKBACK_DAYS = 3 * 366
+BUDGET_WARN_RATIO = Decimal("0.8")
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """Everything the CLI and chat adapters show about one account, derived once here."""
+
+    account: Account
+    status: Status
+    thresholds: Thresholds
+    fetched_at: datetime | None = None  # of the reading whose values count
+    stale: bool = False  # values come from an earlier good reading because the latest fetch failed
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    currency: str | None = None
+    balance: Money | None = None
+    balance_source: BalanceSource | None = None
+    balances: tuple[Money, ...] = ()
+    spent_today: Money | None = None
+    spent_month: Money | None = None
+    monthly_budget: Money | None = None
+    burn_rate: Money | None = None
+    days_left: Decimal | None = None
+    run_out: date | None = None
+    projected_month: Money | None = None
+    report: ProviderReport | None = None
+    spend_series: tuple[DailySpend, ...] = field(default_factory=tuple)
+
+    @property
+    def name(self) -> str:
+        """The account name."""
+        return self.account.name
+
+    def age(self, now: datetime) -> timedelta | None:
+        """How old the counted reading is."""
+        return None if self.fetched_at is None else now - self.fetched_at
+
+
+def effective_thresholds(account: Account) -> Thresholds:
+    """Thresholds and budget in force for an account, with their origin."""
+    origin = {}
+    for name in ("warn_below", "critical_below", "monthly_budget"):
+        if getattr(account, name) is not None:
+            origin[name] = account.origin
+    return Thresholds(
+        warn_below=account.warn_below,
+        critical_below=account.critical_below,
+        monthly_budget=account.monthly_budget,
+        origin=origin,
+    )
+
+
+def account_status(
+    balance: Money | None, spent_month: Money | None, projected: Money | None, thresholds: Thresholds
+) -> Status:
+    """critical, warning or ok from the counted values (errors are decided by the caller)."""
+    budget = thresholds.monthly_budget
+    amount = balance.amount if balance is not None else None
+    spent = spent_month.amount if spent_month is not None else None
+    if amount is not None and thresholds.critical_below is not None and amount < thresholds.critical_below:
+        return Status.CRITICAL
+    if budget is not None and spent is not None and spent >= budget:
+        return Status.CRITICAL
+    if amount is not None and thresholds.warn_below is not None and amount < thresholds.warn_below:
+        return Status.WARNING
+    if budget is not None and spent is not None and spent >= budget * BUDGET_WARN_RATIO:
+        return Status.WARNING
+    if budget is not None and projected is not None and projected.amount > budget:
+        return Status.WARNING
+    return Status.OK
+
+
+def _age_text(age: timedelta) -> str:
+    seconds = int(age.total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Replace any secret value inside a text (provider errors sometimes echo keys)."""
+    for secret in secrets:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+class Monitor:
+    """Fetches accounts (bounded concurrency, per-host limits, per-account deadline) and builds views."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        store: Store,
+        http: httpx.AsyncClient,
+        *,
+        clock: Clock = system_clock,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.store = store
+        self.http = http
+        self.clock = clock
+        self._sleep = sleep
+        self.limiter = HostLimiter(self.settings.per_host_concurrency)
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._secrets = config.secrets()
+
+    def accounts(self, names: Sequence[str] | None = None) -> list[Account]:
+        """Configured accounts, optionally narrowed to names (in configuration order)."""
+        if not names:
+            return list(self.config.accounts)
+        wanted = set(names)
+        return [a for a in self.config.accounts if a.name in wanted]
+
+    async def ledger(self, accounts: Sequence[Account]) -> dict[str, list[LedgerEntry]]:
+        """Ledger entries per account: the TOML prepaid pair first, then recorded top-ups."""
+        stored = await self.store.ledger_entries(a.name for a in accounts)
+        result: dict[str, list[LedgerEntry]] = {}
+        for account in accounts:
+            entries = []
+            if account.prepaid_credit is not None and account.prepaid_since is not None:
+                entries.append(LedgerEntry(account.name, account.prepaid_credit, account.prepaid_since, "config"))
+            entries.extend(stored.get(account.name, []))
+            result[account.name] = sorted(entries, key=lambda e: e.on_day)
+        return result
+
+    def _needed_since(self, account: Account, entries: Sequence[LedgerEntry], today: date) -> date:
+        needed = min(today.replace(day=1), today - timedelta(days=SERIES_DAYS))
+        if entries:
+            needed = min(needed, entries[0].on_day)
+        return max(needed, today - timedelta(days=MAX_LOOKBACK_DAYS))
+
+    def _fetch_since(self, needed: date, coverage: tuple[date, date] | None) -> date:
+        if coverage is not None and coverage[0] <= needed:
+            return max(needed, coverage[1] - timedelta(days=REFETCH_OVERLAP_DAYS))
+        return needed
+
+    async def refresh(self, names: Sequence[str] | None = None) -> list[Reading]:
+        """Fetch the named accounts (all by default) concurrently; one failure never affects the others."""
+        accounts = self.accounts(names)
+        ledger = await self.ledger(accounts)
+        coverage = await self.store.spend_coverage(a.name for a in accounts)
+        results = await asyncio.gather(
+            *(self._fetch_and_store(a, ledger[a.name], coverage.get(a.name)) for a in accounts),
+            return_exceptions=True,
+        )
+        readings: list[Reading] = []
+        for account, result in zip(accounts, results, strict=True):
+            if isinstance(result, BaseException):
+                # Only the store can fail here; keep the other accounts going and say what broke.
+                log.error("could not record the reading of %s: %s", account.name, result)
+                continue
+            readings.append(result)
+        return readings
+
+    async def _fetch_and_store(
+        self, account: Account, entries: Sequence[LedgerEntry], coverage: tuple[date, date] | None
+    ) -> Reading:
+        reading = await self.fetch(account, entries, coverage)
+        spend = reading.report.daily_spend if reading.report else ()
+        await self.store.add_reading(reading, spend)
+        return reading
+
+    async def fetch(
+        self, account: Account, entries: Sequence[LedgerEntry] = (), coverage: tuple[date, date] | None = None
+    ) -> Reading:
+        """Fetch one account within its deadline; errors become a failed Reading, never an exception."""
+        provider = PROVIDERS[account.provider]()
+        timeout = self.settings.fetch_timeout.total_seconds()
+        async with self._slots:
+            now = self.clock()
+            since = self._fetch_since(self._needed_since(account, entries, now.date()), coverage)
+            loop = asyncio.get_running_loop()
+            http = ProviderHttp(
+                self.http,
+                self.limiter,
+                provider=account.provider,
+                deadline=loop.time() + timeout,
+                sleep=self._sleep,
+            )
+            request = FetchRequest(http, account.base_url, account.api_key, account.currency, since, now)
+            started = loop.time()
+            try:
+                async with asyncio.timeout(timeout):
+                    report = await provider.fetch(request)
+            except TimeoutError:
+                error: ProviderError = UnavailableError(
+                    f"{account.provider} did not answer within {timeout:g} s (CREDITBOT_FETCH_TIMEOUT)"
+                )
+            except ProviderError as exc:
+                error = exc
+            except Exception as exc:  # a parser bug must not take down the other accounts
+                log.exception("unexpected error while fetching %s", account.name)
+                error = UnavailableError(
+                    f"unexpected error while reading {account.provider}: {type(exc).__name__}"
+                )
+            else:
+                log.debug("fetched %s in %.2fs", account.name, loop.time() - started)
+                return Reading(account.name, account.provider, now, report=report)
+        message = scrub(error.message, self._secrets)
+        log.warning("fetch failed for %s: %s", account.name, message)
+        return Reading(account.name, account.provider, now, error=message, error_kind=error.kind)
+
+    async def views(self, names: Sequence[str] | None = None, *, refresh: bool = False) -> list[AccountView]:
+        """Current view of each account, fetching those whose cached reading is too old (or all with refresh)."""
+        accounts = self.accounts(names)
+        latest = await self.store.latest_readings(a.name for a in accounts)
+        ledger = await self.ledger(accounts)
+        now = self.clock()
+        if refresh:
+            due = [a.name for a in accounts]
+        else:
+            coverage = await self.store.spend_coverage(a.name for a in accounts)
+            due = [a.name for a in accounts if self._is_due(a, latest[a.name], ledger[a.name], coverage, now)]
+        if due:
+            await self.refresh(due)
+            latest = await self.store.latest_readings(a.name for a in accounts)
+        return [await self._view(a, latest[a.name], ledger[a.name], now) for a in accounts]
+
+    def _is_due(
+        self,
+        account: Account,
+        readings: AccountReadings,
+        entries: Sequence[LedgerEntry],
+        coverage: dict[str, tuple[date, date]],
+        now: datetime,
+    ) -> bool:
+        if readings.latest is None:
+            return True
+        if (now - readings.latest.fetched_at).total_seconds() >= self.settings.cache_seconds:
+            return True
+        # A top-up dated before the stored spend series needs older spend than we have.
+        span = coverage.get(account.name)
+        return bool(entries and account.spend_only and (span is None or span[0] > entries[0].on_day))
+
+    async def _view(
+        self, account: Account, readings: AccountReadings, entries: Sequence[LedgerEntry], now: datetime
+    ) -> AccountView:
+        thresholds = effective_thresholds(account)
+        latest, good = readings.latest, readings.latest_good
+        current_error = latest.error if latest is not None and not latest.ok else None
+        error_kind = latest.error_kind if latest is not None and not latest.ok else None
+        counts = good is not None and now - good.fetched_at <= self.settings.stale_after
+        if good is None or not counts:
+            if good is None:
+                reason = current_error or "no reading yet"
+            else:
+                old = f"last good reading is {_age_text(now - good.fetched_at)} old (CREDITBOT_STALE_AFTER)"
+                reason = f"{current_error}; {old}" if current_error else old
+            return AccountView(account, Status.ERROR, thresholds, error=reason, error_kind=error_kind)
+
+        assert good is not None
+        assert good.report is not None
+        report = good.report
+        as_of = good.fetched_at
+        series = tuple(
+            await self.store.daily_spend(account.name, since=self._needed_since(account, entries, as_of.date()))
+        )
+        currency = report.currency
+        balance, source = report.balance, report.balance_source
+        if balance is None and account.spend_only and entries:
+            balance = estimated_balance(entries, series, as_of.date())
+            source = BalanceSource.ESTIMATED if balance is not None else None
+        spent_today = report.spent_today
+        spent_month = report.spent_month
+        if series:
+            spent_today = spent_on(series, as_of.date()) or spent_today
+            spent_month = month_to_date(series, as_of.date()) or spent_month
+        burn = burn_from_series(series, as_of.date()) if series else None
+        if burn is None and balance is not None:
+            history = await self.store.balance_history(account.name, now - timedelta(days=8))
+            burn = burn_from_balances(history, as_of)
+        remaining = days_left(balance, burn)
+        budget = Money(thresholds.monthly_budget, currency) if thresholds.monthly_budget is not None else None
+        projected = projected_month_spend(spent_month, burn, as_of)
+        status = account_status(balance, spent_month, projected, thresholds)
+        return AccountView(
+            account,
+            status,
+            thresholds,
+            fetched_at=as_of,
+            stale=latest is not good,
+            error=current_error,
+            error_kind=error_kind,
+            currency=currency,
+            balance=balance,
+            balance_source=source,
+            balances=report.balances or ((balance,) if balance is not None else ()),
+            spent_today=spent_today,
+            spent_month=spent_month,
+            monthly_budget=budget,
+            burn_rate=burn,
+            days_left=remaining,
+            run_out=run_out_date(as_of, remaining),
+            projected_month=projected,
+            report=report,
+            spend_series=series,
+        )
+
+    async def record_topup(self, account: Account, amount: Money, on_day: date, source: str) -> LedgerEntry:
+        """Add a top-up to the ledger of a spend-only account."""
+        entry = LedgerEntry(account.name, amount, on_day, source, recorded_at=self.clock())
+        entry_id = await self.store.add_ledger_entry(entry)
+        log.info("recorded top-up of %s for %s on %s (%s)", amount.format(), account.name, on_day, source)
+        return LedgerEntry(entry.account, amount, on_day, source, entry.recorded_at, entry_id)
+
+    async def prune(self) -> int:
+        """Drop readings older than the retention period, keeping spend the ledgers still need."""
+        ledger = await self.ledger(self.accounts())
+        keep = {name: entries[0].on_day for name, entries in ledger.items() if entries}
+        return await self.store.prune(self.clock(), timedelta(days=self.settings.retention_days), keep)

@@ -1,0 +1,28 @@
+"""Provider clients, one module each, listed in a plain registry."""
+
+from __future__ import annotations
+
+from bot.providers.anthropic import AnthropicProvider
+from bot.providers.base import Provider
+from bot.providers.deepseek import DeepSeekProvider
+from bot.providers.moonshot import MoonshotProvider
+from bot.providers.openai import OpenAIProvider
+from bot.providers.openai_legacy import OpenAILegacyProvider
+from bot.providers.openrouter import OpenRouterProvider
+
+PROVIDERS: dict[str, type[Provider]] = {
+    provider.name: provider
+    for provider in (
+        OpenAIProvider,
+        OpenAILegacyProvider,
+        AnthropicProvider,
+        OpenRouterProvider,
+        DeepSeekProvider,
+        MoonshotProvider,
+    )
+}
+
+
+def get_provider(name: str) -> Provider:
+    """A client instance for a provider name from the registry."""
+    return PROVIDERS[name]()

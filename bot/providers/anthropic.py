@@ -1,0 +1,103 @@
+"""Anthropic: spend from the Admin cost report (`/v1/organizations/cost_report`); no balance endpoint."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from bot.models import ProviderReport
+from bot.providers.base import (
+    MAX_PAGES,
+    AuthError,
+    BadResponseError,
+    FetchRequest,
+    amount,
+    currency_code,
+    expect_list,
+    require,
+)
+from bot.providers.spend import daily_series, month_to_date, spent_on
+
+API_VERSION = "2023-06-01"
+ADMIN_KEY_HELP = (
+    "anthropic needs an Admin API key (sk-ant-admin01-...) of an organization: create one in the "
+    "Console under Settings > Admin keys; ordinary and workspace keys cannot read costs"
+)
+CENTS = Decimal(100)
+
+
+class AnthropicProvider:
+    """Month-to-date and daily spend of an Anthropic organization."""
+
+    name: ClassVar[str] = "anthropic"
+    default_base_url: ClassVar[str] = "https://api.anthropic.com"
+    spend_only: ClassVar[bool] = True
+    experimental: ClassVar[bool] = False
+
+    async def fetch(self, request: FetchRequest) -> ProviderReport:
+        """Read daily cost buckets from `request.since` on, page by page."""
+        headers = {
+            "x-api-key": request.api_key.get_secret_value(),
+            "anthropic-version": API_VERSION,
+            "Accept": "application/json",
+        }
+        params: dict[str, Any] = {
+            "starting_at": f"{request.since.isoformat()}T00:00:00Z",
+            "bucket_width": "1d",
+            "limit": 31,
+        }
+        by_day: dict[date, Decimal] = defaultdict(Decimal)
+        seen_cursors: set[str] = set()
+        for _page in range(MAX_PAGES):
+            try:
+                body = await request.http.get_json(
+                    request.url("/v1/organizations/cost_report"), headers=headers, params=params
+                )
+            except AuthError as exc:
+                raise AuthError(f"{exc.message}. {ADMIN_KEY_HELP}", status=exc.status) from None
+            _read_page(body, by_day)
+            if not require(body, "has_more", self.name):
+                break
+            cursor = body.get("next_page")
+            if not isinstance(cursor, str) or not cursor or cursor in seen_cursors:
+                raise BadResponseError("anthropic said more pages follow but gave no usable next_page cursor")
+            seen_cursors.add(cursor)
+            params["page"] = cursor
+        else:
+            raise BadResponseError(f"anthropic cost report needed more than {MAX_PAGES} pages")
+        today = request.now.date()
+        series = daily_series(by_day, "USD", request.since, today)
+        return ProviderReport(
+            currency="USD",
+            spent_today=spent_on(series, today),
+            spent_month=month_to_date(series, today),
+            daily_spend=series,
+        )
+
+
+def _bucket_day(value: Any) -> date:
+    if not isinstance(value, str):
+        raise BadResponseError("anthropic cost bucket has no starting_at timestamp")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadResponseError(f"anthropic cost bucket has an unreadable starting_at: {value[:40]!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).date()
+
+
+def _read_page(body: Any, by_day: dict[date, Decimal]) -> None:
+    for bucket in expect_list(require(body, "data", "anthropic"), "cost report 'data'", "anthropic"):
+        day = _bucket_day(require(bucket, "starting_at", "anthropic", "cost bucket"))
+        by_day[day] += Decimal(0)  # an empty bucket still proves the day was covered
+        for result in expect_list(bucket.get("results", []), "cost bucket 'results'", "anthropic"):
+            currency = currency_code(result.get("currency", "USD"), "currency", "anthropic")
+            if currency != "USD":
+                raise BadResponseError(f"anthropic reported a cost in {currency}; only USD is known")
+            # Amounts are decimal strings in cents: "123.78912" is $1.2378912.
+            by_day[day] += (
+                amount(require(result, "amount", "anthropic", "cost result"), "amount", "anthropic") / CENTS
+            )

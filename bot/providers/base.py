@@ -1,0 +1,347 @@
+"""What every provider client shares: errors, the HTTP helper with retries, and the Provider protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import SecretStr
+
+from bot.models import ErrorKind, ProviderReport
+from bot.money import AmountError, normalise_currency, parse_amount
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_ATTEMPTS = 3
+MAX_PAGES = 50
+_RETRYABLE_STATUS = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524, 529})
+
+
+class ProviderError(Exception):
+    """A fetch failed; the message is safe to show to a person (no secrets)."""
+
+    kind: ClassVar[ErrorKind] = ErrorKind.BAD_RESPONSE
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class AuthError(ProviderError):
+    """The key was refused (401/403) or lacks a permission; retrying will not help."""
+
+    kind = ErrorKind.AUTH
+
+
+class RateLimitedError(ProviderError):
+    """The provider kept answering 429."""
+
+    kind = ErrorKind.RATE_LIMITED
+
+
+class UnavailableError(ProviderError):
+    """Network trouble, a timeout or a 5xx."""
+
+    kind = ErrorKind.UNAVAILABLE
+
+
+class BadResponseError(ProviderError):
+    """An answer that cannot be read as the expected data, or an error inside a 200."""
+
+    kind = ErrorKind.BAD_RESPONSE
+
+
+class HostLimiter:
+    """Caps concurrent requests per provider host (scheme://host:port)."""
+
+    def __init__(self, per_host: int) -> None:
+        self._per_host = per_host
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self.in_flight: dict[str, int] = {}
+        self.peak: dict[str, int] = {}
+
+    def semaphore(self, url: str) -> asyncio.Semaphore:
+        """The semaphore guarding the host of `url`."""
+        key = host_key(url)
+        if key not in self._semaphores:
+            self._semaphores[key] = asyncio.Semaphore(self._per_host)
+        return self._semaphores[key]
+
+    async def run(self, url: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one request while holding its host's slot."""
+        key = host_key(url)
+        async with self.semaphore(url):
+            self.in_flight[key] = self.in_flight.get(key, 0) + 1
+            self.peak[key] = max(self.peak.get(key, 0), self.in_flight[key])
+            try:
+                return await call()
+            finally:
+                self.in_flight[key] -= 1
+
+
+def host_key(url: str) -> str:
+    """`scheme://host:port` of a URL, the unit of per-host limits."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def join_url(base_url: str, path: str) -> str:
+    """Append a provider path to a base URL that may carry a prefix."""
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+@dataclass
+class ProviderHttp:
+    """GETs JSON with bounded retries (429 honouring Retry-After, 5xx, network errors) within a deadline."""
+
+    client: httpx.AsyncClient
+    limiter: HostLimiter
+    provider: str
+    deadline: float  # event-loop time by which the whole fetch must end
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    max_attempts: int = MAX_ATTEMPTS
+    max_body_bytes: int = MAX_BODY_BYTES
+
+    def _remaining(self) -> float:
+        return self.deadline - asyncio.get_running_loop().time()
+
+    async def get_json(
+        self, url: str, *, headers: Mapping[str, str], params: Mapping[str, Any] | None = None
+    ) -> Any:
+        """GET a URL and return its decoded JSON body, or raise a ProviderError."""
+        last_error: ProviderError | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                status, content_type, body, retry_after = await self._send(url, headers, params)
+            except httpx.TimeoutException:
+                last_error = UnavailableError(f"{self.provider} did not answer in time")
+                retry_after = None
+            except httpx.TransportError as exc:
+                last_error = UnavailableError(f"could not reach {self.provider}: {_transport_reason(exc)}")
+                retry_after = None
+            else:
+                if status < 300:
+                    payload = _decode_json(body, content_type, status, self.provider)
+                    _raise_for_error_body(payload, self.provider, status)
+                    return payload
+                last_error = _status_error(status, content_type, body, self.provider, retry_after)
+                if not isinstance(last_error, RateLimitedError | UnavailableError):
+                    raise last_error
+            if attempt == self.max_attempts:
+                break
+            wait = retry_after if retry_after is not None else _backoff(attempt)
+            if wait > self._remaining() - 0.05:
+                if isinstance(last_error, RateLimitedError) and retry_after is not None:
+                    raise RateLimitedError(
+                        f"{self.provider} is rate limiting us and asks to retry after {retry_after:.0f} s",
+                        status=429,
+                    )
+                break
+            log.debug("retrying %s in %.2fs after: %s", self.provider, wait, last_error)
+            await self.sleep(wait)
+        assert last_error is not None
+        raise last_error
+
+    async def _send(
+        self, url: str, headers: Mapping[str, str], params: Mapping[str, Any] | None
+    ) -> tuple[int, str, bytes, float | None]:
+        async def call() -> tuple[int, str, bytes, float | None]:
+            request = self.client.build_request("GET", url, headers=dict(headers), params=params)
+            response = await self.client.send(request, stream=True)
+            try:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        raise BadResponseError(
+                            f"{self.provider} sent a response larger than "
+                            f"{self.max_body_bytes // (1024 * 1024)} MB",
+                            status=response.status_code,
+                        )
+                    chunks.append(chunk)
+            finally:
+                await response.aclose()
+            return (
+                response.status_code,
+                response.headers.get("content-type", ""),
+                b"".join(chunks),
+                parse_retry_after(response.headers.get("retry-after")),
+            )
+
+        return await self.limiter.run(url, call)
+
+
+def _backoff(attempt: int) -> float:
+    # Jitter keeps several replicas or accounts from retrying in lockstep.
+    return float(min(8.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random()))  # noqa: S311
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _transport_reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "connection failed"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the connection broke off mid-answer"
+    return type(exc).__name__
+
+
+def _looks_like_html(content_type: str, body: bytes) -> bool:
+    head = body[:512].lstrip().lower()
+    return "html" in content_type.lower() or head.startswith((b"<!doctype", b"<html"))
+
+
+def _decode_json(body: bytes, content_type: str, status: int, provider: str) -> Any:
+    if _looks_like_html(content_type, body):
+        raise BadResponseError(f"{provider} answered with an HTML page instead of JSON", status=status)
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadResponseError(f"{provider} answered with malformed JSON", status=status) from None
+
+
+def error_message(payload: Any) -> str | None:
+    """The human message inside a provider error body, in any of the common envelopes."""
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    if isinstance(error, dict):
+        for key in ("message", "msg", "type", "code"):
+            if isinstance(error.get(key), str) and error[key]:
+                return clean_message(error[key])
+    if isinstance(error, str) and error:
+        return clean_message(error)
+    for key in ("message", "msg", "detail"):
+        if isinstance(payload.get(key), str) and payload[key]:
+            return clean_message(payload[key])
+    return None
+
+
+def clean_message(text: str, limit: int = 300) -> str:
+    """Collapse whitespace and control characters and cut a provider message to a readable length."""
+    text = re.sub(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]+", " ", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _raise_for_error_body(payload: Any, provider: str, status: int) -> None:
+    if isinstance(payload, dict) and payload.get("error") not in (None, False, "", {}):
+        message = error_message(payload) or "an unspecified error"
+        raise BadResponseError(f"{provider} reported an error: {message}", status=status)
+
+
+def _status_error(
+    status: int, content_type: str, body: bytes, provider: str, retry_after: float | None
+) -> ProviderError:
+    detail: str | None = None
+    if _looks_like_html(content_type, body):
+        detail = "an HTML error page"
+    else:
+        try:
+            detail = error_message(json.loads(body))
+        except (ValueError, UnicodeDecodeError):
+            text = body[:200].decode("utf-8", "replace").strip()
+            detail = clean_message(text) if text else None
+    suffix = f": {detail}" if detail else ""
+    if status in (401, 403):
+        return AuthError(f"{provider} refused the key (HTTP {status}){suffix}", status=status)
+    if status == 429:
+        return RateLimitedError(f"{provider} is rate limiting us (HTTP 429){suffix}", status=status)
+    if status in _RETRYABLE_STATUS or status >= 500:
+        return UnavailableError(f"{provider} is failing (HTTP {status}){suffix}", status=status)
+    return BadResponseError(f"{provider} answered HTTP {status}{suffix}", status=status)
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """Everything a provider needs for one fetch of one account."""
+
+    http: ProviderHttp
+    base_url: str
+    api_key: SecretStr
+    currency: str | None  # the account's preferred currency, when configured
+    since: date  # first UTC day whose spend the caller needs
+    now: datetime  # aware UTC
+
+    def bearer(self) -> dict[str, str]:
+        """The Authorization header most providers use."""
+        return {"Authorization": f"Bearer {self.api_key.get_secret_value()}", "Accept": "application/json"}
+
+    def url(self, path: str) -> str:
+        """Absolute URL of a provider path under this account's base URL."""
+        return join_url(self.base_url, path)
+
+
+class Provider(Protocol):
+    """One provider's billing client. Implementations are plain classes listed in the registry."""
+
+    name: ClassVar[str]
+    default_base_url: ClassVar[str]
+    spend_only: ClassVar[bool]  # no balance endpoint: the balance is estimated from the ledger
+    experimental: ClassVar[bool]
+
+    async def fetch(self, request: FetchRequest) -> ProviderReport:
+        """Fetch one account's figures or raise a ProviderError."""
+        ...
+
+
+def require(mapping: Any, key: str, provider: str, where: str = "response") -> Any:
+    """`mapping[key]`, or a clear BadResponseError when the body lacks it."""
+    if not isinstance(mapping, dict) or key not in mapping or mapping[key] is None:
+        raise BadResponseError(f"{provider} {where} is missing '{key}'")
+    return mapping[key]
+
+
+def amount(value: Any, what: str, provider: str) -> Decimal:
+    """A money amount from a provider body, or a clear BadResponseError."""
+    try:
+        return parse_amount(value, what=what)
+    except AmountError as exc:
+        raise BadResponseError(f"{provider}: {exc}") from None
+
+
+def currency_code(value: Any, what: str, provider: str) -> str:
+    """An upper-case currency code from a provider body, or a clear BadResponseError."""
+    try:
+        return normalise_currency(value, what=what)
+    except AmountError as exc:
+        raise BadResponseError(f"{provider}: {exc}") from None
+
+
+def expect_list(value: Any, what: str, provider: str) -> list[Any]:
+    """`value` when it is a JSON array, or a clear BadResponseError."""
+    if not isinstance(value, list):
+        raise BadResponseError(f"{provider} {what} is not a list")
+    return value

@@ -1,0 +1,97 @@
+"""OpenAI: spend from the Admin Costs API (`/v1/organization/costs`); OpenAI exposes no balance."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from bot.models import ProviderReport
+from bot.providers.base import (
+    MAX_PAGES,
+    AuthError,
+    BadResponseError,
+    FetchRequest,
+    amount,
+    currency_code,
+    expect_list,
+    require,
+)
+from bot.providers.spend import daily_series, month_to_date, spent_on
+
+ADMIN_KEY_HELP = (
+    "openai needs an admin key (sk-admin-...) with api.usage.read: create one under "
+    "Organization settings > Admin keys; project keys (sk-proj-...) cannot read costs"
+)
+
+
+class OpenAIProvider:
+    """Month-to-date and daily spend of an OpenAI organization."""
+
+    name: ClassVar[str] = "openai"
+    default_base_url: ClassVar[str] = "https://api.openai.com"
+    spend_only: ClassVar[bool] = True
+    experimental: ClassVar[bool] = False
+
+    async def fetch(self, request: FetchRequest) -> ProviderReport:
+        """Read daily cost buckets from `request.since` until now."""
+        start = datetime.combine(request.since, time(0), tzinfo=UTC)
+        # A future end_time makes the API fail, so the window ends at the request's "now".
+        params: dict[str, Any] = {
+            "start_time": int(start.timestamp()),
+            "end_time": int(request.now.timestamp()),
+            "bucket_width": "1d",
+            "limit": 180,
+        }
+        by_day: dict[date, Decimal] = defaultdict(Decimal)
+        currencies: set[str] = set()
+        seen_cursors: set[str] = set()
+        for _page in range(MAX_PAGES):
+            try:
+                body = await request.http.get_json(
+                    request.url("/v1/organization/costs"), headers=request.bearer(), params=params
+                )
+            except AuthError as exc:
+                if exc.status in (401, 403) and "scope" in exc.message.lower():
+                    raise AuthError(ADMIN_KEY_HELP, status=exc.status) from None
+                raise AuthError(f"{exc.message}. {ADMIN_KEY_HELP}", status=exc.status) from None
+            _read_page(body, by_day, currencies)
+            if not require(body, "has_more", self.name):
+                break
+            cursor = body.get("next_page")
+            if not isinstance(cursor, str) or not cursor or cursor in seen_cursors:
+                raise BadResponseError("openai said more pages follow but gave no usable next_page cursor")
+            seen_cursors.add(cursor)
+            params["page"] = cursor
+        else:
+            raise BadResponseError(f"openai costs needed more than {MAX_PAGES} pages")
+        if len(currencies) > 1:
+            raise BadResponseError(f"openai reported costs in several currencies: {sorted(currencies)}")
+        currency = currencies.pop() if currencies else "USD"
+        today = request.now.date()
+        series = daily_series(by_day, currency, request.since, today)
+        return ProviderReport(
+            currency=currency,
+            spent_today=spent_on(series, today),
+            spent_month=month_to_date(series, today),
+            daily_spend=series,
+        )
+
+
+def _read_page(body: Any, by_day: dict[date, Decimal], currencies: set[str]) -> None:
+    buckets = expect_list(require(body, "data", "openai"), "costs 'data'", "openai")
+    for bucket in buckets:
+        start_time = require(bucket, "start_time", "openai", "cost bucket")
+        if isinstance(start_time, bool) or not isinstance(start_time, int | float):
+            raise BadResponseError("openai cost bucket has a non-numeric start_time")
+        try:
+            day = datetime.fromtimestamp(start_time, UTC).date()
+        except (OverflowError, OSError, ValueError):
+            raise BadResponseError("openai cost bucket has an impossible start_time") from None
+        # The first published spec called the array "result"; everything since says "results".
+        results = bucket.get("results", bucket.get("result"))
+        for result in expect_list(results, "cost bucket 'results'", "openai"):
+            money = require(result, "amount", "openai", "cost result")
+            by_day[day] += amount(require(money, "value", "openai", "cost amount"), "amount.value", "openai")
+            currencies.add(currency_code(money.get("currency", "usd"), "amount.currency", "openai"))
