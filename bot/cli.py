@@ -9,19 +9,18 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 
 from bot import __version__
-from bot.config import AppConfig, ConfigError, load_config, load_settings
-from bot.logs import configure_logging
-from bot.models import BalanceSource, Status
-from bot.money import AmountError, Money, parse_amount
-from bot.monitor import AccountView, Monitor, effective_thresholds
-from bot.report import EXIT_UNKNOWN, check_document, exit_status
-from bot.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from bot.config import AppConfig
+    from bot.money import Money
+    from bot.monitor import AccountView, Monitor
+
+# Commands import the core lazily so that `creditbot --help` starts fast.
 
 EX_USAGE = 64  # sysexits.h: so usage and configuration errors never look like a monitoring status
 EX_CONFIG = 78
@@ -42,6 +41,9 @@ class CliFailure(Exception):
 
 
 def _config() -> AppConfig:
+    from bot.config import load_config, load_settings
+    from bot.logs import configure_logging
+
     settings = load_settings()
     config = load_config(settings)
     configure_logging(settings.log_level, settings.log_format, config.secrets())
@@ -50,6 +52,11 @@ def _config() -> AppConfig:
 
 @asynccontextmanager
 async def _monitor(config: AppConfig) -> AsyncIterator[Monitor]:
+    import httpx
+
+    from bot.monitor import Monitor
+    from bot.store import Store, StoreError
+
     try:
         store = await Store.open(config.settings.database_url)
     except StoreError as exc:
@@ -81,6 +88,8 @@ def cli() -> None:
 @click.option("--refresh", is_flag=True, help="Fetch now even if a reading is younger than the cache time.")
 def check(as_json: bool, names: tuple[str, ...], refresh: bool) -> int:
     """Show balances, spend and runway; exit 0 ok, 1 warning, 2 critical, 3 error."""
+    from bot.report import EXIT_UNKNOWN, check_document, exit_status
+
     config = _config()
     _unknown_accounts(config, names)
     if not config.accounts:
@@ -112,6 +121,8 @@ def _money(value: Money | None) -> str:
 
 
 def _balance_text(view: AccountView) -> str:
+    from bot.models import BalanceSource
+
     if view.balance is None:
         return "—"
     suffix = {BalanceSource.ESTIMATED: " (est.)", BalanceSource.KEY_LIMIT: " (key limit)"}.get(
@@ -127,19 +138,14 @@ def _days(value: Decimal | None) -> str:
     return "∞" if value > 9999 else f"{value:.1f}"
 
 
-STATUS_STYLE = {
-    Status.CRITICAL: "bold red",
-    Status.WARNING: "yellow",
-    Status.ERROR: "magenta",
-    Status.OK: "green",
-}
+STATUS_STYLE = {"critical": "bold red", "warning": "yellow", "error": "magenta", "ok": "green"}
 
 
 def _print_check_table(views: Sequence[AccountView], now: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+    console = Console(width=None if sys.stdout.isatty() else 250, highlight=False)
     table = Table(title=f"LLM credits as of {now:%Y-%m-%d %H:%M} UTC", title_justify="left")
     for column in (
         "account",
@@ -153,7 +159,9 @@ def _print_check_table(views: Sequence[AccountView], now: Any) -> None:
         "status",
         "age",
     ):
-        table.add_column(column, justify="right" if column not in ("account", "provider", "status") else "left")
+        table.add_column(
+            column, justify="right" if column not in ("account", "provider", "status") else "left", no_wrap=True
+        )
     for view in views:
         age = view.age(now)
         age_text = "—" if age is None else f"{int(age.total_seconds() // 60)} min"
@@ -167,7 +175,7 @@ def _print_check_table(views: Sequence[AccountView], now: Any) -> None:
             _money(view.monthly_budget),
             _money(view.burn_rate),
             _days(view.days_left),
-            f"[{STATUS_STYLE[view.status]}]{status}[/]",
+            f"[{STATUS_STYLE[view.status.value]}]{status}[/]",
             age_text,
         )
     console.print(table)
@@ -184,11 +192,13 @@ def accounts() -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from bot.monitor import effective_thresholds
+
     config = _config()
     if not config.accounts:
         click.echo(NO_ACCOUNTS_HELP)
         return 0
-    console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+    console = Console(width=None if sys.stdout.isatty() else 250, highlight=False)
     table = Table(title=f"Accounts (from {config.source})", title_justify="left")
     for column in (
         "account",
@@ -201,7 +211,7 @@ def accounts() -> int:
         "monthly budget",
         "prepaid",
     ):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for account in config.accounts:
         thresholds = effective_thresholds(account)
 
@@ -233,6 +243,8 @@ def accounts() -> int:
 @click.option("--on", "on_day", metavar="YYYY-MM-DD", help="Day the credit was bought (UTC); default today.")
 def topup(account_name: str, amount_text: str, on_day: str | None) -> int:
     """Record credit bought for a spend-only account (OpenAI, Anthropic)."""
+    from bot.money import AmountError, Money, parse_amount
+
     config = _config()
     _unknown_accounts(config, [account_name])
     account = config.account(account_name)
@@ -275,6 +287,8 @@ def topup(account_name: str, amount_text: str, on_day: str | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: maps errors to exit statuses (64 usage, 78 configuration) without tracebacks."""
+    from bot.errors import ConfigError
+
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
         click.echo(cli.get_help(click.Context(cli, info_name="creditbot")))

@@ -25,9 +25,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.errors import ConfigError
 from bot.money import AmountError, Money, parse_amount
 from bot.providers import PROVIDERS
 from bot.providers.moonshot import host_currency
+
+__all__ = ["Account", "AppConfig", "ConfigError", "Settings", "load_config", "load_settings"]
 
 # Command words of the chat command layer: an account named like one would make commands ambiguous.
 RESERVED_NAMES = frozenset(
@@ -59,14 +62,6 @@ DISCOVERY_VARIABLES: tuple[tuple[str, str], ...] = (
     ("MOONSHOT_API_KEY", "moonshot"),
     ("OPENAI_SESSION_KEY", "openai-legacy"),
 )
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; `problems` holds one human line per problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def parse_duration(value: Any) -> timedelta:

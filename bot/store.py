@@ -75,8 +75,13 @@ class Store:
             raise StoreError(
                 "CREDITBOT_DATABASE_URL is not a database URL (e.g. sqlite+aiosqlite:///./data/creditbot.db)"
             ) from None
-        if parsed.get_backend_name() == "sqlite":
-            _prepare_sqlite_path(parsed)
+        try:
+            if parsed.get_backend_name() == "sqlite":
+                _prepare_sqlite_path(parsed)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the database directory for {parsed.database}: {exc.strerror}"
+            ) from None
         try:
             engine = create_async_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
         except (ArgumentError, ImportError) as exc:

@@ -65,8 +65,9 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def build_monitor(tmp_path: Path, store: Store, http: httpx.AsyncClient, accounts: list[Account],
-                  **settings: Any) -> Monitor:
+def build_monitor(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, accounts: list[Account], **settings: Any
+) -> Monitor:
     config = AppConfig(make_settings(tmp_path, **settings), tuple(accounts), "test")
     return Monitor(config, store, http)
 

@@ -73,29 +73,51 @@ class FakeProviders:
     openrouter_normal_key_mode: str = "403"  # "403", "zeros" or "ok" (old behaviour)
     openrouter_key: dict[str, Any] = field(
         default_factory=lambda: {
-            "label": "sk-or-v1-au7...890", "limit": 100, "limit_remaining": 74.5, "limit_reset": "monthly",
-            "usage": 25.5, "usage_daily": 1.5, "usage_weekly": 9.0, "usage_monthly": 25.5,
-            "is_free_tier": False, "include_byok_in_limit": False,
+            "label": "sk-or-v1-au7...890",
+            "limit": 100,
+            "limit_remaining": 74.5,
+            "limit_reset": "monthly",
+            "usage": 25.5,
+            "usage_daily": 1.5,
+            "usage_weekly": 9.0,
+            "usage_monthly": 25.5,
+            "is_free_tier": False,
+            "include_byok_in_limit": False,
         }
     )
     openrouter_activity: list[dict[str, Any]] = field(default_factory=list)
     # deepseek
     deepseek_infos: list[dict[str, Any]] = field(
         default_factory=lambda: [
-            {"currency": "CNY", "total_balance": "110.00", "granted_balance": "10.00", "topped_up_balance": "100.00"}
+            {
+                "currency": "CNY",
+                "total_balance": "110.00",
+                "granted_balance": "10.00",
+                "topped_up_balance": "100.00",
+            }
         ]
     )
     deepseek_available: bool = True
     # moonshot
     moonshot_data: dict[str, Any] = field(
-        default_factory=lambda: {"available_balance": 49.58894, "voucher_balance": 46.58893, "cash_balance": 3.00001}
+        default_factory=lambda: {
+            "available_balance": 49.58894,
+            "voucher_balance": 46.58893,
+            "cash_balance": 3.00001,
+        }
     )
     # openai legacy dashboard
     legacy_total_available: float = 17.3715455
     legacy_grants: list[dict[str, Any]] = field(
         default_factory=lambda: [
-            {"object": "credit_grant", "id": "grant-1", "grant_amount": 18.0, "used_amount": 0.6284545,
-             "effective_at": 1673740800.0, "expires_at": 1682899200.0}
+            {
+                "object": "credit_grant",
+                "id": "grant-1",
+                "grant_amount": 18.0,
+                "used_amount": 0.6284545,
+                "effective_at": 1673740800.0,
+                "expires_at": 1682899200.0,
+            }
         ]
     )
     legacy_daily_cents: dict[date, float] = field(default_factory=dict)
@@ -120,10 +142,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence the default stderr log
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         segments = parts.path.strip("/").split("/", 1)
         provider = segments[0]
@@ -132,7 +154,9 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests.append(
-                RecordedRequest(provider, path, query, {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
+                RecordedRequest(
+                    provider, path, query, {k.lower(): v for k, v in self.headers.items()}, time.monotonic()
+                )
             )
             state.in_flight[provider] += 1
             state.peak_in_flight[provider] = max(state.peak_in_flight[provider], state.in_flight[provider])
@@ -158,7 +182,9 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(answer.delay)
         body = answer.encoded()
         self.send_response(answer.status)
-        content_type = answer.headers.get("Content-Type", "text/html" if body.startswith(b"<") else "application/json")
+        content_type = answer.headers.get(
+            "Content-Type", "text/html" if body.startswith(b"<") else "application/json"
+        )
         self.send_header("Content-Type", content_type)
         for key, value in answer.headers.items():
             if key != "Content-Type":
@@ -239,17 +265,36 @@ def _openai(state: FakeProviders, path: str, query: dict[str, list[str]], header
             results.append(
                 {
                     "object": "organization.costs.result",
-                    "amount": {"value": _money_text(value) if state.openai_string_amounts else float(value),
-                               "currency": "usd"},
-                    "line_item": None, "project_id": None, "api_key_id": None,
-                    "quantity": None, "quantity_unit": None,
+                    "amount": {
+                        "value": _money_text(value) if state.openai_string_amounts else float(value),
+                        "currency": "usd",
+                    },
+                    "line_item": None,
+                    "project_id": None,
+                    "api_key_id": None,
+                    "quantity": None,
+                    "quantity_unit": None,
                 }
             )
-        data.append({"object": "bucket", "start_time": bucket_start, "end_time": bucket_start + 86400,
-                     state.openai_results_key: results})
+        data.append(
+            {
+                "object": "bucket",
+                "start_time": bucket_start,
+                "end_time": bucket_start + 86400,
+                state.openai_results_key: results,
+            }
+        )
     has_more = (page + 1) * limit < len(bucket_starts)
-    return 200, {"object": "page", "data": data, "has_more": has_more,
-                 "next_page": f"page_{page + 1}" if has_more else None}, {}
+    return (
+        200,
+        {
+            "object": "page",
+            "data": data,
+            "has_more": has_more,
+            "next_page": f"page_{page + 1}" if has_more else None,
+        },
+        {},
+    )
 
 
 def _anthropic(state: FakeProviders, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> Answer:
@@ -283,11 +328,27 @@ def _anthropic(state: FakeProviders, path: str, query: dict[str, list[str]], hea
             # Two line items per day, the way grouping by description splits them.
             half = (cents / 2).quantize(Decimal("0.00001"))
             for part in (half, cents - half):
-                results.append({"amount": _money_text(part), "currency": "USD", "cost_type": "tokens",
-                                "description": None, "model": None, "service_tier": None, "token_type": None,
-                                "workspace_id": None, "context_window": None, "inference_geo": None})
-        data.append({"starting_at": f"{day}T00:00:00Z", "ending_at": f"{day + timedelta(days=1)}T00:00:00Z",
-                     "results": results})
+                results.append(
+                    {
+                        "amount": _money_text(part),
+                        "currency": "USD",
+                        "cost_type": "tokens",
+                        "description": None,
+                        "model": None,
+                        "service_tier": None,
+                        "token_type": None,
+                        "workspace_id": None,
+                        "context_window": None,
+                        "inference_geo": None,
+                    }
+                )
+        data.append(
+            {
+                "starting_at": f"{day}T00:00:00Z",
+                "ending_at": f"{day + timedelta(days=1)}T00:00:00Z",
+                "results": results,
+            }
+        )
     has_more = (page + 1) * limit < len(days)
     return 200, {"data": data, "has_more": has_more, "next_page": f"page_{page + 1}" if has_more else None}, {}
 
@@ -302,8 +363,16 @@ def _openrouter(state: FakeProviders, path: str, query: dict[str, list[str]], he
             return 403, {"error": {"message": "Only management keys can perform this operation", "code": 403}}, {}
         if not management and state.openrouter_normal_key_mode == "zeros":
             return 200, {"data": {"total_credits": 0, "total_usage": 0}}, {}
-        return 200, {"data": {"total_credits": float(state.openrouter_total_credits),
-                              "total_usage": float(state.openrouter_total_usage)}}, {}
+        return (
+            200,
+            {
+                "data": {
+                    "total_credits": float(state.openrouter_total_credits),
+                    "total_usage": float(state.openrouter_total_usage),
+                }
+            },
+            {},
+        )
     if path in ("/api/v1/key", "/api/v1/auth/key"):
         data = dict(state.openrouter_key)
         data.update(is_management_key=management, is_provisioning_key=management)
@@ -318,11 +387,31 @@ def _openrouter(state: FakeProviders, path: str, query: dict[str, list[str]], he
 def _deepseek(state: FakeProviders, path: str, query: dict[str, list[str]], headers: dict[str, str]) -> Answer:
     key = _bearer(headers)
     if not key.startswith("sk-"):
-        return 401, {"error": {"message": "Authentication Fails (auth header format should be Bearer sk-...)",
-                               "type": "authentication_error", "param": None, "code": "invalid_request_error"}}, {}
+        return (
+            401,
+            {
+                "error": {
+                    "message": "Authentication Fails (auth header format should be Bearer sk-...)",
+                    "type": "authentication_error",
+                    "param": None,
+                    "code": "invalid_request_error",
+                }
+            },
+            {},
+        )
     if key.endswith("revoked"):
-        return 401, {"error": {"message": f"Authentication Fails, Your api key: ****{key[-4:]} is invalid",
-                               "type": "authentication_error", "param": None, "code": "invalid_request_error"}}, {}
+        return (
+            401,
+            {
+                "error": {
+                    "message": f"Authentication Fails, Your api key: ****{key[-4:]} is invalid",
+                    "type": "authentication_error",
+                    "param": None,
+                    "code": "invalid_request_error",
+                }
+            },
+            {},
+        )
     if path != "/user/balance":
         return 404, {"error": {"message": "not found"}}, {}
     return 200, {"is_available": state.deepseek_available, "balance_infos": state.deepseek_infos}, {}
@@ -348,9 +437,17 @@ def _legacy(state: FakeProviders, path: str, query: dict[str, list[str]], header
     if key.endswith("expired"):
         return _openai_error(401, "Invalid authorization header", "invalid_request_error")
     if path == "/dashboard/billing/credit_grants":
-        return 200, {"object": "credit_summary", "total_granted": 18.0, "total_used": 0.6284545,
-                     "total_available": state.legacy_total_available,
-                     "grants": {"object": "list", "data": state.legacy_grants}}, {}
+        return (
+            200,
+            {
+                "object": "credit_summary",
+                "total_granted": 18.0,
+                "total_used": 0.6284545,
+                "total_available": state.legacy_total_available,
+                "grants": {"object": "list", "data": state.legacy_grants},
+            },
+            {},
+        )
     if path == "/dashboard/billing/usage":
         start = date.fromisoformat(query["start_date"][0])
         end = date.fromisoformat(query["end_date"][0])
@@ -360,13 +457,27 @@ def _legacy(state: FakeProviders, path: str, query: dict[str, list[str]], header
         for day, cents in sorted(state.legacy_daily_cents.items()):
             if start <= day < end:
                 stamp = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
-                daily.append({"timestamp": stamp, "line_items": [{"name": "Chat models", "cost": cents},
-                                                                 {"name": "GPT-4", "cost": 0.0}]})
+                daily.append(
+                    {
+                        "timestamp": stamp,
+                        "line_items": [{"name": "Chat models", "cost": cents}, {"name": "GPT-4", "cost": 0.0}],
+                    }
+                )
         total = sum(c for d, c in state.legacy_daily_cents.items() if start <= d < end)
         return 200, {"object": "list", "daily_costs": daily, "total_usage": total}, {}
     if path == "/dashboard/billing/subscription":
-        return 200, {"object": "billing_subscription", "has_payment_method": True, "hard_limit_usd": 120.0,
-                     "soft_limit_usd": 100.0, "system_hard_limit_usd": 120.0, "access_until": 1893456000}, {}
+        return (
+            200,
+            {
+                "object": "billing_subscription",
+                "has_payment_method": True,
+                "hard_limit_usd": 120.0,
+                "soft_limit_usd": 100.0,
+                "system_hard_limit_usd": 120.0,
+                "access_until": 1893456000,
+            },
+            {},
+        )
     return _openai_error(404, "not found")
 
 

@@ -22,18 +22,28 @@ def settings(tmp_path: Path, toml: str | None = None, **env: str) -> Settings:
 
 def test_discovery_creates_one_account_per_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    s = settings(tmp_path, OPENAI_ADMIN_KEY=SECRET, DEEPSEEK_API_KEY="sk-ds-123456",
-                 MOONSHOT_API_KEY="sk-ms-123456", MOONSHOT_BASE_URL="https://api.moonshot.cn")
+    s = settings(
+        tmp_path,
+        OPENAI_ADMIN_KEY=SECRET,
+        DEEPSEEK_API_KEY="sk-ds-123456",
+        MOONSHOT_API_KEY="sk-ms-123456",
+        MOONSHOT_BASE_URL="https://api.moonshot.cn",
+    )
     config = load_config(s, environ={})
     assert [(a.name, a.provider) for a in config.accounts] == [
-        ("openai", "openai"), ("deepseek", "deepseek"), ("moonshot", "moonshot")]
+        ("openai", "openai"),
+        ("deepseek", "deepseek"),
+        ("moonshot", "moonshot"),
+    ]
     moonshot = config.account("moonshot")
     assert moonshot is not None
     assert (moonshot.base_url, moonshot.currency) == ("https://api.moonshot.cn", "CNY")
     assert config.account("openai").origin == "env OPENAI_ADMIN_KEY"  # type: ignore[union-attr]
 
 
-def test_moonshot_discovery_defaults_to_international_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_moonshot_discovery_defaults_to_international_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     config = load_config(settings(tmp_path, MOONSHOT_API_KEY="sk-ms-123456"), environ={})
     account = config.accounts[0]
@@ -70,7 +80,11 @@ def test_toml_contract_and_discovery_off(tmp_path: Path) -> None:
     assert main.prepaid_credit is not None
     assert main.prepaid_credit.amount == Decimal("50.00")
     assert main.prepaid_since.isoformat() == "2026-10-15"  # type: ignore[union-attr]
-    assert (main.monthly_budget, main.warn_below, main.critical_below) == (Decimal(100), Decimal(20), Decimal("5.5"))
+    assert (main.monthly_budget, main.warn_below, main.critical_below) == (
+        Decimal(100),
+        Decimal(20),
+        Decimal("5.5"),
+    )
     assert config.accounts[1].base_url == "https://api.deepseek.com"
     assert SECRET not in repr(config)
 
@@ -79,23 +93,40 @@ def test_toml_contract_and_discovery_off(tmp_path: Path) -> None:
     ("toml", "expected"),
     [
         ("[[accounts]\nname=", "not valid TOML"),
-        ('[[accounts]]\nname="a"\nprovider="foo"\napi_key="k"', "accounts[0] 'a': provider: unknown provider 'foo'"),
-        ('[[accounts]]\nname="a"\nprovider="openai"\napi_key="${MISSING_VAR}"',
-         "accounts[0] 'a': api_key: environment variable MISSING_VAR is not set"),
-        ('[[accounts]]\nname="a"\nprovider="deepseek"\napi_key="k"\n[[accounts]]\nname="A"\nprovider="deepseek"\n'
-         'api_key="k"', "accounts[1] 'A': name: 'A' is already used by accounts[0]"),
+        (
+            '[[accounts]]\nname="a"\nprovider="foo"\napi_key="k"',
+            "accounts[0] 'a': provider: unknown provider 'foo'",
+        ),
+        (
+            '[[accounts]]\nname="a"\nprovider="openai"\napi_key="${MISSING_VAR}"',
+            "accounts[0] 'a': api_key: environment variable MISSING_VAR is not set",
+        ),
+        (
+            '[[accounts]]\nname="a"\nprovider="deepseek"\napi_key="k"\n[[accounts]]\nname="A"\nprovider="deepseek"\n'
+            'api_key="k"',
+            "accounts[1] 'A': name: 'A' is already used by accounts[0]",
+        ),
         ('[[accounts]]\nname="help"\nprovider="deepseek"\napi_key="k"', "'help' is a command word"),
-        ('[[accounts]]\nname="a"\nprovider="openai"\napi_key="k"\nmonthly_budget="-3"', "monthly_budget: must not be"),
-        ('[[accounts]]\nname="a"\nprovider="openai"\napi_key="k"\nbase_url="file:///etc/passwd"',
-         "base_url: must start with http:// or https://"),
-        ('[[accounts]]\nname="a"\nprovider="openai"\napi_key="k"\nbase_url="https://x/../../admin"',
-         "base_url: must not contain '..'"),
+        (
+            '[[accounts]]\nname="a"\nprovider="openai"\napi_key="k"\nmonthly_budget="-3"',
+            "monthly_budget: must not be",
+        ),
+        (
+            '[[accounts]]\nname="a"\nprovider="openai"\napi_key="k"\nbase_url="file:///etc/passwd"',
+            "base_url: must start with http:// or https://",
+        ),
+        (
+            '[[accounts]]\nname="a"\nprovider="openai"\napi_key="k"\nbase_url="https://x/../../admin"',
+            "base_url: must not contain '..'",
+        ),
         ('[[accounts]]\nname="a b"\nprovider="openai"\napi_key="k"', "name: use 1 to 64 letters"),
         ('[[accounts]]\nname="a"\nprovider="openai"', "api_key: is required"),
         ('[[accounts]]\nname="a"\nprovider="openai"\napi_key="k"\nprepaid_credit="5"', "set both or neither"),
         ('[[accounts]]\nname="a"\nprovider="openai"\napi_key="k"\nwarn_bellow="5"', "warn_bellow: is not a known"),
-        ('[[accounts]]\nname="a"\nprovider="deepseek"\napi_key="k"\nprepaid_credit="5"\nprepaid_since=2026-01-01',
-         "prepaid_credit is for spend-only providers"),
+        (
+            '[[accounts]]\nname="a"\nprovider="deepseek"\napi_key="k"\nprepaid_credit="5"\nprepaid_since=2026-01-01',
+            "prepaid_credit is for spend-only providers",
+        ),
         ('accounts = "x"', "'accounts' must be a list"),
     ],
 )
@@ -108,8 +139,10 @@ def test_configuration_errors_name_file_account_and_field(tmp_path: Path, toml: 
 
 
 def test_every_problem_is_reported_at_once_without_the_secret(tmp_path: Path) -> None:
-    toml = (f'[[accounts]]\nname="a"\nprovider="nope"\napi_key="{SECRET}"\n'
-            '[[accounts]]\nname="b"\nprovider="openai"\napi_key="${NOT_SET}"\nwarn_below="x"\n')
+    toml = (
+        f'[[accounts]]\nname="a"\nprovider="nope"\napi_key="{SECRET}"\n'
+        '[[accounts]]\nname="b"\nprovider="openai"\napi_key="${NOT_SET}"\nwarn_below="x"\n'
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(settings(tmp_path, toml), environ={})
     assert len(caught.value.problems) == 3
@@ -147,7 +180,9 @@ def test_env_file_values_feed_var_expansion(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("OPENAI_ADMIN_KEY", raising=False)
     (tmp_path / ".env").write_text(f"OPENAI_ADMIN_KEY={SECRET}\n")
-    (tmp_path / "creditbot.toml").write_text('[[accounts]]\nname="o"\nprovider="openai"\napi_key="${OPENAI_ADMIN_KEY}"\n')
+    (tmp_path / "creditbot.toml").write_text(
+        '[[accounts]]\nname="o"\nprovider="openai"\napi_key="${OPENAI_ADMIN_KEY}"\n'
+    )
     config = load_config(Settings(_env_file=tmp_path / ".env"))  # type: ignore[call-arg]
     assert config.accounts[0].api_key.get_secret_value() == SECRET
 

@@ -30,8 +30,10 @@ def series(start: date, amounts: list[str]) -> list[DailySpend]:
 
 
 def test_estimated_balance_is_topups_minus_spend_since_first() -> None:
-    entries = [LedgerEntry("a", Money(D(50), USD), date(2026, 11, 20), "config"),
-               LedgerEntry("a", Money(D(20), USD), date(2026, 11, 23), "cli")]
+    entries = [
+        LedgerEntry("a", Money(D(50), USD), date(2026, 11, 20), "config"),
+        LedgerEntry("a", Money(D(20), USD), date(2026, 11, 23), "cli"),
+    ]
     spend = series(date(2026, 11, 18), ["9", "9", "1", "2", "3", "4", "5", "6"])  # 18th..25th
     assert estimated_balance(entries, spend, date(2026, 11, 25)) == Money(D(70) - D(21), USD)
 
@@ -99,7 +101,7 @@ def test_currencies_never_add() -> None:
 
 @pytest.mark.parametrize("value", [True, None, "nan", "inf", "-Infinity", "1e9999", "abc", [], {}])
 def test_parse_amount_refuses_non_amounts(value: object) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"not a|finite|type"):
         parse_amount(value)
 
 

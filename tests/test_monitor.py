@@ -41,8 +41,9 @@ async def test_reopening_the_store_keeps_data(tmp_path: Path, fake: FakeProvider
     assert latest["ds"].latest_good.report.balance == Money(D("110.00"), "CNY")  # type: ignore[union-attr]
 
 
-async def test_one_failure_never_affects_the_others(tmp_path: Path, store: Store, http: httpx.AsyncClient,
-                                                   fake: FakeProviderServer) -> None:
+async def test_one_failure_never_affects_the_others(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
+) -> None:
     accounts = [
         make_account("ds", "deepseek", fake.base_url("deepseek")),
         make_account("bad", "deepseek", fake.base_url("deepseek"), api_key="sk-xyzwrevoked"),
@@ -59,9 +60,9 @@ async def test_one_failure_never_affects_the_others(tmp_path: Path, store: Store
     assert views["down"].balance is None  # a failed fetch is never a zero balance
 
 
-async def test_failed_fetch_keeps_last_good_reading_marked_stale(tmp_path: Path, store: Store,
-                                                                http: httpx.AsyncClient,
-                                                                fake: FakeProviderServer) -> None:
+async def test_failed_fetch_keeps_last_good_reading_marked_stale(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
+) -> None:
     monitor = build_monitor(tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))])
     await monitor.views()
     fake.state.script("deepseek", *[Scripted(500, {"error": {"message": "down"}}) for _ in range(3)])
@@ -73,11 +74,17 @@ async def test_failed_fetch_keeps_last_good_reading_marked_stale(tmp_path: Path,
     assert view.status is Status.OK
 
 
-async def test_reading_older_than_stale_after_no_longer_counts(tmp_path: Path, store: Store,
-                                                              http: httpx.AsyncClient,
-                                                              fake: FakeProviderServer) -> None:
-    monitor = build_monitor(tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))],
-                            stale_after="1h", cache_seconds=999999)
+async def test_reading_older_than_stale_after_no_longer_counts(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
+) -> None:
+    monitor = build_monitor(
+        tmp_path,
+        store,
+        http,
+        [make_account("ds", "deepseek", fake.base_url("deepseek"))],
+        stale_after="1h",
+        cache_seconds=999999,
+    )
     await monitor.views()
     monitor.clock = lambda: datetime.now(UTC) + timedelta(hours=2)
     fake.state.script("deepseek", *[Scripted(503, b"") for _ in range(3)])
@@ -88,10 +95,12 @@ async def test_reading_older_than_stale_after_no_longer_counts(tmp_path: Path, s
     assert "last good reading is 2 h old" in (view.error or "")
 
 
-async def test_cache_serves_recent_readings_from_the_store(tmp_path: Path, store: Store, http: httpx.AsyncClient,
-                                                          fake: FakeProviderServer) -> None:
-    monitor = build_monitor(tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))],
-                            cache_seconds=60)
+async def test_cache_serves_recent_readings_from_the_store(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
+) -> None:
+    monitor = build_monitor(
+        tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))], cache_seconds=60
+    )
     await monitor.views()
     await monitor.views()
     assert fake.state.count("deepseek") == 1
@@ -99,8 +108,9 @@ async def test_cache_serves_recent_readings_from_the_store(tmp_path: Path, store
     assert fake.state.count("deepseek") == 2
 
 
-async def test_concurrency_and_per_host_limits(tmp_path: Path, store: Store, http: httpx.AsyncClient,
-                                              fake: FakeProviderServer) -> None:
+async def test_concurrency_and_per_host_limits(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
+) -> None:
     fake.state.latency = 0.05
     accounts = [make_account(f"ds{i}", "deepseek", fake.base_url("deepseek")) for i in range(12)]
     monitor = build_monitor(tmp_path, store, http, accounts)
@@ -113,25 +123,35 @@ async def test_concurrency_and_per_host_limits(tmp_path: Path, store: Store, htt
     assert elapsed < 12 * 0.05  # concurrent, not sequential
 
 
-async def test_account_timeout_covers_all_its_requests(tmp_path: Path, store: Store, http: httpx.AsyncClient,
-                                                      fake: FakeProviderServer) -> None:
+async def test_account_timeout_covers_all_its_requests(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
+) -> None:
     fake.state.script("deepseek", Scripted(200, {"is_available": True, "balance_infos": []}, delay=3))
-    monitor = build_monitor(tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))],
-                            fetch_timeout="1s")
+    monitor = build_monitor(
+        tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))], fetch_timeout="1s"
+    )
     (view,) = await monitor.views()
     assert view.status is Status.ERROR
     assert "did not answer within 1 s" in (view.error or "")
 
 
-async def test_spend_only_estimate_from_config_and_recorded_topups(tmp_path: Path, store: Store,
-                                                                  http: httpx.AsyncClient,
-                                                                  fake: FakeProviderServer) -> None:
+async def test_spend_only_estimate_from_config_and_recorded_topups(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
+) -> None:
     today = utc_today()
     since = today - timedelta(days=10)
     fake.state.openai_daily = {since + timedelta(days=i): D("2.00") for i in range(11)}
     fake.state.openai_daily[since - timedelta(days=1)] = D("500")  # before the first top-up: not counted
-    account = make_account("oa", "openai", fake.base_url("openai"), prepaid_credit=Money(D(50), "USD"),
-                           prepaid_since=since, monthly_budget=D(1000), warn_below=D(10), critical_below=D(5))
+    account = make_account(
+        "oa",
+        "openai",
+        fake.base_url("openai"),
+        prepaid_credit=Money(D(50), "USD"),
+        prepaid_since=since,
+        monthly_budget=D(1000),
+        warn_below=D(10),
+        critical_below=D(5),
+    )
     monitor = build_monitor(tmp_path, store, http, [account])
     (view,) = await monitor.views()
     assert view.balance_source is BalanceSource.ESTIMATED
@@ -144,8 +164,9 @@ async def test_spend_only_estimate_from_config_and_recorded_topups(tmp_path: Pat
     assert view.status is Status.OK
 
 
-async def test_incremental_fetch_reuses_stored_spend(tmp_path: Path, store: Store, http: httpx.AsyncClient,
-                                                    fake: FakeProviderServer) -> None:
+async def test_incremental_fetch_reuses_stored_spend(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
+) -> None:
     today = utc_today()
     fake.state.anthropic_daily_cents = {today - timedelta(days=i): D(100) for i in range(60)}
     monitor = build_monitor(tmp_path, store, http, [make_account("an", "anthropic", fake.base_url("anthropic"))])
@@ -159,8 +180,9 @@ async def test_incremental_fetch_reuses_stored_spend(tmp_path: Path, store: Stor
     assert len(view.spend_series) >= 31
 
 
-async def test_status_from_thresholds_and_budget(tmp_path: Path, store: Store, http: httpx.AsyncClient,
-                                                fake: FakeProviderServer) -> None:
+async def test_status_from_thresholds_and_budget(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
+) -> None:
     today = utc_today()
     fake.state.openai_daily = {today.replace(day=1) + timedelta(days=i): D(10) for i in range(today.day)}
     accounts = [
@@ -172,14 +194,21 @@ async def test_status_from_thresholds_and_budget(tmp_path: Path, store: Store, h
     ]
     monitor = build_monitor(tmp_path, store, http, accounts)
     statuses = {v.name: v.status for v in await monitor.views()}
-    assert statuses == {"low": Status.WARNING, "crit": Status.CRITICAL, "over": Status.CRITICAL,
-                        "near": Status.WARNING, "fine": Status.OK}
+    assert statuses == {
+        "low": Status.WARNING,
+        "crit": Status.CRITICAL,
+        "over": Status.CRITICAL,
+        "near": Status.WARNING,
+        "fine": Status.OK,
+    }
 
 
-async def test_prune_drops_old_readings(tmp_path: Path, store: Store, http: httpx.AsyncClient,
-                                       fake: FakeProviderServer) -> None:
-    monitor = build_monitor(tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))],
-                            retention_days=1)
+async def test_prune_drops_old_readings(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
+) -> None:
+    monitor = build_monitor(
+        tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))], retention_days=1
+    )
     await monitor.refresh()
     monitor.clock = lambda: datetime.now(UTC) + timedelta(days=2)
     assert await monitor.prune() == 1

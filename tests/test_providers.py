@@ -26,9 +26,9 @@ from tests.fakes import HTML_PAGE, FakeProviderServer, Scripted, utc_today
 D = Decimal
 
 
-def mock_client(*responses: httpx.Response | Callable[[httpx.Request], httpx.Response]) -> tuple[
-    httpx.AsyncClient, list[httpx.Request]
-]:
+def mock_client(
+    *responses: httpx.Response | Callable[[httpx.Request], httpx.Response],
+) -> tuple[httpx.AsyncClient, list[httpx.Request]]:
     """A client whose transport answers with the given responses in order (the last one repeats)."""
     seen: list[httpx.Request] = []
     queue = list(responses)
@@ -46,8 +46,11 @@ def mock_client(*responses: httpx.Response | Callable[[httpx.Request], httpx.Res
 
 async def test_openai_costs_paginates_and_sums_daily_spend(fake: FakeProviderServer) -> None:
     today = utc_today()
-    fake.state.openai_daily = {today: D("1.20"), today - timedelta(days=1): D("0.75"),
-                               today - timedelta(days=35): D("3.00")}
+    fake.state.openai_daily = {
+        today: D("1.20"),
+        today - timedelta(days=1): D("0.75"),
+        today - timedelta(days=35): D("3.00"),
+    }
     async with httpx.AsyncClient() as client:
         request = fetch_request(client, "openai", fake.base_url("openai"), since=today - timedelta(days=400))
         report = await fetch("openai", request)
@@ -163,8 +166,17 @@ async def test_anthropic_200_without_data_is_not_zero() -> None:
 @pytest.mark.parametrize("bad", ["inf", "NaN", "12,5", "", True])
 async def test_anthropic_rejects_non_numeric_amounts(bad: object) -> None:
     today = utc_today().isoformat()
-    body = {"data": [{"starting_at": f"{today}T00:00:00Z", "ending_at": f"{today}T23:59:59Z",
-                      "results": [{"amount": bad, "currency": "USD"}]}], "has_more": False, "next_page": None}
+    body = {
+        "data": [
+            {
+                "starting_at": f"{today}T00:00:00Z",
+                "ending_at": f"{today}T23:59:59Z",
+                "results": [{"amount": bad, "currency": "USD"}],
+            }
+        ],
+        "has_more": False,
+        "next_page": None,
+    }
     client, _ = mock_client(httpx.Response(200, json=body))
     async with client:
         with pytest.raises(BadResponseError):
@@ -250,18 +262,35 @@ async def test_deepseek_documented_shape(fake: FakeProviderServer) -> None:
     ("infos", "preferred", "currency", "amount"),
     [
         # USD row empty, CNY funded: the funded one, whatever the order.
-        ([{"currency": "USD", "total_balance": "0.00"}, {"currency": "CNY", "total_balance": "71.46"}],
-         None, "CNY", D("71.46")),
-        ([{"currency": "CNY", "total_balance": 71.46}, {"currency": "USD", "total_balance": 0}],
-         None, "CNY", D("71.46")),
-        ([{"currency": "USD", "total_balance": "0.00"}, {"currency": "CNY", "total_balance": "0.00"}],
-         None, "USD", D("0.00")),
-        ([{"currency": "USD", "total_balance": "3.10"}, {"currency": "CNY", "total_balance": "71.46"}],
-         "CNY", "CNY", D("71.46")),
+        (
+            [{"currency": "USD", "total_balance": "0.00"}, {"currency": "CNY", "total_balance": "71.46"}],
+            None,
+            "CNY",
+            D("71.46"),
+        ),
+        (
+            [{"currency": "CNY", "total_balance": 71.46}, {"currency": "USD", "total_balance": 0}],
+            None,
+            "CNY",
+            D("71.46"),
+        ),
+        (
+            [{"currency": "USD", "total_balance": "0.00"}, {"currency": "CNY", "total_balance": "0.00"}],
+            None,
+            "USD",
+            D("0.00"),
+        ),
+        (
+            [{"currency": "USD", "total_balance": "3.10"}, {"currency": "CNY", "total_balance": "71.46"}],
+            "CNY",
+            "CNY",
+            D("71.46"),
+        ),
     ],
 )
-async def test_deepseek_currency_choice(fake: FakeProviderServer, infos: list, preferred: str | None,
-                                        currency: str, amount: Decimal) -> None:
+async def test_deepseek_currency_choice(
+    fake: FakeProviderServer, infos: list, preferred: str | None, currency: str, amount: Decimal
+) -> None:
     fake.state.deepseek_infos = infos
     async with httpx.AsyncClient() as client:
         request = fetch_request(client, "deepseek", fake.base_url("deepseek"), currency=preferred)
@@ -292,14 +321,19 @@ async def test_deepseek_revoked_key_is_auth_and_key_is_not_echoed(fake: FakeProv
 
 
 async def test_moonshot_currency_follows_host() -> None:
-    body = {"code": 0, "data": {"available_balance": 49.58894, "voucher_balance": 46.58893,
-                                "cash_balance": 3.00001}, "scode": "0x0", "status": True}
+    body = {
+        "code": 0,
+        "data": {"available_balance": 49.58894, "voucher_balance": 46.58893, "cash_balance": 3.00001},
+        "scode": "0x0",
+        "status": True,
+    }
     client, _ = mock_client(httpx.Response(200, json=body))
     async with client:
         cn = await fetch("moonshot", fetch_request(client, "moonshot", "https://api.moonshot.cn"))
         intl = await fetch("moonshot", fetch_request(client, "moonshot", "https://api.moonshot.ai"))
-        overridden = await fetch("moonshot", fetch_request(client, "moonshot", "https://api.moonshot.cn",
-                                                           currency="USD"))
+        overridden = await fetch(
+            "moonshot", fetch_request(client, "moonshot", "https://api.moonshot.cn", currency="USD")
+        )
     assert (cn.currency, intl.currency, overridden.currency) == ("CNY", "USD", "USD")
     assert cn.balance.amount == D("49.58894")
 
@@ -334,7 +368,9 @@ async def test_legacy_session_key_reads_grants_usage_and_limit(fake: FakeProvide
     today = utc_today()
     fake.state.legacy_daily_cents = {today: 250.0, today - timedelta(days=1): 100.0}
     async with httpx.AsyncClient() as client:
-        report = await fetch("openai-legacy", fetch_request(client, "openai-legacy", fake.base_url("openai-legacy")))
+        report = await fetch(
+            "openai-legacy", fetch_request(client, "openai-legacy", fake.base_url("openai-legacy"))
+        )
     assert report.balance.amount == D("17.3715455")
     assert report.balance_source is BalanceSource.REPORTED
     assert report.spent_today.amount == D("2.5")  # usage is in cents
@@ -358,9 +394,13 @@ async def test_legacy_expired_session_key_explains(fake: FakeProviderServer) -> 
 
 
 async def test_legacy_session_key_error_inside_200_is_auth() -> None:
-    body = {"error": {"message": "Your request to GET /dashboard/billing/credit_grants must be made with a "
-                                 "session key (that is, it can only be made from the browser).",
-                      "type": "server_error"}}
+    body = {
+        "error": {
+            "message": "Your request to GET /dashboard/billing/credit_grants must be made with a "
+            "session key (that is, it can only be made from the browser).",
+            "type": "server_error",
+        }
+    }
     client, _ = mock_client(httpx.Response(200, json=body))
     async with client:
         with pytest.raises(AuthError, match="session key"):
@@ -419,16 +459,23 @@ async def test_persistent_html_error_page_is_a_clear_error(fake: FakeProviderSer
 @pytest.mark.parametrize(
     ("answer", "error", "text"),
     [
-        (Scripted(200, b"<html><body>Login</body></html>", {"Content-Type": "text/html"}),
-         BadResponseError, "HTML page"),
-        (Scripted(200, b'{"is_available": true, "balance_infos": [', {"Content-Type": "application/json"}),
-         BadResponseError, "malformed JSON"),
+        (
+            Scripted(200, b"<html><body>Login</body></html>", {"Content-Type": "text/html"}),
+            BadResponseError,
+            "HTML page",
+        ),
+        (
+            Scripted(200, b'{"is_available": true, "balance_infos": [', {"Content-Type": "application/json"}),
+            BadResponseError,
+            "malformed JSON",
+        ),
         (Scripted(200, {"is_available": True}), BadResponseError, "missing 'balance_infos'"),
         (Scripted(404, {"error": {"message": "no route"}}), BadResponseError, "HTTP 404: no route"),
     ],
 )
-async def test_unreadable_answers_are_clear_errors(fake: FakeProviderServer, answer: Scripted,
-                                                  error: type[ProviderError], text: str) -> None:
+async def test_unreadable_answers_are_clear_errors(
+    fake: FakeProviderServer, answer: Scripted, error: type[ProviderError], text: str
+) -> None:
     fake.state.script("deepseek", answer)
     async with httpx.AsyncClient() as client:
         with pytest.raises(error, match=text):
@@ -480,7 +527,9 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
 
 async def test_since_controls_the_requested_window(fake: FakeProviderServer) -> None:
     async with httpx.AsyncClient() as client:
-        request = fetch_request(client, "anthropic", fake.base_url("anthropic"), since=utc_today() - timedelta(days=2))
+        request = fetch_request(
+            client, "anthropic", fake.base_url("anthropic"), since=utc_today() - timedelta(days=2)
+        )
         report = await fetch("anthropic", request)
     assert len(report.daily_spend) == 3
     assert report.daily_spend[0].day == utc_today() - timedelta(days=2)

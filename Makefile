@@ -1,0 +1,35 @@
+# Everything a fresh machine with Python 3.11+ needs: `make run` and `make test` set themselves up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run check test lint typecheck unit clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "creditbot needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# The long-running bot (`creditbot run`) arrives with the runtime; until then `make run` checks every account.
+run: $(STAMP)
+	$(BIN)/creditbot check
+
+lint: $(STAMP)
+	$(BIN)/ruff check bot adapters tests
+	$(BIN)/ruff format --check bot adapters tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy bot adapters
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
