@@ -140,6 +140,11 @@ def test_check_table_shows_stale_reading_after_failure(tmp_path: Path, fake: Fak
     assert "stale" in result.stdout
     assert "HTML error page" in result.stdout
     assert "Traceback" not in result.stderr
+    fake.state.script("deepseek", *[Scripted(500, {"error": {"message": "down"}}) for _ in range(3)])
+    result = run_cli(tmp_path, "check", "--json", "--account", "ds", "--refresh", env=env, toml=toml)
+    account = json.loads(result.stdout)["accounts"][0]
+    assert (account["stale"], account["balance"], account["status"]) == (True, 110.0, "ok")
+    assert "HTTP 500" in account["error"]
 
 
 def test_unknown_account_is_a_usage_error(tmp_path: Path, fake: FakeProviderServer) -> None:
