@@ -9,12 +9,12 @@ from typing import Any, ClassVar
 
 from bot.models import ProviderReport
 from bot.providers.base import (
-    MAX_PAGES,
     AuthError,
     BadResponseError,
     FetchRequest,
     amount,
     currency_code,
+    cursor_pages,
     expect_list,
     require,
 )
@@ -49,24 +49,11 @@ class AnthropicProvider:
             "limit": 31,
         }
         by_day: dict[date, Decimal] = defaultdict(Decimal)
-        seen_cursors: set[str] = set()
-        for _page in range(MAX_PAGES):
-            try:
-                body = await request.http.get_json(
-                    request.url("/v1/organizations/cost_report"), headers=headers, params=params
-                )
-            except AuthError as exc:
-                raise AuthError(f"{exc.message}. {ADMIN_KEY_HELP}", status=exc.status) from None
-            _read_page(body, by_day)
-            if not require(body, "has_more", self.name):
-                break
-            cursor = body.get("next_page")
-            if not isinstance(cursor, str) or not cursor or cursor in seen_cursors:
-                raise BadResponseError("anthropic said more pages follow but gave no usable next_page cursor")
-            seen_cursors.add(cursor)
-            params["page"] = cursor
-        else:
-            raise BadResponseError(f"anthropic cost report needed more than {MAX_PAGES} pages")
+        try:
+            async for body in cursor_pages(request, "/v1/organizations/cost_report", headers, params, self.name):
+                _read_page(body, by_day)
+        except AuthError as exc:
+            raise AuthError(f"{exc.message}. {ADMIN_KEY_HELP}", status=exc.status) from None
         today = request.now.date()
         series = daily_series(by_day, "USD", request.since, today)
         return ProviderReport(

@@ -8,7 +8,7 @@ import json
 import logging
 import random
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -302,6 +302,26 @@ class FetchRequest:
     def url(self, path: str) -> str:
         """Absolute URL of a provider path under this account's base URL."""
         return join_url(self.base_url, path)
+
+
+async def cursor_pages(
+    request: FetchRequest, path: str, headers: Mapping[str, str], params: Mapping[str, Any], provider: str
+) -> AsyncIterator[Any]:
+    """Bodies of a `has_more`/`next_page` paginated endpoint; a missing or repeated cursor is an error,
+    never a silently shorter total."""
+    query = dict(params)
+    seen: set[str] = set()
+    for _page in range(MAX_PAGES):
+        body = await request.http.get_json(request.url(path), headers=headers, params=query)
+        yield body
+        if not require(body, "has_more", provider):
+            return
+        cursor = body.get("next_page")
+        if not isinstance(cursor, str) or not cursor or cursor in seen:
+            raise BadResponseError(f"{provider} said more pages follow but gave no usable next_page cursor")
+        seen.add(cursor)
+        query["page"] = cursor
+    raise BadResponseError(f"{provider} needed more than {MAX_PAGES} pages")
 
 
 class Provider(Protocol):

@@ -9,12 +9,12 @@ from typing import Any, ClassVar
 
 from bot.models import ProviderReport
 from bot.providers.base import (
-    MAX_PAGES,
     AuthError,
     BadResponseError,
     FetchRequest,
     amount,
     currency_code,
+    cursor_pages,
     expect_list,
     require,
 )
@@ -46,26 +46,13 @@ class OpenAIProvider:
         }
         by_day: dict[date, Decimal] = defaultdict(Decimal)
         currencies: set[str] = set()
-        seen_cursors: set[str] = set()
-        for _page in range(MAX_PAGES):
-            try:
-                body = await request.http.get_json(
-                    request.url("/v1/organization/costs"), headers=request.bearer(), params=params
-                )
-            except AuthError as exc:
-                if exc.status in (401, 403) and "scope" in exc.message.lower():
-                    raise AuthError(ADMIN_KEY_HELP, status=exc.status) from None
-                raise AuthError(f"{exc.message}. {ADMIN_KEY_HELP}", status=exc.status) from None
-            _read_page(body, by_day, currencies)
-            if not require(body, "has_more", self.name):
-                break
-            cursor = body.get("next_page")
-            if not isinstance(cursor, str) or not cursor or cursor in seen_cursors:
-                raise BadResponseError("openai said more pages follow but gave no usable next_page cursor")
-            seen_cursors.add(cursor)
-            params["page"] = cursor
-        else:
-            raise BadResponseError(f"openai costs needed more than {MAX_PAGES} pages")
+        try:
+            async for body in cursor_pages(request, "/v1/organization/costs", request.bearer(), params, self.name):
+                _read_page(body, by_day, currencies)
+        except AuthError as exc:
+            if "scope" in exc.message.lower():
+                raise AuthError(ADMIN_KEY_HELP, status=exc.status) from None
+            raise AuthError(f"{exc.message}. {ADMIN_KEY_HELP}", status=exc.status) from None
         if len(currencies) > 1:
             raise BadResponseError(f"openai reported costs in several currencies: {sorted(currencies)}")
         currency = currencies.pop() if currencies else "USD"
