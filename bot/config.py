@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.commands import Verb
 from bot.errors import ConfigError
 from bot.money import AmountError, Money, parse_amount
 from bot.providers import PROVIDERS
@@ -33,20 +34,7 @@ from bot.providers.moonshot import host_currency
 __all__ = ["Account", "AppConfig", "ConfigError", "Settings", "load_config", "load_settings"]
 
 # Command words of the chat command layer: an account named like one would make commands ambiguous.
-RESERVED_NAMES = frozenset(
-    {
-        "credits",
-        "help",
-        "share",
-        "chart",
-        "alerts",
-        "snooze",
-        "subscribe",
-        "unsubscribe",
-        "threshold",
-        "topup",
-    }
-)
+RESERVED_NAMES = frozenset(verb.value for verb in Verb)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 VAR_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 DEFAULT_CONFIG_PATH = Path("creditbot.toml")

@@ -1,0 +1,206 @@
+"""The chat command language, parsed once here for every adapter: `credits [sub-command] [arguments]`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import time, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.money import AmountError, parse_amount
+from bot.providers.base import clean_message
+
+MAX_SNOOZE = timedelta(days=90)
+_DURATION = re.compile(r"^(\d{1,4})([mhd])$")
+_UNIT = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+_TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+class Verb(StrEnum):
+    """What a command asks for."""
+
+    CREDITS = "credits"
+    SHARE = "share"
+    CHART = "chart"
+    ALERTS = "alerts"
+    SNOOZE = "snooze"
+    SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+    THRESHOLD = "threshold"
+    TOPUP = "topup"
+    HELP = "help"
+
+
+ADMIN_VERBS = frozenset({Verb.SNOOZE, Verb.SUBSCRIBE, Verb.UNSUBSCRIBE, Verb.THRESHOLD, Verb.TOPUP})
+
+USAGE = {
+    Verb.CREDITS: "credits [account]",
+    Verb.SHARE: "credits share [account]",
+    Verb.CHART: "credits chart [account]",
+    Verb.ALERTS: "credits alerts",
+    Verb.SNOOZE: "credits snooze <account> <duration such as 30m, 24h or 7d>",
+    Verb.SUBSCRIBE: "credits subscribe [HH:MM] [timezone such as Europe/Paris]",
+    Verb.UNSUBSCRIBE: "credits unsubscribe",
+    Verb.THRESHOLD: "credits threshold <account> <warn> [critical]",
+    Verb.TOPUP: "credits topup <account> <amount>",
+    Verb.HELP: "credits help",
+}
+
+
+class CommandError(ValueError):
+    """Input that is not a valid command; the message says what is wrong and shows the usage."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed command with its validated arguments."""
+
+    verb: Verb
+    account: str | None = None
+    duration: timedelta | None = None
+    at: time | None = None
+    timezone: str | None = None
+    warn_below: Decimal | None = None
+    critical_below: Decimal | None = None
+    amount: Decimal | None = None
+
+    @property
+    def changes_settings(self) -> bool:
+        """True for commands only admins may run (and which are audited)."""
+        return self.verb in ADMIN_VERBS
+
+
+def help_text() -> str:
+    """Every command with its usage, one per line."""
+    return "\n".join(USAGE.values())
+
+
+def _shown(text: str) -> str:
+    # User input is echoed in errors: strip control characters and keep it short.
+    return clean_message(text, limit=40)
+
+
+def _fail(verb: Verb, problem: str) -> CommandError:
+    return CommandError(f"{problem}. Usage: {USAGE[verb]}")
+
+
+def _account(verb: Verb, token: str, accounts: Collection[str]) -> str:
+    if token in accounts:
+        return token
+    known = ", ".join(sorted(accounts)) or "none configured"
+    raise _fail(verb, f"unknown account '{_shown(token)}' (known: {known})")
+
+
+def parse_duration_word(verb: Verb, token: str) -> timedelta:
+    """`30m`, `24h` or `7d`, at most 90 days."""
+    match = _DURATION.match(token.lower())
+    if not match or int(match.group(1)) == 0:
+        raise _fail(verb, f"'{_shown(token)}' is not a duration")
+    duration = int(match.group(1)) * _UNIT[match.group(2)]
+    if duration > MAX_SNOOZE:
+        raise _fail(verb, "a snooze lasts at most 90 days")
+    return duration
+
+
+def _amount(verb: Verb, token: str, what: str) -> Decimal:
+    try:
+        value = parse_amount(token.lstrip("$"), what=what)
+    except AmountError:
+        raise _fail(verb, f"{what} '{_shown(token)}' is not a number") from None
+    if value < 0:
+        raise _fail(verb, f"{what} must not be negative")
+    return value
+
+
+def parse_command(text: str, accounts: Collection[str]) -> Command:
+    """Parse `[/]credits ...` or just the words after it; raise CommandError with usage when malformed."""
+    words = text.split()
+    if words and words[0].lower().lstrip("/") == "credits":
+        words = words[1:]
+    if not words:
+        return Command(Verb.CREDITS)
+    head, args = words[0], words[1:]
+    try:
+        verb = Verb(head.lower())
+    except ValueError:
+        if head in accounts and not args:
+            return Command(Verb.CREDITS, account=head)
+        raise CommandError(f"unknown command or account '{_shown(head)}'. Commands:\n{help_text()}") from None
+    if verb is Verb.CREDITS:
+        raise CommandError(f"'credits' is the command itself. Commands:\n{help_text()}")
+    return _PARSERS[verb](verb, args, accounts)
+
+
+def _optional_account(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:
+    if len(args) > 1:
+        raise _fail(verb, "too many arguments")
+    return Command(verb, account=_account(verb, args[0], accounts) if args else None)
+
+
+def _no_arguments(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:
+    if args:
+        raise _fail(verb, "this command takes no arguments")
+    return Command(verb)
+
+
+def _snooze(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:
+    if len(args) != 2:
+        raise _fail(verb, "give an account and a duration")
+    return Command(verb, account=_account(verb, args[0], accounts), duration=parse_duration_word(verb, args[1]))
+
+
+def _subscribe(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:
+    if len(args) > 2:
+        raise _fail(verb, "too many arguments")
+    at: time | None = None
+    zone: str | None = None
+    for token in args:
+        match = _TIME_OF_DAY.match(token)
+        if match and at is None:
+            at = time(int(match.group(1)), int(match.group(2)))
+            continue
+        if zone is None and ("/" in token or token.upper() == "UTC"):
+            try:
+                ZoneInfo(token)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise _fail(verb, f"'{_shown(token)}' is not a known timezone") from None
+            zone = token
+            continue
+        raise _fail(verb, f"'{_shown(token)}' is neither a time (HH:MM) nor a timezone")
+    return Command(verb, at=at, timezone=zone)
+
+
+def _threshold(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:
+    if len(args) not in (2, 3):
+        raise _fail(verb, "give an account, a warning level and optionally a critical level")
+    account = _account(verb, args[0], accounts)
+    warn = _amount(verb, args[1], "warning level")
+    critical = _amount(verb, args[2], "critical level") if len(args) == 3 else None
+    if critical is not None and critical > warn:
+        raise _fail(verb, "the critical level must not be above the warning level")
+    return Command(verb, account=account, warn_below=warn, critical_below=critical)
+
+
+def _topup(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:
+    if len(args) != 2:
+        raise _fail(verb, "give an account and an amount")
+    amount = _amount(verb, args[1], "amount")
+    if amount == 0:
+        raise _fail(verb, "amount must be more than zero")
+    return Command(verb, account=_account(verb, args[0], accounts), amount=amount)
+
+
+_PARSERS = {
+    Verb.SHARE: _optional_account,
+    Verb.CHART: _optional_account,
+    Verb.ALERTS: _no_arguments,
+    Verb.SNOOZE: _snooze,
+    Verb.SUBSCRIBE: _subscribe,
+    Verb.UNSUBSCRIBE: _no_arguments,
+    Verb.THRESHOLD: _threshold,
+    Verb.TOPUP: _topup,
+    Verb.HELP: _no_arguments,
+}
