@@ -60,7 +60,7 @@ async def _monitor(config: AppConfig) -> AsyncIterator[Monitor]:
     try:
         store = await Store.open(config.settings.database_url)
     except StoreError as exc:
-        raise CliFailure(str(exc)) from None
+        raise CliFailure(str(exc), EX_CONFIG if exc.misconfigured else 1) from None
     try:
         timeout = httpx.Timeout(config.settings.fetch_timeout.total_seconds(), connect=5.0)
         async with httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT}) as http:
@@ -94,7 +94,9 @@ def check(as_json: bool, names: tuple[str, ...], refresh: bool) -> int:
     _unknown_accounts(config, names)
     if not config.accounts:
         if as_json:
-            click.echo(json.dumps({"generated_at": None, "accounts": []}))
+            from datetime import UTC, datetime
+
+            click.echo(json.dumps({"generated_at": datetime.now(UTC).isoformat(), "accounts": []}))
         click.echo(NO_ACCOUNTS_HELP, err=True)
         return EXIT_UNKNOWN
 
@@ -107,7 +109,8 @@ def check(as_json: bool, names: tuple[str, ...], refresh: bool) -> int:
     try:
         views, now = asyncio.run(run())
     except CliFailure as exc:
-        exc.exit_code = EXIT_UNKNOWN
+        if exc.exit_code != EX_CONFIG:
+            exc.exit_code = EXIT_UNKNOWN
         raise
     if as_json:
         click.echo(json.dumps(check_document(views, now), indent=2))
@@ -143,6 +146,7 @@ STATUS_STYLE = {"critical": "bold red", "warning": "yellow", "error": "magenta",
 
 def _print_check_table(views: Sequence[AccountView], now: Any) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 250, highlight=False)
@@ -181,7 +185,7 @@ def _print_check_table(views: Sequence[AccountView], now: Any) -> None:
     console.print(table)
     for view in views:
         if view.error:
-            console.print(f"[magenta]{view.name}[/]: {view.error}", markup=True, highlight=False)
+            console.print(f"[magenta]{escape(view.name)}[/]: {escape(view.error)}", markup=True, highlight=False)
         for note in view.report.notes if view.report else ():
             console.print(f"{view.name}: {note}", markup=False)
 
@@ -190,6 +194,7 @@ def _print_check_table(views: Sequence[AccountView], now: Any) -> None:
 def accounts() -> int:
     """List configured accounts, where each came from and their effective thresholds."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from bot.monitor import effective_thresholds
@@ -225,8 +230,8 @@ def accounts() -> int:
         table.add_row(
             account.name,
             provider,
-            account.origin,
-            account.base_url,
+            escape(account.origin),
+            escape(account.base_url),
             account.masked_key(),
             cell("warn_below", thresholds.warn_below),
             cell("critical_below", thresholds.critical_below),

@@ -35,11 +35,12 @@ __all__ = ["Account", "AppConfig", "ConfigError", "Settings", "load_config", "lo
 
 # Command words of the chat command layer: an account named like one would make commands ambiguous.
 RESERVED_NAMES = frozenset(verb.value for verb in Verb)
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 VAR_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 DEFAULT_CONFIG_PATH = Path("creditbot.toml")
 DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_DURATION_SECONDS = 3650 * 86400
 
 # Zero-config discovery: variable -> provider (the account is named after the provider).
 DISCOVERY_VARIABLES: tuple[tuple[str, str], ...] = (
@@ -65,6 +66,8 @@ def parse_duration(value: Any) -> timedelta:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
         raise ValueError("must be longer than zero")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError("must be at most 3650 days")
     return timedelta(seconds=seconds)
 
 
@@ -114,7 +117,12 @@ class Settings(BaseSettings):
     def discovery_key(self, variable: str) -> SecretStr | None:
         """The key behind one discovery variable, if it is set and not blank."""
         value: SecretStr | None = getattr(self, variable.lower())
-        return value if value is not None and value.get_secret_value().strip() else None
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            return SecretStr(check_key(value.get_secret_value()))
+        except ValueError as exc:
+            raise ConfigError([f"environment: {variable}: {exc}"]) from None
 
 
 def _decimal(value: Any) -> Any:
@@ -146,7 +154,7 @@ class AccountConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_PATTERN.match(value):
+        if not NAME_PATTERN.fullmatch(value):
             raise ValueError("use 1 to 64 letters, digits, '-' or '_'")
         if value.lower() in RESERVED_NAMES:
             raise ValueError(f"'{value}' is a command word; choose another name")
@@ -162,9 +170,7 @@ class AccountConfig(BaseModel):
     @field_validator("api_key")
     @classmethod
     def _key(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value().strip():
-            raise ValueError("is empty")
-        return value
+        return SecretStr(check_key(value.get_secret_value()))
 
     @field_validator("base_url")
     @classmethod
@@ -201,6 +207,8 @@ class AccountConfig(BaseModel):
                 f"prepaid_credit is for spend-only providers (openai, anthropic); {self.provider} reports "
                 "its own balance"
             )
+        if PROVIDERS[self.provider].spend_only and self.currency not in (None, "USD"):
+            raise ValueError(f"{self.provider} reports costs in USD only; leave currency out or set it to USD")
         if (
             self.warn_below is not None
             and self.critical_below is not None
@@ -208,6 +216,16 @@ class AccountConfig(BaseModel):
         ):
             raise ValueError("critical_below must not be above warn_below")
         return self
+
+
+def check_key(value: str) -> str:
+    """A key without surrounding whitespace; refuses empty keys and characters no HTTP header can carry."""
+    key = value.strip()
+    if not key:
+        raise ValueError("is empty")
+    if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
+        raise ValueError("contains spaces, control or non-ASCII characters (check for a stray paste)")
+    return key
 
 
 def validate_base_url(value: str) -> str:
@@ -228,7 +246,8 @@ def validate_base_url(value: str) -> str:
     if ".." in parts.path.split("/"):
         raise ValueError("must not contain '..' path segments")
     del port
-    return value.strip().rstrip("/")
+    # Provider paths start at the host root (/v1/...), so an SDK-style ".../v1" base would double it.
+    return value.strip().rstrip("/").removesuffix("/v1")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ from bot.models import DailySpend, LedgerEntry
 from bot.money import CurrencyMismatchError, Money
 
 BURN_WINDOW_DAYS = 7
-MIN_BALANCE_HISTORY = timedelta(hours=6)  # shorter spans say more about noise than about burn
+MIN_BALANCE_HISTORY = timedelta(hours=6)
+MAX_DAYS_LEFT = Decimal(
+    36500
+)  # beyond a century the balance is simply not running out  # shorter spans say more about noise than about burn
 SECONDS_PER_DAY = Decimal(86400)
 
 
@@ -68,12 +71,13 @@ def days_left(balance: Money | None, burn: Money | None) -> Decimal | None:
         return None
     if balance.amount <= 0:
         return Decimal(0)
-    return balance.amount / burn.amount
+    remaining = balance.amount / burn.amount
+    return remaining if remaining <= MAX_DAYS_LEFT else None
 
 
 def run_out_date(now: datetime, remaining_days: Decimal | None) -> date | None:
     """The UTC day on which the balance is projected to run out."""
-    if remaining_days is None or remaining_days > 36500:
+    if remaining_days is None or remaining_days > MAX_DAYS_LEFT:
         return None
     return (now + timedelta(days=float(remaining_days))).astimezone(UTC).date()
 

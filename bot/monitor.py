@@ -33,7 +33,15 @@ from bot.models import (
 )
 from bot.money import Money
 from bot.providers import PROVIDERS
-from bot.providers.base import FetchRequest, HostLimiter, ProviderError, ProviderHttp, UnavailableError
+from bot.providers.base import (
+    KEY_SHAPES,
+    BadResponseError,
+    FetchRequest,
+    HostLimiter,
+    ProviderError,
+    ProviderHttp,
+    UnavailableError,
+)
 from bot.providers.spend import month_to_date, spent_on
 from bot.store import AccountReadings, Store
 
@@ -128,7 +136,7 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if secret and len(secret) >= 6:
             text = text.replace(secret, "[redacted]")
-    return text
+    return KEY_SHAPES.sub("[redacted]", text)
 
 
 class Monitor:
@@ -225,6 +233,7 @@ class Monitor:
                 provider=account.provider,
                 deadline=loop.time() + timeout,
                 sleep=self._sleep,
+                secrets=(account.api_key.get_secret_value(),),
             )
             request = FetchRequest(http, account.base_url, account.api_key, account.currency, since, now)
             started = loop.time()
@@ -239,7 +248,7 @@ class Monitor:
                 error = exc
             except Exception as exc:  # a parser bug must not take down the other accounts
                 log.exception("unexpected error while fetching %s", account.name)
-                error = UnavailableError(
+                error = BadResponseError(
                     f"unexpected error while reading {account.provider}: {type(exc).__name__}"
                 )
             else:
@@ -295,7 +304,15 @@ class Monitor:
             else:
                 old = f"last good reading is {_age_text(now - good.fetched_at)} old (CREDITBOT_STALE_AFTER)"
                 reason = f"{current_error}; {old}" if current_error else old
-            return AccountView(account, Status.ERROR, thresholds, error=reason, error_kind=error_kind)
+            return AccountView(
+                account,
+                Status.ERROR,
+                thresholds,
+                fetched_at=good.fetched_at if good is not None else None,
+                stale=good is not None,
+                error=reason,
+                error_kind=error_kind,
+            )
 
         assert good is not None
         assert good.report is not None

@@ -36,6 +36,10 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 class StoreError(Exception):
     """The database cannot be opened or used; the message says what to fix."""
 
+    def __init__(self, message: str, *, misconfigured: bool = False) -> None:
+        super().__init__(message)
+        self.misconfigured = misconfigured  # the URL itself is wrong, not the server
+
 
 @dataclass(frozen=True)
 class AccountReadings:
@@ -73,7 +77,8 @@ class Store:
             parsed = make_url(url)
         except ArgumentError:
             raise StoreError(
-                "CREDITBOT_DATABASE_URL is not a database URL (e.g. sqlite+aiosqlite:///./data/creditbot.db)"
+                "CREDITBOT_DATABASE_URL is not a database URL (e.g. sqlite+aiosqlite:///./data/creditbot.db)",
+                misconfigured=True,
             ) from None
         try:
             if parsed.get_backend_name() == "sqlite":
@@ -84,8 +89,12 @@ class Store:
             ) from None
         try:
             engine = create_async_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
-        except (ArgumentError, ImportError) as exc:
-            raise StoreError(f"CREDITBOT_DATABASE_URL cannot be used: {exc.__class__.__name__}: {exc}") from None
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreError(
+                f"CREDITBOT_DATABASE_URL cannot be used: {_short(exc)} (use an async driver such as "
+                "sqlite+aiosqlite:// or postgresql+asyncpg://)",
+                misconfigured=True,
+            ) from None
         if parsed.get_backend_name() == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         store = cls(engine)

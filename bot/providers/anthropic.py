@@ -81,10 +81,9 @@ def _read_page(body: Any, by_day: dict[date, Decimal]) -> None:
         day = _bucket_day(require(bucket, "starting_at", "anthropic", "cost bucket"))
         by_day[day] += Decimal(0)  # an empty bucket still proves the day was covered
         for result in expect_list(bucket.get("results", []), "cost bucket 'results'", "anthropic"):
+            cents = require(result, "amount", "anthropic", "cost result")
             currency = currency_code(result.get("currency", "USD"), "currency", "anthropic")
             if currency != "USD":
                 raise BadResponseError(f"anthropic reported a cost in {currency}; only USD is known")
             # Amounts are decimal strings in cents: "123.78912" is $1.2378912.
-            by_day[day] += (
-                amount(require(result, "amount", "anthropic", "cost result"), "amount", "anthropic") / CENTS
-            )
+            by_day[day] += amount(cents, "amount", "anthropic") / CENTS

@@ -116,6 +116,7 @@ class ProviderHttp:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     max_attempts: int = MAX_ATTEMPTS
     max_body_bytes: int = MAX_BODY_BYTES
+    secrets: tuple[str, ...] = ()  # removed from any provider text before it is cut or shown
 
     def _remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()
@@ -137,9 +138,9 @@ class ProviderHttp:
             else:
                 if status < 300:
                     payload = _decode_json(body, content_type, status, self.provider)
-                    _raise_for_error_body(payload, self.provider, status)
+                    _raise_for_error_body(payload, self.provider, status, self.secrets)
                     return payload
-                last_error = _status_error(status, content_type, body, self.provider, retry_after)
+                last_error = _status_error(status, content_type, body, self.provider, self.secrets)
                 if not isinstance(last_error, RateLimitedError | UnavailableError):
                     raise last_error
             if attempt == self.max_attempts:
@@ -232,7 +233,7 @@ def _decode_json(body: bytes, content_type: str, status: int, provider: str) -> 
         raise BadResponseError(f"{provider} answered with malformed JSON", status=status) from None
 
 
-def error_message(payload: Any) -> str | None:
+def error_message(payload: Any, secrets: tuple[str, ...] = ()) -> str | None:
     """The human message inside a provider error body, in any of the common envelopes."""
     if not isinstance(payload, dict):
         return None
@@ -240,40 +241,48 @@ def error_message(payload: Any) -> str | None:
     if isinstance(error, dict):
         for key in ("message", "msg", "type", "code"):
             if isinstance(error.get(key), str) and error[key]:
-                return clean_message(error[key])
+                return clean_message(error[key], secrets=secrets)
     if isinstance(error, str) and error:
-        return clean_message(error)
+        return clean_message(error, secrets=secrets)
     for key in ("message", "msg", "detail"):
         if isinstance(payload.get(key), str) and payload[key]:
-            return clean_message(payload[key])
+            return clean_message(payload[key], secrets=secrets)
     return None
 
 
-def clean_message(text: str, limit: int = 300) -> str:
-    """Collapse whitespace and control characters and cut a provider message to a readable length."""
+# Shapes of provider keys, removed from provider messages even when the exact key is unknown.
+KEY_SHAPES = re.compile(r"\b(?:sk|sess)-[A-Za-z0-9_\-]{12,}")
+
+
+def clean_message(text: str, limit: int = 300, secrets: tuple[str, ...] = ()) -> str:
+    """Remove secrets, collapse whitespace and control characters, and cut to a readable length."""
+    for secret in secrets:
+        if len(secret) >= 6:
+            text = text.replace(secret, "[redacted]")
+    text = KEY_SHAPES.sub("[redacted]", text)
     text = re.sub(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]+", " ", text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _raise_for_error_body(payload: Any, provider: str, status: int) -> None:
+def _raise_for_error_body(payload: Any, provider: str, status: int, secrets: tuple[str, ...]) -> None:
     if isinstance(payload, dict) and payload.get("error") not in (None, False, "", {}):
-        message = error_message(payload) or "an unspecified error"
+        message = error_message(payload, secrets) or "an unspecified error"
         raise BadResponseError(f"{provider} reported an error: {message}", status=status)
 
 
 def _status_error(
-    status: int, content_type: str, body: bytes, provider: str, retry_after: float | None
+    status: int, content_type: str, body: bytes, provider: str, secrets: tuple[str, ...]
 ) -> ProviderError:
     detail: str | None = None
     if _looks_like_html(content_type, body):
         detail = "an HTML error page"
     else:
         try:
-            detail = error_message(json.loads(body))
+            detail = error_message(json.loads(body), secrets)
         except (ValueError, UnicodeDecodeError):
-            text = body[:200].decode("utf-8", "replace").strip()
-            detail = clean_message(text) if text else None
+            text = body[:2000].decode("utf-8", "replace").strip()
+            detail = clean_message(text, limit=200, secrets=secrets) if text else None
     suffix = f": {detail}" if detail else ""
     if status in (401, 403):
         return AuthError(f"{provider} refused the key (HTTP {status}){suffix}", status=status)

@@ -47,12 +47,23 @@ class OpenAILegacyProvider:
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Read grants (required) and usage and subscription (extra information) at once."""
-        grants_body, usage_series, subscription = await asyncio.gather(
+        grants_result: Any
+        usage_result: Any
+        subscription_result: Any
+        grants_result, usage_result, subscription_result = await asyncio.gather(
             self._get(request, "/dashboard/billing/credit_grants", None),
             self._usage(request),
             self._subscription(request),
+            return_exceptions=True,
         )
-        report = parse_credit_grants(grants_body)
+        for result in (grants_result, usage_result, subscription_result):
+            if isinstance(result, BaseException) and not isinstance(result, ProviderError):
+                raise result
+        if isinstance(grants_result, BaseException):
+            raise grants_result
+        usage_series: tuple[DailySpend, ...] = () if isinstance(usage_result, BaseException) else usage_result
+        subscription = None if isinstance(subscription_result, BaseException) else subscription_result
+        report = parse_credit_grants(grants_result)
         today = request.now.date()
         notes = list(report.notes)
         if subscription is not None:
@@ -95,9 +106,7 @@ class OpenAILegacyProvider:
                 )
                 _read_usage(body, by_day)
                 start = end
-        except AuthError:
-            raise
-        except ProviderError as exc:
+        except ProviderError as exc:  # extra information only: the balance stands without it
             log.info("openai-legacy usage unavailable: %s", exc)
             return ()
         return daily_series(by_day, "USD", request.since, today)
@@ -109,9 +118,7 @@ class OpenAILegacyProvider:
                 amount(require(body, "hard_limit_usd", "openai-legacy"), "hard_limit_usd", "openai-legacy"),
                 "USD",
             )
-        except AuthError:
-            raise
-        except ProviderError as exc:
+        except ProviderError as exc:  # extra information only
             log.info("openai-legacy subscription unavailable: %s", exc)
             return None
 

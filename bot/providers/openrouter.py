@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -21,7 +21,7 @@ from bot.providers.base import (
     expect_list,
     require,
 )
-from bot.providers.spend import daily_series, month_to_date, spent_on
+from bot.providers.spend import daily_series, month_to_date
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,10 @@ class OpenRouterProvider:
         except ProviderError as exc:
             key_problem = exc.message
 
-        if isinstance(credits_result, BaseException):
-            # 403 is how OpenRouter refuses /credits to keys that are not management keys.
-            if isinstance(credits_result, AuthError) and credits_result.status == 403 and key is not None:
+        if isinstance(credits_result, ProviderError):
+            # OpenRouter refuses /credits to keys that are not management keys (403, or the message says so).
+            refused = isinstance(credits_result, AuthError) and credits_result.status == 403
+            if key is not None and (refused or "management key" in credits_result.message.lower()):
                 return _key_limit_report(key)
             raise credits_result
 
@@ -90,7 +91,8 @@ class OpenRouterProvider:
             notes=tuple(notes),
         )
         if series:
-            return replace(report, spent_today=spent_on(series, today), spent_month=month_to_date(series, today))
+            notes.append("spend from OpenRouter activity, which covers completed days: today is not included")
+            return replace(report, notes=tuple(notes), spent_month=month_to_date(series, today))
         if key is not None and not is_management:
             spent_today, spent_month = _key_usage(key)
             return replace(report, spent_today=spent_today, spent_month=spent_month)
@@ -112,8 +114,9 @@ class OpenRouterProvider:
             return ()
         if not by_day:
             return ()
-        today = request.now.date()
-        return daily_series(by_day, "USD", max(min(by_day), request.since), today)
+        # Activity covers completed UTC days only: today's spend is unknown, not zero.
+        yesterday = request.now.date() - timedelta(days=1)
+        return daily_series(by_day, "USD", max(min(by_day), request.since), yesterday)
 
 
 def _credit_totals(body: Any) -> tuple[Decimal, Decimal]:
