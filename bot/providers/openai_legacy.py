@@ -71,7 +71,7 @@ class OpenAILegacyProvider:
         return ProviderReport(
             currency="USD",
             balance=report.balance,
-            balance_source=BalanceSource.REPORTED,
+            balance_source=report.balance_source,
             balances=report.balances,
             granted_total=report.granted_total,
             grants=report.grants,
@@ -154,7 +154,11 @@ def parse_credit_grants(body: Any) -> ProviderReport:
                 expires_at=_timestamp(expires),
             )
         )
-    notes = ("experimental: read from the undocumented billing dashboard with a session key",)
+    notes = ["experimental: read from the undocumented billing dashboard with a session key"]
+    if available == 0 and (granted is None or granted.amount == 0) and not grants:
+        # Grants only cover promotional credit: a funded pay-as-you-go account shows 0 here.
+        notes.append("no credit grants: the dashboard shows 0, which says nothing about pay-as-you-go funds")
+        return ProviderReport(currency="USD", notes=tuple(notes))
     return ProviderReport(
         currency="USD",
         balance=balance,
@@ -162,7 +166,7 @@ def parse_credit_grants(body: Any) -> ProviderReport:
         balances=(balance,),
         granted_total=granted,
         grants=tuple(grants),
-        notes=notes,
+        notes=tuple(notes),
     )
 
 
