@@ -150,6 +150,8 @@ class AccountConfig(BaseModel):
     monthly_budget: Decimal | None = None
     warn_below: Decimal | None = None
     critical_below: Decimal | None = None
+    warn_below_percent: Decimal | None = None
+    critical_below_percent: Decimal | None = None
 
     @field_validator("name")
     @classmethod
@@ -186,7 +188,15 @@ class AccountConfig(BaseModel):
             raise ValueError("must be a three-letter currency code such as USD or CNY")
         return value.upper()
 
-    @field_validator("prepaid_credit", "monthly_budget", "warn_below", "critical_below", mode="before")
+    @field_validator(
+        "prepaid_credit",
+        "monthly_budget",
+        "warn_below",
+        "critical_below",
+        "warn_below_percent",
+        "critical_below_percent",
+        mode="before",
+    )
     @classmethod
     def _amount(cls, value: Any) -> Any:
         return _decimal(value)
@@ -196,6 +206,13 @@ class AccountConfig(BaseModel):
     def _not_negative(cls, value: Decimal | None) -> Decimal | None:
         if value is not None and value < 0:
             raise ValueError("must not be negative")
+        return value
+
+    @field_validator("warn_below_percent", "critical_below_percent")
+    @classmethod
+    def _percent(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and not 0 <= value <= 100:
+            raise ValueError("must be a percentage between 0 and 100")
         return value
 
     @model_validator(mode="after")
@@ -265,6 +282,8 @@ class Account:
     monthly_budget: Decimal | None = None
     warn_below: Decimal | None = None
     critical_below: Decimal | None = None
+    warn_below_percent: Decimal | None = None
+    critical_below_percent: Decimal | None = None
 
     @property
     def spend_only(self) -> bool:
@@ -433,6 +452,8 @@ def _account(parsed: AccountConfig, origin: str) -> Account:
         monthly_budget=parsed.monthly_budget,
         warn_below=parsed.warn_below,
         critical_below=parsed.critical_below,
+        warn_below_percent=parsed.warn_below_percent,
+        critical_below_percent=parsed.critical_below_percent,
     )
 
 

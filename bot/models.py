@@ -111,4 +111,22 @@ class Thresholds:
     warn_below: Decimal | None = None
     critical_below: Decimal | None = None
     monthly_budget: Decimal | None = None
+    warn_below_percent: Decimal | None = None  # of the granted credit, where the provider reports it
+    critical_below_percent: Decimal | None = None
     origin: dict[str, str] = field(default_factory=dict)
+
+
+class Severity(StrEnum):
+    """How loud a message is; channels deliver alerts at or above their chosen minimum."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 for info, 1 for warning, 2 for critical."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}

@@ -43,7 +43,7 @@ from bot.providers.base import (
     UnavailableError,
 )
 from bot.providers.spend import month_to_date, spent_on
-from bot.store import AccountReadings, Store
+from bot.store import AccountReadings, Store, ThresholdOverride
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +88,20 @@ class AccountView:
         return None if self.fetched_at is None else now - self.fetched_at
 
 
-def effective_thresholds(account: Account) -> Thresholds:
-    """Thresholds and budget in force for an account, with their origin."""
+def effective_thresholds(account: Account, override: ThresholdOverride | None = None) -> Thresholds:
+    """Thresholds and budget in force for an account: values set from chat win over the TOML ones."""
     origin = {}
-    for name in ("warn_below", "critical_below", "monthly_budget"):
-        if getattr(account, name) is not None:
+    values = {}
+    for name in ("warn_below", "critical_below", "monthly_budget", "warn_below_percent", "critical_below_percent"):
+        values[name] = getattr(account, name)
+        if values[name] is not None:
             origin[name] = account.origin
-    return Thresholds(
-        warn_below=account.warn_below,
-        critical_below=account.critical_below,
-        monthly_budget=account.monthly_budget,
-        origin=origin,
-    )
+    if override is not None:
+        for name, value in (("warn_below", override.warn_below), ("critical_below", override.critical_below)):
+            if value is not None:
+                values[name] = value
+                origin[name] = f"chat, by {override.updated_by}"
+    return Thresholds(**values, origin=origin)
 
 
 def account_status(
@@ -263,6 +265,7 @@ class Monitor:
         accounts = self.accounts(names)
         latest = await self.store.latest_readings(a.name for a in accounts)
         ledger = await self.ledger(accounts)
+        overrides = await self.store.threshold_overrides()
         now = self.clock()
         if refresh:
             due = [a.name for a in accounts]
@@ -272,7 +275,7 @@ class Monitor:
         if due:
             await self.refresh(due)
             latest = await self.store.latest_readings(a.name for a in accounts)
-        return [await self._view(a, latest[a.name], ledger[a.name], now) for a in accounts]
+        return [await self._view(a, latest[a.name], ledger[a.name], now, overrides.get(a.name)) for a in accounts]
 
     def _is_due(
         self,
@@ -291,9 +294,14 @@ class Monitor:
         return bool(entries and account.spend_only and (span is None or span[0] > entries[0].on_day))
 
     async def _view(
-        self, account: Account, readings: AccountReadings, entries: Sequence[LedgerEntry], now: datetime
+        self,
+        account: Account,
+        readings: AccountReadings,
+        entries: Sequence[LedgerEntry],
+        now: datetime,
+        override: ThresholdOverride | None = None,
     ) -> AccountView:
-        thresholds = effective_thresholds(account)
+        thresholds = effective_thresholds(account, override)
         latest, good = readings.latest, readings.latest_good
         current_error = latest.error if latest is not None and not latest.ok else None
         error_kind = latest.error_kind if latest is not None and not latest.ok else None

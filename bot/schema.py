@@ -85,3 +85,81 @@ ledger = sa.Table(
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("recorded_at", UTCDateTime(), nullable=False),
 )
+
+alert_states = sa.Table(
+    "alert_states",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("rule", sa.String(32), primary_key=True),
+    sa.Column("level", sa.Integer, nullable=False),  # 0 ok, then the rule's levels in rising order
+    sa.Column("fired_level", sa.Integer, nullable=False),  # highest level already announced this episode
+    sa.Column("episode", sa.Integer, nullable=False),
+    sa.Column("period", sa.String(16)),  # month or day the state belongs to, for period-scoped rules
+    sa.Column("since", UTCDateTime()),
+    sa.Column("notified_at", UTCDateTime()),
+    sa.Column("reminders", sa.Integer, nullable=False),
+    sa.Column("detail", sa.Text),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(255), nullable=False, unique=True),  # one message per channel and episode/day
+    sa.Column("platform", sa.String(16), nullable=False),
+    sa.Column("channel", sa.String(128), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("message", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | claimed | sent | failed
+    sa.Column("not_before", UTCDateTime(), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("claimed_at", UTCDateTime()),
+    sa.Column("sent_at", UTCDateTime()),
+    sa.Index("ix_outbox_status_not_before", "status", "not_before"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("platform", sa.String(16), nullable=False),
+    sa.Column("user", sa.String(128), nullable=False),
+    sa.Column("channel", sa.String(128)),
+    sa.Column("command", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+threshold_overrides = sa.Table(
+    "threshold_overrides",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("warn_below", MONEY),
+    sa.Column("critical_below", MONEY),
+    sa.Column("updated_by", sa.String(160), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+snoozes = sa.Table(
+    "snoozes",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("until", UTCDateTime(), nullable=False),
+    sa.Column("updated_by", sa.String(160), nullable=False),
+)
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("platform", sa.String(16), primary_key=True),
+    sa.Column("channel", sa.String(128), primary_key=True),
+    sa.Column("daily_summary", sa.String(5)),  # HH:MM, or null for alerts only
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("alerts", sa.String(16), nullable=False),
+    sa.Column("created_by", sa.String(160), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+)

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot.models import (
@@ -26,7 +26,17 @@ from bot.models import (
     Reading,
 )
 from bot.money import Money
-from bot.schema import daily_spend, ledger, readings
+from bot.schema import (
+    alert_states,
+    audit_log,
+    daily_spend,
+    ledger,
+    outbox,
+    readings,
+    snoozes,
+    subscriptions,
+    threshold_overrides,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +49,46 @@ class StoreError(Exception):
     def __init__(self, message: str, *, misconfigured: bool = False) -> None:
         super().__init__(message)
         self.misconfigured = misconfigured  # the URL itself is wrong, not the server
+
+
+@dataclass(frozen=True)
+class ThresholdOverride:
+    """Thresholds set from chat for one account."""
+
+    account: str
+    warn_below: Decimal | None
+    critical_below: Decimal | None
+    updated_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A channel that subscribed from chat."""
+
+    platform: str
+    channel: str
+    daily_summary: str | None
+    timezone: str
+    alerts: str
+    created_by: str
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A message waiting to be delivered (or delivered)."""
+
+    id: int
+    key: str
+    platform: str
+    channel: str
+    kind: str
+    severity: str
+    message: dict[str, Any]
+    status: str
+    attempts: int
+    not_before: datetime
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -291,10 +341,253 @@ class Store:
             await connection.execute(daily_spend.delete().where(condition))
         return int(deleted or 0)
 
+    # Chat-set thresholds, snoozes, subscriptions and the audit log
+
+    async def threshold_overrides(self) -> dict[str, ThresholdOverride]:
+        """Thresholds set from chat, per account."""
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(sa.select(threshold_overrides))).mappings().all()
+        return {
+            row["account"]: ThresholdOverride(
+                row["account"],
+                Decimal(row["warn_below"]) if row["warn_below"] is not None else None,
+                Decimal(row["critical_below"]) if row["critical_below"] is not None else None,
+                row["updated_by"],
+                row["updated_at"],
+            )
+            for row in rows
+        }
+
+    async def set_threshold_override(self, override: ThresholdOverride) -> None:
+        """Store thresholds set from chat (replacing earlier ones for the account)."""
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                threshold_overrides.delete().where(threshold_overrides.c.account == override.account)
+            )
+            await connection.execute(
+                threshold_overrides.insert().values(
+                    account=override.account,
+                    warn_below=None if override.warn_below is None else str(override.warn_below),
+                    critical_below=None if override.critical_below is None else str(override.critical_below),
+                    updated_by=override.updated_by,
+                    updated_at=override.updated_at,
+                )
+            )
+
+    async def set_snooze(self, account: str, until: datetime, by: str) -> None:
+        """Silence an account's alerts until a time."""
+        async with self.engine.begin() as connection:
+            await connection.execute(snoozes.delete().where(snoozes.c.account == account))
+            await connection.execute(snoozes.insert().values(account=account, until=until, updated_by=by))
+
+    async def snoozed_until(self, now: datetime) -> dict[str, datetime]:
+        """Accounts whose alerts are snoozed at `now`, with the end of each snooze."""
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(sa.select(snoozes).where(snoozes.c.until > now))).mappings().all()
+        return {row["account"]: row["until"] for row in rows}
+
+    async def add_audit(
+        self, at: datetime, platform: str, user: str, channel: str | None, command: str, detail: str
+    ) -> None:
+        """Record who changed what, when."""
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                audit_log.insert().values(
+                    at=at, platform=platform, user=user, channel=channel, command=command, detail=detail
+                )
+            )
+
+    async def audit_entries(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest audit entries, newest first."""
+        query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        async with self.engine.connect() as connection:
+            return [dict(row) for row in (await connection.execute(query)).mappings().all()]
+
+    async def subscriptions(self) -> list[Subscription]:
+        """Channels subscribed from chat."""
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(sa.select(subscriptions))).mappings().all()
+        return [
+            Subscription(
+                r["platform"], r["channel"], r["daily_summary"], r["timezone"], r["alerts"], r["created_by"]
+            )
+            for r in rows
+        ]
+
+    async def save_subscription(self, subscription: Subscription, now: datetime) -> None:
+        """Create or replace a channel's subscription."""
+        where = (subscriptions.c.platform == subscription.platform) & (
+            subscriptions.c.channel == subscription.channel
+        )
+        async with self.engine.begin() as connection:
+            await connection.execute(subscriptions.delete().where(where))
+            await connection.execute(
+                subscriptions.insert().values(
+                    platform=subscription.platform,
+                    channel=subscription.channel,
+                    daily_summary=subscription.daily_summary,
+                    timezone=subscription.timezone,
+                    alerts=subscription.alerts,
+                    created_by=subscription.created_by,
+                    created_at=now,
+                )
+            )
+
+    async def delete_subscription(self, platform: str, channel: str) -> bool:
+        """Remove a channel's subscription; False when there was none."""
+        where = (subscriptions.c.platform == platform) & (subscriptions.c.channel == channel)
+        async with self.engine.begin() as connection:
+            return bool((await connection.execute(subscriptions.delete().where(where))).rowcount)
+
+    # Alert states
+
+    async def alert_states(self) -> list[dict[str, Any]]:
+        """Every stored alert state row."""
+        async with self.engine.connect() as connection:
+            return [dict(r) for r in (await connection.execute(sa.select(alert_states))).mappings().all()]
+
+    async def save_alert_states(self, rows: Sequence[dict[str, Any]], now: datetime) -> None:
+        """Replace the given (account, rule) states in one transaction."""
+        if not rows:
+            return
+        async with self.engine.begin() as connection:
+            for row in rows:
+                await connection.execute(
+                    alert_states.delete().where(
+                        (alert_states.c.account == row["account"]) & (alert_states.c.rule == row["rule"])
+                    )
+                )
+            await connection.execute(alert_states.insert(), [{**row, "updated_at": now} for row in rows])
+
+    # Outbox: every delivery is claimed under its unique key, sent, then marked
+
+    async def enqueue(
+        self,
+        key: str,
+        platform: str,
+        channel: str,
+        kind: str,
+        severity: str,
+        message: dict[str, Any],
+        not_before: datetime,
+        now: datetime,
+    ) -> bool:
+        """Queue a message unless one with the same key exists; True when queued."""
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    outbox.insert().values(
+                        key=key,
+                        platform=platform,
+                        channel=channel,
+                        kind=kind,
+                        severity=severity,
+                        message=message,
+                        status="pending",
+                        not_before=not_before,
+                        attempts=0,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    async def due_messages(self, now: datetime, lease: timedelta, limit: int = 100) -> list[OutboxItem]:
+        """Pending messages whose time has come, and claims abandoned for longer than the lease."""
+        query = (
+            sa.select(outbox)
+            .where(
+                sa.or_(
+                    (outbox.c.status == "pending") & (outbox.c.not_before <= now),
+                    (outbox.c.status == "claimed") & (outbox.c.claimed_at < now - lease),
+                )
+            )
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings().all()
+        return [_outbox_item(row) for row in rows]
+
+    async def claim(self, item: OutboxItem, now: datetime, lease: timedelta) -> bool:
+        """Take a message for sending; False when someone else has it."""
+        condition = (outbox.c.id == item.id) & sa.or_(
+            outbox.c.status == "pending", (outbox.c.status == "claimed") & (outbox.c.claimed_at < now - lease)
+        )
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                outbox.update()
+                .where(condition)
+                .values(status="claimed", claimed_at=now, attempts=outbox.c.attempts + 1)
+            )
+        return bool(result.rowcount)
+
+    async def mark_sent(self, item_id: int, now: datetime) -> None:
+        """Record a successful delivery."""
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                outbox.update().where(outbox.c.id == item_id).values(status="sent", sent_at=now)
+            )
+
+    async def mark_failed(self, item_id: int, error: str, retry_at: datetime | None) -> None:
+        """Record a failed attempt: back to pending for a retry, or failed for good."""
+        values: dict[str, Any] = {"last_error": error[:1000]}
+        values.update(status="pending", not_before=retry_at) if retry_at else values.update(status="failed")
+        async with self.engine.begin() as connection:
+            await connection.execute(outbox.update().where(outbox.c.id == item_id).values(**values))
+
+    async def outbox_items(self, kind: str | None = None) -> list[OutboxItem]:
+        """Every outbox row (optionally of one kind), oldest first."""
+        query = sa.select(outbox).order_by(outbox.c.id)
+        if kind:
+            query = query.where(outbox.c.kind == kind)
+        async with self.engine.connect() as connection:
+            return [_outbox_item(row) for row in (await connection.execute(query)).mappings().all()]
+
+    async def latest_sent(self, platform: str, channel: str, kind: str) -> OutboxItem | None:
+        """The latest delivered message of a kind in a channel."""
+        query = (
+            sa.select(outbox)
+            .where(
+                outbox.c.platform == platform,
+                outbox.c.channel == channel,
+                outbox.c.kind == kind,
+                outbox.c.status == "sent",
+            )
+            .order_by(outbox.c.id.desc())
+            .limit(1)
+        )
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).mappings().first()
+        return _outbox_item(row) if row else None
+
+    async def has_message(self, key: str) -> bool:
+        """True when a message with this key was ever queued."""
+        async with self.engine.connect() as connection:
+            found = (await connection.execute(sa.select(outbox.c.id).where(outbox.c.key == key))).first()
+        return found is not None
+
     async def ping(self) -> None:
         """Fail when the database cannot be reached."""
         async with self.engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
+
+
+def _outbox_item(row: Any) -> OutboxItem:
+    return OutboxItem(
+        row["id"],
+        row["key"],
+        row["platform"],
+        row["channel"],
+        row["kind"],
+        row["severity"],
+        row["message"],
+        row["status"],
+        row["attempts"],
+        row["not_before"],
+        row["last_error"],
+    )
 
 
 def _upgrade(connection: sa.Connection) -> None:
