@@ -290,6 +290,204 @@ def topup(account_name: str, amount_text: str, on_day: str | None) -> int:
     return 0
 
 
+@cli.command()
+def run() -> int:
+    """Run the bot: polling, alerts, daily summaries, chat adapters and /healthz."""
+    from bot.config import DEMO_BANNER, demo_config
+
+    config = _config()
+    if not config.accounts:
+        config = demo_config(config)
+        click.echo(DEMO_BANNER, err=True)
+    return asyncio.run(_run(config))
+
+
+async def _run(config: AppConfig) -> int:
+    import signal
+
+    from adapters.console import ConsoleAdapter
+    from bot.chart_data import make_chart
+    from bot.runtime import Runtime
+
+    settings = config.settings
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with _monitor(config) as monitor:
+        console = ConsoleAdapter(chart_dir=settings.chart_dir)
+
+        async def charts(views: Sequence[AccountView]) -> bytes | None:
+            return await make_chart(runtime.monitor, views)
+
+        runtime = Runtime(config, monitor.store, monitor.http, [console], charts=charts)
+        web = None
+        if settings.http_enabled:
+            from bot.web import start_http
+
+            try:
+                web = await start_http(settings.port)
+            except OSError as exc:
+                raise CliFailure(f"cannot listen on port {settings.port} (PORT): {exc.strerror}") from None
+        await runtime.start()
+        import logging
+
+        logging.getLogger("bot").info(
+            "creditbot running: %d accounts, %d channels, polling every %gs%s",
+            len(config.accounts),
+            len(await runtime.channels()),
+            settings.poll_seconds,
+            f", health on :{settings.port}/healthz" if web else "",
+        )
+        await stop.wait()
+        logging.getLogger("bot").info("stopping")
+        await runtime.stop()
+        if web is not None:
+            await web.cleanup()
+    return 0
+
+
+def _demo_or_config() -> AppConfig:
+    from bot.config import demo_config
+
+    config = _config()
+    return demo_config(config) if not config.accounts else config
+
+
+@cli.command()
+@click.option("--send", is_flag=True, help="Send it to the channels instead of printing it.")
+@click.option("--channel", "channel_ids", multiple=True, metavar="ID", help="Only this channel (repeatable).")
+def summary(send: bool, channel_ids: tuple[str, ...]) -> int:
+    """Print the daily summary now, or send it to the configured channels."""
+    config = _demo_or_config()
+
+    async def go() -> int:
+        from adapters.console import ConsoleAdapter
+        from bot.chart_data import make_chart
+        from bot.messages import render_text
+        from bot.runtime import Runtime
+
+        async with _monitor(config) as monitor:
+            console = ConsoleAdapter(chart_dir=config.settings.chart_dir, interactive=False)
+
+            async def charts(views: Sequence[AccountView]) -> bytes | None:
+                return await make_chart(monitor, views)
+
+            runtime = Runtime(config, monitor.store, monitor.http, [console], charts=charts)
+            channels = await runtime.channels()
+            if channel_ids:
+                unknown = [c for c in channel_ids if c not in {ch.id for ch in channels}]
+                if unknown:
+                    raise click.UsageError(
+                        f"unknown channel {', '.join(unknown)}; known: "
+                        f"{', '.join(ch.id for ch in channels) or 'none'}"
+                    )
+                channels = [c for c in channels if c.id in channel_ids]
+            if not send:
+                message, _values = await runtime.summary_message(channels[0] if len(channels) == 1 else None)
+                click.echo(render_text(message))
+                return 0
+            if not channels:
+                raise CliFailure("no channels are configured: add [[channels]] to creditbot.toml (see README)")
+            await monitor.refresh()
+            failures = 0
+            for channel in channels:
+                day = f"manual-{monitor.clock().isoformat()}"
+                await runtime.send_summary(channel, day=day)
+                item = next(
+                    i
+                    for i in reversed(await monitor.store.outbox_items("summary"))
+                    if i.key == f"summary:{channel.key}:{day}"
+                )
+                if item.status != "sent":
+                    failures += 1
+                    click.echo(f"{channel.key}: not delivered ({item.last_error})", err=True)
+                else:
+                    click.echo(f"{channel.key}: summary sent", err=True)
+            return 1 if failures else 0
+
+    return asyncio.run(go())
+
+
+@cli.command(name="alerts")
+def alerts_command() -> int:
+    """List the state of every alert rule that has fired."""
+    config = _demo_or_config()
+
+    async def go() -> list[dict[str, Any]]:
+        async with _monitor(config) as monitor:
+            return await monitor.store.alert_states()
+
+    rows = asyncio.run(go())
+    active = [r for r in rows if r["level"] > 0]
+    if not active:
+        click.echo("No open alerts.")
+    for row in sorted(active, key=lambda r: (r["account"], r["rule"])):
+        since = row["since"].strftime("%Y-%m-%d %H:%M UTC") if row["since"] else "?"
+        click.echo(f"{row['account']}: {row['rule']} level {row['level']} since {since}: {row['detail'] or ''}")
+    return 0
+
+
+@cli.command(name="notify-test")
+@click.option("--channel", "channel_ids", multiple=True, metavar="ID", help="Only this channel (repeatable).")
+def notify_test(channel_ids: tuple[str, ...]) -> int:
+    """Send a test message to the configured channels to check delivery."""
+    config = _demo_or_config()
+
+    async def go() -> int:
+        from adapters.console import ConsoleAdapter
+        from bot.runtime import Runtime
+
+        async with _monitor(config) as monitor:
+            runtime = Runtime(
+                config,
+                monitor.store,
+                monitor.http,
+                [ConsoleAdapter(chart_dir=config.settings.chart_dir, interactive=False)],
+            )
+            channels = [c for c in await runtime.channels() if not channel_ids or c.id in channel_ids]
+            if not channels:
+                raise CliFailure("no matching channels are configured")
+            for channel in channels:
+                await runtime.notify_test(channel)
+            failed = [i for i in await monitor.store.outbox_items("test") if i.status != "sent"]
+            for item in failed:
+                click.echo(f"{item.platform}:{item.channel}: not delivered ({item.last_error})", err=True)
+            return 1 if failed else 0
+
+    return asyncio.run(go())
+
+
+@cli.command()
+def doctor() -> int:
+    """Check the configuration, the database, every account's key and endpoint; print what to fix."""
+    config = _config()
+    problems = 0
+    click.echo(
+        f"configuration: {len(config.accounts)} accounts from {config.source}, {len(config.channels)} channels"
+    )
+    if not config.accounts:
+        click.echo(f"  ! {NO_ACCOUNTS_HELP}")
+        return 1
+
+    async def go() -> int:
+        found = 0
+        async with _monitor(config) as monitor:
+            click.echo("database: ok")
+            for reading in await monitor.refresh():
+                if reading.ok:
+                    click.echo(f"{reading.account}: ok")
+                else:
+                    found += 1
+                    click.echo(f"{reading.account}: {reading.error}")
+        return found
+
+    problems += asyncio.run(go())
+    if not any(c.platform != "console" for c in config.channels):
+        click.echo("chat: no Slack or Discord channel configured (the console only)")
+    return 1 if problems else 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: maps errors to exit statuses (64 usage, 78 configuration) without tracebacks."""
     from bot.errors import ConfigError

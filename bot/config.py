@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -25,8 +26,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.channels import Channel, parse_clock, parse_quiet_hours
 from bot.commands import Verb
 from bot.errors import ConfigError
+from bot.models import Severity
 from bot.money import AmountError, Money, parse_amount
 from bot.providers import PROVIDERS
 from bot.providers.moonshot import host_currency
@@ -91,6 +94,19 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field("text", alias="CREDITBOT_LOG_FORMAT")
 
+    poll_seconds: float = Field(900, ge=1, alias="CREDITBOT_POLL_SECONDS")
+    dispatch_seconds: float = Field(10, ge=0.1, alias="CREDITBOT_DISPATCH_SECONDS")
+    timezone: str = Field("UTC", alias="CREDITBOT_TIMEZONE")
+    summary_time: str = Field("09:00", alias="CREDITBOT_SUMMARY_TIME")
+    runway_warn_days: Decimal = Field(Decimal(7), ge=0, alias="CREDITBOT_RUNWAY_WARN_DAYS")
+    failures_before_alert: int = Field(3, ge=1, alias="CREDITBOT_FAILURES_BEFORE_ALERT")
+    hysteresis: Decimal = Field(Decimal("0.10"), ge=0, le=1, alias="CREDITBOT_HYSTERESIS")
+    spike_min: Decimal = Field(Decimal(1), ge=0, alias="CREDITBOT_SPIKE_MIN")
+    reminder_interval: timedelta | None = Field(None, alias="CREDITBOT_REMINDER_INTERVAL")
+    port: int = Field(3000, ge=0, le=65535, alias="PORT")
+    http_enabled: bool = Field(True, alias="CREDITBOT_HTTP")
+    chart_dir: Path = Field(Path("data/charts"), alias="CREDITBOT_CHART_DIR")
+
     openai_admin_key: SecretStr | None = Field(None, alias="OPENAI_ADMIN_KEY")
     anthropic_admin_key: SecretStr | None = Field(None, alias="ANTHROPIC_ADMIN_KEY")
     openrouter_api_key: SecretStr | None = Field(None, alias="OPENROUTER_API_KEY")
@@ -103,6 +119,24 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("reminder_interval", mode="before")
+    @classmethod
+    def _reminder(cls, value: Any) -> timedelta | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off", "none", "0")):
+            return None
+        return parse_duration(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @field_validator("summary_time")
+    @classmethod
+    def _summary_time(cls, value: str) -> str:
+        parse_clock(value)
+        return value.strip()
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -235,6 +269,51 @@ class AccountConfig(BaseModel):
         return self
 
 
+def check_timezone(value: str) -> str:
+    """An IANA timezone name such as Europe/Paris, or ValueError."""
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"'{value[:60]}' is not an IANA timezone such as Europe/Paris or UTC") from None
+    return value
+
+
+class ChannelConfig(BaseModel):
+    """One `[[channels]]` table, validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    platform: Literal["console", "slack", "discord"]
+    id: str = Field(min_length=1, max_length=128)
+    accounts: list[str] = ["*"]
+    daily_summary: str | bool | None = None
+    timezone: str | None = None
+    alerts: Literal["info", "warning", "critical", "none"] = "warning"
+    mention: str | None = Field(None, max_length=200)
+    quiet_hours: str | None = None
+
+    @field_validator("daily_summary")
+    @classmethod
+    def _daily(cls, value: str | bool | None) -> str | bool | None:
+        if value is True:
+            raise ValueError('use a time such as "09:00", or false')
+        if isinstance(value, str):
+            parse_clock(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_quiet_hours(value)
+        return value
+
+
 def check_key(value: str) -> str:
     """A key without surrounding whitespace; refuses empty keys and characters no HTTP header can carry."""
     key = value.strip()
@@ -304,12 +383,14 @@ def mask_secret(secret: str) -> str:
 
 @dataclass(frozen=True)
 class AppConfig:
-    """Settings plus the accounts they define."""
+    """Settings plus the accounts and channels they define."""
 
     settings: Settings
     accounts: tuple[Account, ...]
     source: str  # human description of where accounts came from
     raw_tables: Mapping[str, Any] = field(default_factory=dict)
+    channels: tuple[Channel, ...] = ()
+    demo: bool = False  # nothing configured: a simulated account and the console
 
     def account(self, name: str) -> Account | None:
         """The account with this name, if configured."""
@@ -348,8 +429,58 @@ def load_config(settings: Settings, environ: Mapping[str, str] | None = None) ->
         raise ConfigError([f"{path}: 'accounts' must be a list of [[accounts]] tables"])
     if raw_accounts:
         accounts = _toml_accounts(path, raw_accounts, env)
-        return AppConfig(settings, tuple(accounts), str(path), tables)
-    return AppConfig(settings, tuple(_discovered_accounts(settings)), "environment", tables)
+        source = str(path)
+    else:
+        accounts = _discovered_accounts(settings)
+        source = "environment"
+    channels = _toml_channels(path, tables.get("channels", []), [a.name for a in accounts], settings)
+    return AppConfig(settings, tuple(accounts), source, tables, tuple(channels))
+
+
+def _toml_channels(path: Path, raw: Any, account_names: list[str], settings: Settings) -> list[Channel]:
+    if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+        raise ConfigError([f"{path}: 'channels' must be a list of [[channels]] tables"])
+    problems: list[str] = []
+    channels: list[Channel] = []
+    seen: set[str] = set()
+    for index, table in enumerate(raw):
+        where = f"{path}: channels[{index}]" + (f" '{table['id']}'" if isinstance(table.get("id"), str) else "")
+        try:
+            parsed = ChannelConfig.model_validate(table)
+        except ValidationError as exc:
+            for error in exc.errors():
+                name = ".".join(str(p) for p in error["loc"]) or "channel"
+                reason = {"missing": "is required", "extra_forbidden": "is not a known setting"}.get(
+                    error["type"], _reason(error["msg"])
+                )
+                problems.append(f"{where}: {name}: {reason}")
+            continue
+        unknown = [a for a in parsed.accounts if a != "*" and a not in account_names]
+        if unknown:
+            problems.append(f"{where}: accounts: unknown account(s) {', '.join(unknown)}")
+            continue
+        key = f"{parsed.platform}:{parsed.id}"
+        if key in seen:
+            problems.append(f"{where}: id: {key} is listed twice")
+            continue
+        seen.add(key)
+        summary = parsed.daily_summary
+        channels.append(
+            Channel(
+                platform=parsed.platform,
+                id=parsed.id,
+                accounts=tuple(parsed.accounts) or ("*",),
+                daily_summary=None if summary is False else parse_clock(str(summary or settings.summary_time)),
+                timezone=parsed.timezone or settings.timezone,
+                alerts=None if parsed.alerts == "none" else Severity(parsed.alerts),
+                mention=parsed.mention,
+                quiet_hours=parse_quiet_hours(parsed.quiet_hours) if parsed.quiet_hours else None,
+                source=str(path),
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
+    return channels
 
 
 def _environment(environ: Mapping[str, str] | None) -> dict[str, str]:
@@ -483,3 +614,35 @@ def _discovered_accounts(settings: Settings) -> list[Account]:
             )
         )
     return accounts
+
+
+DEMO_BANNER = """\
+============================================================================
+ creditbot DEMO MODE: nothing is configured, so this runs a simulated
+ account named 'demo' and prints to this console. No real API is called.
+ To watch your accounts, put a key in .env (e.g. OPENAI_ADMIN_KEY=sk-admin-...,
+ DEEPSEEK_API_KEY=sk-...) or list [[accounts]] in creditbot.toml; see README.
+============================================================================"""
+
+
+def demo_config(config: AppConfig) -> AppConfig:
+    """The configuration of the demo: one simulated account and the console as its channel."""
+    settings = config.settings
+    account = Account(
+        name="demo",
+        provider="demo",
+        api_key=SecretStr("demo-key-not-secret"),
+        base_url=PROVIDERS["demo"].default_base_url,
+        origin="demo",
+        warn_below=Decimal(15),
+        critical_below=Decimal(5),
+    )
+    channel = Channel(
+        platform="console",
+        id="stdout",
+        daily_summary=parse_clock(settings.summary_time),
+        timezone=settings.timezone,
+        alerts=Severity.INFO,
+        source="demo",
+    )
+    return AppConfig(settings, (account,), "demo", config.raw_tables, (channel, *config.channels), demo=True)

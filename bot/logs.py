@@ -14,7 +14,7 @@ SECRET_PATTERNS = re.compile(
     r"(sk-(?:admin|proj|ant|or)[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9]{20,}|sess-[A-Za-z0-9]{16,}"
     r"|xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,})"
 )
-NOISY_LOGGERS = ("httpx", "httpcore", "aiosqlite", "alembic", "asyncio")
+NOISY_LOGGERS = ("httpx", "httpcore", "aiosqlite", "alembic", "asyncio", "apscheduler", "aiohttp.access")
 
 
 class RedactingFilter(logging.Filter):

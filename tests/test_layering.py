@@ -22,12 +22,25 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-def test_core_never_imports_a_chat_sdk() -> None:
+COMPOSITION_ROOT = ROOT / "bot" / "cli.py"  # the one module that wires adapters in
+
+
+def test_core_never_imports_a_chat_sdk_or_an_adapter() -> None:
     offenders = {
-        str(path.relative_to(ROOT)): sorted(m for m in imported_modules(path) if m.split(".")[0] in CHAT_SDKS)
+        str(path.relative_to(ROOT)): sorted(
+            m
+            for m in imported_modules(path)
+            if m.split(".")[0] in CHAT_SDKS and not (path == COMPOSITION_ROOT and m.startswith("adapters."))
+        )
         for path in (ROOT / "bot").rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_adapters_hold_no_provider_or_store_logic() -> None:
+    for path in (ROOT / "adapters").rglob("*.py"):
+        imported = imported_modules(path)
+        assert not {m for m in imported if m.startswith(("bot.providers", "bot.store", "bot.forecast", "httpx"))}
 
 
 def test_cli_start_does_not_import_heavy_modules() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.providers.anthropic import AnthropicProvider
 from bot.providers.base import Provider
 from bot.providers.deepseek import DeepSeekProvider
+from bot.providers.demo import DemoProvider
 from bot.providers.moonshot import MoonshotProvider
 from bot.providers.openai import OpenAIProvider
 from bot.providers.openai_legacy import OpenAILegacyProvider
@@ -19,6 +20,7 @@ PROVIDERS: dict[str, type[Provider]] = {
         OpenRouterProvider,
         DeepSeekProvider,
         MoonshotProvider,
+        DemoProvider,
     )
 }
 

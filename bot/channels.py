@@ -1,0 +1,94 @@
+"""Where messages go: channels from the TOML file and from `subscribe` commands."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.models import Severity
+
+PLATFORMS = ("console", "slack", "discord")
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One destination with its summary schedule, alert level, mention and quiet hours."""
+
+    platform: str
+    id: str
+    accounts: tuple[str, ...] = ("*",)
+    daily_summary: time | None = time(9, 0)
+    timezone: str = "UTC"
+    alerts: Severity | None = Severity.WARNING  # None: no alerts here
+    mention: str | None = None
+    quiet_hours: tuple[time, time] | None = None
+    source: str = "creditbot.toml"
+
+    @property
+    def key(self) -> str:
+        """`platform:id`, unique per channel."""
+        return f"{self.platform}:{self.id}"
+
+    def includes(self, account: str) -> bool:
+        """True when this channel shows the account."""
+        return "*" in self.accounts or account in self.accounts
+
+    def visible(self, accounts: Sequence[str]) -> list[str]:
+        """The accounts this channel shows, in the given order."""
+        return [a for a in accounts if self.includes(a)]
+
+    def wants(self, severity: Severity) -> bool:
+        """True when alerts of this severity are delivered here."""
+        return self.alerts is not None and severity.rank >= self.alerts.rank
+
+    def quiet_until(self, now: datetime) -> datetime | None:
+        """End of the quiet period that `now` falls in (in this channel's timezone), or None."""
+        if self.quiet_hours is None:
+            return None
+        start, end = self.quiet_hours
+        local = now.astimezone(ZoneInfo(self.timezone))
+        clock = local.time().replace(tzinfo=None)
+        inside = start <= clock < end if start < end else (clock >= start or clock < end)
+        if not inside:
+            return None
+        end_day = local.date() if clock < end else local.date() + timedelta(days=1)
+        naive_end = datetime.combine(end_day, end)
+        return naive_end.replace(tzinfo=ZoneInfo(self.timezone)).astimezone(now.tzinfo)
+
+    def summary_date(self, now: datetime) -> str:
+        """The local date whose summary `now` belongs to."""
+        return now.astimezone(ZoneInfo(self.timezone)).date().isoformat()
+
+    def summary_due_at(self, now: datetime) -> datetime | None:
+        """When today's summary (local date) is due, as an aware datetime; None without a summary."""
+        if self.daily_summary is None:
+            return None
+        zone = ZoneInfo(self.timezone)
+        local_day = now.astimezone(zone).date()
+        # fold=0 and zoneinfo's normalisation put a time inside a DST gap just after the gap.
+        due = datetime.combine(local_day, self.daily_summary).replace(tzinfo=zone)
+        return due.astimezone(now.tzinfo)
+
+
+def parse_clock(value: str) -> time:
+    """`HH:MM` as a time, or ValueError."""
+    parts = value.strip().split(":")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"'{value}' is not a time of day like 09:00")
+    hour, minute = int(parts[0]), int(parts[1])
+    if not (0 <= hour < 24 and 0 <= minute < 60):
+        raise ValueError(f"'{value}' is not a time of day like 09:00")
+    return time(hour, minute)
+
+
+def parse_quiet_hours(value: str) -> tuple[time, time]:
+    """`22:00-07:00` as a (start, end) pair."""
+    if "-" not in value:
+        raise ValueError("must look like 22:00-07:00")
+    start, end = value.split("-", 1)
+    parsed = parse_clock(start), parse_clock(end)
+    if parsed[0] == parsed[1]:
+        raise ValueError("start and end must differ")
+    return parsed

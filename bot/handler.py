@@ -1,0 +1,233 @@
+"""Executes parsed chat commands for every adapter: permissions, audit log, replies as core messages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.commands import Command, CommandError, Verb, help_text, parse_command
+from bot.messages import Action, Message, credits_message, text_message
+from bot.models import Severity
+from bot.money import Money
+from bot.monitor import AccountView, Monitor
+from bot.store import Store, Subscription, ThresholdOverride
+
+log = logging.getLogger(__name__)
+
+ChartMaker = Callable[[Sequence[AccountView]], Awaitable[bytes | None]]
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asked, from where, and whether the adapter counts them as an admin."""
+
+    platform: str
+    user: str
+    channel: str | None
+    is_admin: bool
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """`platform:user` for the audit log."""
+        return f"{self.platform}:{self.name or self.user}"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message to send back, privately unless `public`."""
+
+    message: Message
+    public: bool = False
+
+
+class CommandHandler:
+    """The one place where chat commands do things."""
+
+    def __init__(
+        self,
+        monitor: Monitor,
+        store: Store,
+        *,
+        charts: ChartMaker,
+        on_subscriptions_changed: Callable[[], Awaitable[None]] | None = None,
+        default_timezone: str = "UTC",
+        default_summary_time: str = "09:00",
+    ) -> None:
+        self.monitor = monitor
+        self.store = store
+        self.charts = charts
+        self.on_subscriptions_changed = on_subscriptions_changed
+        self.default_timezone = default_timezone
+        self.default_summary_time = default_summary_time
+
+    @property
+    def now(self) -> datetime:
+        """The monitor's clock."""
+        return self.monitor.clock()
+
+    async def handle(self, text: str, requester: Requester, visible: Collection[str] | None = None) -> Reply:
+        """Parse and run one command line; malformed input gets usage, never an exception."""
+        names = [a.name for a in self.monitor.accounts() if visible is None or a.name in visible]
+        try:
+            command = parse_command(text, names)
+        except CommandError as exc:
+            return Reply(text_message("Not a creditbot command", str(exc), Severity.WARNING))
+        return await self.run(command, requester, names)
+
+    async def handle_action(
+        self, action: Action, requester: Requester, visible: Collection[str] | None = None
+    ) -> Reply:
+        """A button press: Refresh re-fetches, Snooze silences one account."""
+        if action.kind == "snooze" and action.account:
+            return await self.handle(f"snooze {action.account} {action.duration or '24h'}", requester, visible)
+        names = [a.name for a in self.monitor.accounts() if visible is None or a.name in visible]
+        views = await self.monitor.views(names, refresh=True)
+        return Reply(credits_message(views, self.now))
+
+    async def run(self, command: Command, requester: Requester, names: list[str]) -> Reply:
+        """Run a parsed command for someone allowed to see `names`."""
+        if command.changes_settings and not requester.is_admin:
+            log.info("refused %s from %s: not an admin", command.verb.value, requester.label)
+            await self.store.add_audit(
+                self.now,
+                requester.platform,
+                requester.name or requester.user,
+                requester.channel,
+                command.verb.value,
+                "refused: not an admin",
+            )
+            return Reply(
+                text_message(
+                    "Not allowed",
+                    "Sorry, only admins can change creditbot settings. "
+                    "Ask an admin, or use `credits` to see balances.",
+                    Severity.WARNING,
+                )
+            )
+        match command.verb:
+            case Verb.CREDITS | Verb.SHARE:
+                views = await self.monitor.views([command.account] if command.account else names)
+                return Reply(credits_message(views, self.now), public=command.verb is Verb.SHARE)
+            case Verb.CHART:
+                views = await self.monitor.views([command.account] if command.account else names)
+                message = credits_message(views, self.now, chart=await self.charts(views))
+                return Reply(message)
+            case Verb.ALERTS:
+                return Reply(await self._alerts(names))
+            case Verb.HELP:
+                return Reply(text_message("creditbot commands", help_text()))
+        return await self._change(command, requester)
+
+    async def _alerts(self, names: list[str]) -> Message:
+        rows = [r for r in await self.store.alert_states() if r["account"] in names and r["level"] > 0]
+        snoozed = {k: v for k, v in (await self.store.snoozed_until(self.now)).items() if k in names}
+        lines = [
+            f"{r['account']}: {r['rule']} — {r['detail'] or 'active'} (since {r['since']:%Y-%m-%d %H:%M} UTC)"
+            for r in rows
+            if r["since"]
+        ]
+        lines += [f"{name}: snoozed until {until:%Y-%m-%d %H:%M} UTC" for name, until in snoozed.items()]
+        if not lines:
+            return text_message("Alerts", "No open alerts.")
+        return text_message("Alerts", "\n".join(lines), Severity.WARNING)
+
+    async def _change(self, command: Command, requester: Requester) -> Reply:
+        now = self.now
+        if command.verb is Verb.SNOOZE:
+            assert command.account is not None
+            assert command.duration is not None
+            until = now + command.duration
+            await self.store.set_snooze(command.account, until, requester.label)
+            detail = f"snoozed {command.account} until {until.isoformat()}"
+            reply = text_message(
+                "Snoozed", f"Alerts for {command.account} are snoozed until {until:%Y-%m-%d %H:%M} UTC."
+            )
+        elif command.verb is Verb.THRESHOLD:
+            assert command.account is not None
+            account = self.monitor.config.account(command.account)
+            assert account is not None
+            critical = command.critical_below
+            if critical is None:
+                current = (await self.store.threshold_overrides()).get(account.name)
+                critical = (
+                    current.critical_below
+                    if current and current.critical_below is not None
+                    else account.critical_below
+                )
+                if critical is not None and command.warn_below is not None and critical > command.warn_below:
+                    critical = None
+            await self.store.set_threshold_override(
+                ThresholdOverride(account.name, command.warn_below, critical, requester.label, now)
+            )
+            detail = f"thresholds for {account.name}: warn {command.warn_below}, critical {critical}"
+            reply = text_message(
+                "Thresholds set",
+                f"{account.name}: warn below {command.warn_below}"
+                + (f", critical below {critical}" if critical is not None else "")
+                + ".",
+            )
+        elif command.verb is Verb.TOPUP:
+            assert command.account is not None
+            assert command.amount is not None
+            account = self.monitor.config.account(command.account)
+            assert account is not None
+            if not account.spend_only:
+                return Reply(
+                    text_message(
+                        "Not recorded",
+                        f"{account.name} reports its own balance; top-ups are "
+                        "recorded only for spend-only accounts (openai, anthropic).",
+                        Severity.WARNING,
+                    )
+                )
+            money = Money(command.amount, account.currency or "USD")
+            await self.monitor.record_topup(account, money, now.date(), "chat")
+            detail = f"top-up of {money.format()} for {account.name}"
+            reply = text_message("Top-up recorded", f"Recorded {money.format()} for {account.name} today.")
+        elif command.verb is Verb.SUBSCRIBE:
+            if requester.channel is None:
+                return Reply(text_message("Not subscribed", "Subscribe from a channel.", Severity.WARNING))
+            at = command.at.strftime("%H:%M") if command.at else self.default_summary_time
+            zone = command.timezone or self.default_timezone
+            await self.store.save_subscription(
+                Subscription(
+                    requester.platform, requester.channel, at, zone, Severity.WARNING.value, requester.label
+                ),
+                now,
+            )
+            detail = f"subscribed {requester.platform}:{requester.channel} at {at} {zone}"
+            reply = text_message(
+                "Subscribed",
+                f"This channel gets the daily summary at {at} ({zone}) and alerts of warning level and above.",
+            )
+        else:  # unsubscribe
+            removed = requester.channel is not None and await self.store.delete_subscription(
+                requester.platform, requester.channel
+            )
+            detail = (
+                f"unsubscribed {requester.platform}:{requester.channel}" if removed else "nothing to unsubscribe"
+            )
+            reply = text_message(
+                "Unsubscribed" if removed else "Not subscribed",
+                (
+                    "This channel no longer gets summaries or alerts."
+                    if removed
+                    else "This channel has no subscription made from chat "
+                    "(channels in creditbot.toml are changed there)."
+                ),
+            )
+        await self.store.add_audit(
+            now,
+            requester.platform,
+            requester.name or requester.user,
+            requester.channel,
+            command.verb.value,
+            detail,
+        )
+        log.info("audit: %s by %s in %s: %s", command.verb.value, requester.label, requester.channel, detail)
+        if command.verb in (Verb.SUBSCRIBE, Verb.UNSUBSCRIBE) and self.on_subscriptions_changed:
+            await self.on_subscriptions_changed()
+        return Reply(reply)

@@ -1,0 +1,445 @@
+"""The long-running bot: polling, alert evaluation, daily summaries and the delivery outbox on a scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from bot.adapter import Adapter, DeliveryError
+from bot.alerts import AlertEvent, AlertSettings, AlertState, Rule, SourceHealth, evaluate, open_alerts
+from bot.channels import Channel, parse_clock
+from bot.clock import Clock, system_clock
+from bot.config import AppConfig
+from bot.handler import CommandHandler
+from bot.messages import Action, Message, section, summary_message, text_message
+from bot.models import Severity
+from bot.money import Money
+from bot.monitor import AccountView, Monitor
+from bot.store import OutboxItem, Store
+
+log = logging.getLogger(__name__)
+
+CLAIM_LEASE = timedelta(minutes=10)  # a claim older than this was abandoned (crash between claim and send)
+MAX_ATTEMPTS = 12
+SUMMARY_GRACE = 3600
+
+
+def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
+    """Back-off before the next delivery attempt: the platform's wish, else 30 s doubling up to an hour."""
+    if retry_after is not None:
+        return timedelta(seconds=max(1.0, retry_after))
+    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+
+
+def state_from_row(row: dict[str, Any]) -> AlertState:
+    """An AlertState from its stored row."""
+    return AlertState(
+        account=row["account"],
+        rule=Rule(row["rule"]),
+        level=row["level"],
+        fired_level=row["fired_level"],
+        episode=row["episode"],
+        period=row["period"],
+        since=row["since"],
+        notified_at=row["notified_at"],
+        reminders=row["reminders"],
+        detail=row["detail"],
+    )
+
+
+def state_to_row(state: AlertState) -> dict[str, Any]:
+    """The stored row of an AlertState."""
+    return {
+        "account": state.account,
+        "rule": state.rule.value,
+        "level": state.level,
+        "fired_level": state.fired_level,
+        "episode": state.episode,
+        "period": state.period,
+        "since": state.since,
+        "notified_at": state.notified_at,
+        "reminders": state.reminders,
+        "detail": state.detail,
+    }
+
+
+class Runtime:
+    """Wires the monitor, the alert rules, the outbox and the adapters together under one scheduler."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        store: Store,
+        http: httpx.AsyncClient,
+        adapters: Sequence[Adapter],
+        *,
+        clock: Clock = system_clock,
+        charts: Callable[[Sequence[AccountView]], Awaitable[bytes | None]] | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.store = store
+        self.clock = clock
+        self.monitor = Monitor(config, store, http, clock=clock)
+        self.adapters = {adapter.platform: adapter for adapter in adapters}
+        self.charts = charts or self._no_chart
+        self.handler = CommandHandler(
+            self.monitor,
+            store,
+            charts=self.charts,
+            on_subscriptions_changed=self.reschedule,
+            default_timezone=self.settings.timezone,
+            default_summary_time=self.settings.summary_time,
+        )
+        self.alert_settings = AlertSettings(
+            runway_warn_days=self.settings.runway_warn_days,
+            failures_before_alert=self.settings.failures_before_alert,
+            hysteresis=self.settings.hysteresis,
+            spike_min=self.settings.spike_min,
+            reminder=self.settings.reminder_interval,
+        )
+        self.scheduler: Any = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._dispatch_lock = asyncio.Lock()
+        self._poll_lock = asyncio.Lock()
+        self._caught_up = False
+        self._stopping = False
+        self.polls = 0
+
+    @staticmethod
+    async def _no_chart(_views: Sequence[AccountView]) -> bytes | None:
+        return None
+
+    # Channels
+
+    async def channels(self) -> list[Channel]:
+        """Channels from the TOML file plus those subscribed from chat (TOML wins on the same id)."""
+        channels = list(self.config.channels)
+        known = {c.key for c in channels}
+        for sub in await self.store.subscriptions():
+            channel = Channel(
+                platform=sub.platform,
+                id=sub.channel,
+                daily_summary=parse_clock(sub.daily_summary) if sub.daily_summary else None,
+                timezone=sub.timezone,
+                alerts=None if sub.alerts == "none" else Severity(sub.alerts),
+                source=f"subscribed by {sub.created_by}",
+            )
+            if channel.key not in known:
+                channels.append(channel)
+        return channels
+
+    # Polling and alerts
+
+    async def poll(self) -> list[AlertEvent]:
+        """Fetch every account, evaluate the alert rules, queue what must be said, then deliver."""
+        async with self._poll_lock:
+            await self.monitor.refresh()
+            views = await self.monitor.views()
+            events = await self.evaluate_alerts(views)
+            self.polls += 1
+            await self.monitor.prune()
+        if not self._caught_up:
+            self._caught_up = True
+            await self.catch_up()
+        await self.dispatch()
+        return events
+
+    async def evaluate_alerts(self, views: Sequence[AccountView]) -> list[AlertEvent]:
+        """Run the rules over fresh views, persist the new states and queue the resulting messages."""
+        now = self.clock()
+        stored: dict[str, dict[Rule, AlertState]] = {}
+        for row in await self.store.alert_states():
+            state = state_from_row(row)
+            stored.setdefault(state.account, {})[state.rule] = state
+        latest = await self.store.latest_readings(v.name for v in views)
+        all_states: list[AlertState] = []
+        all_events: list[AlertEvent] = []
+        for view in views:
+            last = latest[view.name].latest
+            ok = last is not None and last.ok
+            health = SourceHealth(
+                latest_ok=ok,
+                failure_streak=0 if ok else await self.store.failure_streak(view.name),
+                latest_error=None if ok or last is None else last.error,
+                latest_error_kind=None if ok or last is None else last.error_kind,
+            )
+            states, events = evaluate(view, health, stored.get(view.name, {}), self.alert_settings, now)
+            all_states.extend(states)
+            all_events.extend(events)
+            for event in events:
+                log.info("alert %s %s for %s: %s", event.kind, event.rule.value, event.account, event.title)
+        await self.store.save_alert_states([state_to_row(s) for s in all_states], now)
+        if all_events:
+            await self._queue_alerts(all_events, {v.name: v for v in views}, now)
+        return all_events
+
+    async def _queue_alerts(
+        self, events: Sequence[AlertEvent], views: dict[str, AccountView], now: datetime
+    ) -> None:
+        channels = await self.channels()
+        snoozed = await self.store.snoozed_until(now)
+        for event in events:
+            if event.account in snoozed:
+                log.info(
+                    "not sending %s for %s: snoozed until %s",
+                    event.rule.value,
+                    event.account,
+                    snoozed[event.account].isoformat(),
+                )
+                continue
+            message = alert_message(event, views[event.account])
+            for channel in channels:
+                if not channel.includes(event.account) or not channel.wants(event.routing_severity):
+                    continue
+                not_before = now
+                if event.severity is not Severity.CRITICAL:
+                    not_before = channel.quiet_until(now) or now
+                addressed = (
+                    message.with_mentions([channel.mention])
+                    if channel.mention and event.kind != "recovered"
+                    else message
+                )
+                await self.store.enqueue(
+                    f"alert:{channel.key}:{event.key}",
+                    channel.platform,
+                    channel.id,
+                    "alert",
+                    event.severity.value,
+                    addressed.to_json(),
+                    not_before,
+                    now,
+                )
+
+    # Summaries
+
+    async def summary_message(self, channel: Channel | None = None) -> tuple[Message, dict[str, Any]]:
+        """The daily summary for a channel (or all accounts), and the values to compare with next time."""
+        names = [a.name for a in self.monitor.accounts()]
+        if channel is not None:
+            names = channel.visible(names)
+        views = await self.monitor.views(names)
+        previous: dict[str, Money] = {}
+        if channel is not None:
+            last = await self.store.latest_sent(channel.platform, channel.id, "summary")
+            for name, value in ((last.message.get("values") or {}) if last else {}).items():
+                previous[name] = Money(Decimal(value[0]), value[1])
+        states = [state_from_row(r) for r in await self.store.alert_states()]
+        message = summary_message(views, self.clock(), previous, open_alerts(states), await self.charts(views))
+        values = {}
+        for view in views:
+            value = view.balance if view.balance is not None else view.spent_month
+            if value is not None:
+                values[view.name] = [str(value.amount), value.currency]
+        return message, values
+
+    async def send_summary(self, channel: Channel, *, day: str | None = None) -> bool:
+        """Queue and deliver the summary of one channel for its local day; False if it was already queued."""
+        now = self.clock()
+        key = f"summary:{channel.key}:{day or channel.summary_date(now)}"
+        if await self.store.has_message(key):
+            return False
+        message, values = await self.summary_message(channel)
+        stored = {**message.to_json(), "values": values}
+        queued = await self.store.enqueue(
+            key, channel.platform, channel.id, "summary", message.severity.value, stored, now, now
+        )
+        if queued:
+            log.info("daily summary queued for %s", channel.key)
+            await self.dispatch()
+        return queued
+
+    async def catch_up(self) -> None:
+        """Send once any summary that fell due today (local time) while the bot was down."""
+        now = self.clock()
+        for channel in await self.channels():
+            due = channel.summary_due_at(now)
+            if due is not None and due <= now:
+                await self.send_summary(channel)
+
+    async def notify_test(self, channel: Channel) -> None:
+        """Queue and deliver a test message to a channel."""
+        now = self.clock()
+        message = text_message(
+            "creditbot test message", f"Delivery to {channel.key} works ({now:%Y-%m-%d %H:%M} UTC)."
+        )
+        await self.store.enqueue(
+            f"test:{channel.key}:{now.isoformat()}",
+            channel.platform,
+            channel.id,
+            "test",
+            "info",
+            message.to_json(),
+            now,
+            now,
+        )
+        await self.dispatch()
+
+    # Delivery
+
+    async def dispatch(self) -> int:
+        """Deliver every due outbox message once: claim, send, mark; failures are retried later."""
+        async with self._dispatch_lock:
+            sent = 0
+            now = self.clock()
+            for item in await self.store.due_messages(now, CLAIM_LEASE):
+                if not await self.store.claim(item, now, CLAIM_LEASE):
+                    continue
+                sent += await self._deliver(item)
+            return sent
+
+    async def _deliver(self, item: OutboxItem) -> int:
+        adapter = self.adapters.get(item.platform)
+        attempts = item.attempts + 1
+        if adapter is None:
+            await self.store.mark_failed(item.id, f"platform {item.platform} is not configured", None)
+            log.error("cannot deliver %s: platform %s is not configured", item.key, item.platform)
+            return 0
+        try:
+            await adapter.send(item.channel, Message.from_json(item.message))
+        except DeliveryError as exc:
+            give_up = exc.permanent or attempts >= MAX_ATTEMPTS
+            retry_at = None if give_up else self.clock() + retry_delay(attempts, exc.retry_after)
+            await self.store.mark_failed(item.id, str(exc), retry_at)
+            log.warning(
+                "delivery of %s to %s:%s failed (attempt %d)%s: %s",
+                item.kind,
+                item.platform,
+                item.channel,
+                attempts,
+                "" if give_up else f", retrying at {retry_at:%H:%M:%S}",
+                exc,
+            )
+            return 0
+        except Exception as exc:  # an adapter bug must not stop the other deliveries
+            log.exception("delivery of %s to %s:%s crashed", item.kind, item.platform, item.channel)
+            retry_at = None if attempts >= MAX_ATTEMPTS else self.clock() + retry_delay(attempts, None)
+            await self.store.mark_failed(item.id, f"{type(exc).__name__}", retry_at)
+            return 0
+        await self.store.mark_sent(item.id, self.clock())
+        return 1
+
+    # Scheduling and lifecycle
+
+    async def _job(self, name: str, factory: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        if self._stopping:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await factory()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; it runs again on schedule", name)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def start(self) -> None:
+        """Start the adapters and the scheduler (the first poll runs at once)."""
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        for adapter in self.adapters.values():
+            await adapter.start(self.handler)
+        self.scheduler = AsyncIOScheduler(
+            timezone=ZoneInfo("UTC"),
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": SUMMARY_GRACE},
+        )
+        await self.reschedule()
+        self.scheduler.start()
+
+    async def reschedule(self) -> None:
+        """(Re)create the jobs: polling, delivery, and one summary job per channel."""
+        if self.scheduler is None:
+            return
+        from apscheduler.triggers.cron import CronTrigger
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        poll = self.settings.poll_seconds
+        if self.scheduler.get_job("poll") is None:
+            self.scheduler.add_job(
+                self._job,
+                IntervalTrigger(seconds=poll, jitter=min(poll / 10, 60)),
+                args=("poll", self.poll),
+                id="poll",
+                next_run_time=datetime.now(ZoneInfo("UTC")),
+            )
+            self.scheduler.add_job(
+                self._job,
+                IntervalTrigger(seconds=self.settings.dispatch_seconds),
+                args=("dispatch", self.dispatch),
+                id="dispatch",
+            )
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("summary:"):
+                job.remove()
+        for channel in await self.channels():
+            if channel.daily_summary is None:
+                continue
+            trigger = CronTrigger(
+                hour=channel.daily_summary.hour,
+                minute=channel.daily_summary.minute,
+                timezone=ZoneInfo(channel.timezone),
+            )
+            self.scheduler.add_job(
+                self._job,
+                trigger,
+                args=(f"summary {channel.key}", _summary_job(self, channel)),
+                id=f"summary:{channel.key}",
+                replace_existing=True,
+            )
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop scheduling, let running jobs and sends finish (up to a timeout), then stop the adapters."""
+        self._stopping = True
+        if self.scheduler is not None:
+            # Pause first: shutting the scheduler down cancels the jobs it is running.
+            self.scheduler.pause()
+        await asyncio.sleep(0)  # jobs the scheduler just launched register themselves or see _stopping
+        if self._tasks:
+            _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        for adapter in self.adapters.values():
+            try:
+                await adapter.stop()
+            except Exception:
+                log.exception("stopping the %s adapter failed", adapter.platform)
+
+
+def _summary_job(runtime: Runtime, channel: Channel) -> Callable[[], Coroutine[Any, Any, Any]]:
+    async def job() -> None:
+        await runtime.send_summary(channel)
+
+    return job
+
+
+def alert_message(event: AlertEvent, view: AccountView) -> Message:
+    """The chat message of one alert event."""
+    actions = (
+        ()
+        if event.kind == "recovered"
+        else (Action("snooze", f"Snooze {event.account} 24h", event.account, "24h"),)
+    )
+    return Message(
+        title=event.title,
+        summary=event.title,
+        severity=event.severity,
+        sections=(section(view),),
+        text=event.text,
+        footer=f"rule: {event.rule.value}"
+        + (f" · as of {view.fetched_at:%Y-%m-%d %H:%M} UTC" if view.fetched_at else ""),
+        actions=actions,
+    )

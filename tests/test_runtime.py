@@ -1,0 +1,289 @@
+"""The runtime in-process: alerts delivered once across restarts, summaries and catch-up, quiet hours,
+snoozes, retries, and the command layer with permissions and audit."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.console import ConsoleAdapter
+from bot.adapter import DeliveryError
+from bot.channels import Channel
+from bot.config import AppConfig
+from bot.handler import Requester
+from bot.messages import Message
+from bot.models import Severity
+from bot.runtime import Runtime
+from bot.store import Store
+from tests.conftest import make_account, make_settings
+from tests.fakes import FakeProviderServer
+
+D = Decimal
+
+
+class Clock:
+    """A settable clock for the runtime."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class RecordingAdapter:
+    """A stand-in chat platform that records what it was asked to send; may fail on demand."""
+
+    def __init__(self, platform: str = "slack") -> None:
+        self.platform = platform
+        self.sent: list[tuple[str, Message]] = []
+        self.failures: list[DeliveryError] = []
+
+    async def start(self, handler: Any) -> None:
+        self.handler = handler
+
+    async def stop(self) -> None:
+        return None
+
+    def connected(self) -> bool:
+        return True
+
+    async def send(self, channel_id: str, message: Message) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append((channel_id, message))
+
+
+@pytest.fixture
+async def env(tmp_path: Path, fake: FakeProviderServer) -> AsyncIterator[dict[str, Any]]:
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'creditbot.db'}")
+    async with httpx.AsyncClient() as http:
+        yield {"store": store, "http": http, "fake": fake, "tmp": tmp_path}
+    await store.close()
+
+
+def runtime_for(
+    env: dict[str, Any], clock: Clock, channels: tuple[Channel, ...], adapter: Any, **account: Any
+) -> Runtime:
+    fake: FakeProviderServer = env["fake"]
+    accounts = (make_account("ds", "deepseek", fake.base_url("deepseek"), **account),)
+    config = AppConfig(make_settings(env["tmp"]), accounts, "test", channels=channels)
+    return Runtime(config, env["store"], env["http"], [adapter], clock=clock)
+
+
+SLACK = Channel("slack", "C1", daily_summary=time(9, 0), timezone="UTC", alerts=Severity.WARNING)
+ALERTS_ONLY = Channel("slack", "C1", daily_summary=None, alerts=Severity.WARNING)
+
+
+async def test_alert_fires_once_and_survives_a_restart(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, clock, (SLACK,), adapter, warn_below=D(200), critical_below=D(50))
+    events = await runtime.poll()
+    assert [(e.rule.value, e.kind) for e in events] == [("balance", "fired")]
+    alerts = [m for _, m in adapter.sent if m.footer.startswith("rule:")]
+    assert len(alerts) == 1
+    assert alerts[0].severity is Severity.WARNING
+    assert "below ¥200.00" in alerts[0].title
+    await runtime.poll()
+    # A new process on the same store: still nothing repeated.
+    restarted = runtime_for(env, clock, (SLACK,), adapter, warn_below=D(200), critical_below=D(50))
+    assert await restarted.poll() == []
+    assert len([m for _, m in adapter.sent if m.footer.startswith("rule:")]) == 1
+
+
+async def test_top_up_recovery_sends_one_recovered_message(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, clock, (SLACK,), adapter, warn_below=D(200))
+    await runtime.poll()
+    env["fake"].state.deepseek_infos = [{"currency": "CNY", "total_balance": "500.00"}]
+    clock.now += timedelta(minutes=5)
+    events = await runtime.poll()
+    assert [(e.rule.value, e.kind) for e in events] == [("balance", "recovered")]
+    titles = [m.title for _, m in adapter.sent]
+    assert sum("recovered" in t for t in titles) == 1
+
+
+async def test_quiet_hours_delay_warnings_but_not_critical(env: dict[str, Any]) -> None:
+    now = datetime.now(UTC)
+    start = (now - timedelta(hours=1)).time().replace(second=0, microsecond=0)
+    end = (now + timedelta(hours=2)).time().replace(second=0, microsecond=0)
+    quiet = Channel("slack", "C2", daily_summary=None, alerts=Severity.WARNING, quiet_hours=(start, end))
+    clock = Clock(now)
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, clock, (quiet,), adapter, warn_below=D(200))
+    await runtime.poll()
+    assert adapter.sent == []  # the warning waits
+    clock.now = now + timedelta(hours=2, minutes=1)
+    await runtime.dispatch()
+    assert len(adapter.sent) == 1
+    critical = runtime_for(
+        env,
+        Clock(now),
+        (Channel("slack", "C3", daily_summary=None, quiet_hours=(start, end)),),
+        RecordingAdapter(),
+        critical_below=D(500),
+    )
+    await critical.poll()
+    assert len(critical.adapters["slack"].sent) == 1  # type: ignore[attr-defined]
+
+
+async def test_snoozed_account_is_not_announced(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, clock, (SLACK,), adapter, warn_below=D(200))
+    await env["store"].set_snooze("ds", clock.now + timedelta(hours=24), "test")
+    await runtime.poll()
+    assert [m for _, m in adapter.sent if m.footer.startswith("rule:")] == []
+
+
+async def test_failed_delivery_is_retried_and_arrives_once(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    adapter = RecordingAdapter()
+    adapter.failures = [DeliveryError("HTTP 503"), DeliveryError("rate limited", retry_after=30)]
+    runtime = runtime_for(env, clock, (ALERTS_ONLY,), adapter, warn_below=D(200))
+    await runtime.poll()
+    assert adapter.sent == []
+    clock.now += timedelta(seconds=31)
+    await runtime.dispatch()
+    assert adapter.sent == []  # second failure: the platform asked for 30 s more
+    clock.now += timedelta(seconds=31)
+    await runtime.dispatch()
+    await runtime.dispatch()
+    assert len(adapter.sent) == 1
+    (item,) = await env["store"].outbox_items("alert")
+    assert (item.status, item.attempts) == ("sent", 3)
+
+
+async def test_abandoned_claim_is_retried_after_the_lease(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, clock, (SLACK,), adapter)
+    store: Store = env["store"]
+    await store.enqueue(
+        "alert:x", "slack", "C1", "alert", "warning", Message("t", "s").to_json(), clock.now, clock.now
+    )
+    (item,) = await store.due_messages(clock.now, timedelta(minutes=10))
+    assert await store.claim(item, clock.now, timedelta(minutes=10))  # then the process "crashes"
+    await runtime.dispatch()
+    assert adapter.sent == []
+    clock.now += timedelta(minutes=11)
+    await runtime.dispatch()
+    assert len(adapter.sent) == 1
+
+
+async def test_summary_catch_up_sends_once_per_day(env: dict[str, Any]) -> None:
+    today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+    clock = Clock(today)
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, clock, (SLACK,), adapter)
+    await runtime.poll()  # the first poll catches up the 09:00 summary
+    summaries = [m for _, m in adapter.sent if m.title.startswith("Daily")]
+    assert len(summaries) == 1
+    assert summaries[0].sections[0].account == "ds"
+    restarted = runtime_for(env, clock, (SLACK,), adapter)
+    await restarted.poll()
+    await restarted.send_summary(SLACK)
+    assert len([m for _, m in adapter.sent if m.title.startswith("Daily")]) == 1
+    clock.now += timedelta(days=1)
+    await restarted.send_summary(SLACK)
+    second = [m for _, m in adapter.sent if m.title.startswith("Daily")]
+    assert len(second) == 2
+    assert any(f.label == "Change" for f in second[1].sections[0].fields)
+
+
+async def test_no_catch_up_before_the_summary_time(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC).replace(hour=8, minute=0))
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, clock, (SLACK,), adapter)
+    await runtime.poll()
+    assert not [m for _, m in adapter.sent if m.title.startswith("Daily")]
+
+
+async def test_commands_permissions_audit_and_effective_thresholds(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    runtime = runtime_for(env, clock, (SLACK,), RecordingAdapter(), warn_below=D(20))
+    handler = runtime.handler
+    member = Requester("slack", "U1", "C1", is_admin=False)
+    admin = Requester("slack", "U2", "C1", is_admin=True, name="alice")
+    reply = await handler.handle("ds", member)
+    assert reply.public is False
+    assert reply.message.sections[0].headline == "¥110.00 left"
+    assert (await handler.handle("share", member)).public is True
+    refused = await handler.handle("threshold ds 500", member)
+    assert refused.message.title == "Not allowed"
+    assert (await handler.handle("threshold ds 500 100", admin)).message.title == "Thresholds set"
+    (view,) = await runtime.monitor.views()
+    assert (view.thresholds.warn_below, view.thresholds.critical_below) == (D(500), D(100))
+    assert view.thresholds.origin["warn_below"] == "chat, by slack:alice"
+    assert view.status.value == "warning"
+    audit = await env["store"].audit_entries()
+    assert [(a["command"], a["user"]) for a in audit] == [("threshold", "alice"), ("threshold", "U1")]
+    assert audit[1]["detail"].startswith("refused")
+    bad = await handler.handle("snooze ds forever", admin)
+    assert "is not a duration" in bad.message.text
+
+
+async def test_subscribe_adds_a_channel_with_its_summary_job(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    runtime = runtime_for(env, clock, (), RecordingAdapter())
+    admin = Requester("slack", "U2", "C9", is_admin=True)
+    reply = await runtime.handler.handle("subscribe 07:30 Europe/Paris", admin)
+    assert reply.message.title == "Subscribed"
+    (channel,) = await runtime.channels()
+    assert (channel.id, channel.daily_summary, channel.timezone) == ("C9", time(7, 30), "Europe/Paris")
+    await runtime.start()
+    try:
+        assert runtime.scheduler.get_job("summary:slack:C9") is not None
+        await runtime.handler.handle("unsubscribe", admin)
+        assert runtime.scheduler.get_job("summary:slack:C9") is None
+    finally:
+        await runtime.stop()
+
+
+async def test_console_prints_messages_and_saves_charts(tmp_path: Path) -> None:
+    out = io.StringIO()
+    console = ConsoleAdapter(out, chart_dir=tmp_path / "charts", interactive=False)
+    await console.send("stdout", Message("Daily", "s", chart=b"\x89PNG fake", chart_name="c.png"))
+    assert "── #stdout ──" in out.getvalue()
+    assert (tmp_path / "charts" / "c.png").read_bytes() == b"\x89PNG fake"
+
+
+@pytest.mark.parametrize(
+    ("zone", "day", "expected_utc"),
+    [
+        ("Europe/Paris", "2026-03-29", "07:00"),  # after the spring-forward night: CEST, UTC+2
+        ("Europe/Paris", "2026-03-28", "08:00"),
+        ("Europe/Paris", "2026-10-25", "08:00"),  # after falling back: CET, UTC+1
+        ("America/New_York", "2026-11-01", "14:00"),
+    ],
+)
+def test_summary_time_follows_local_time_across_dst(zone: str, day: str, expected_utc: str) -> None:
+    channel = Channel("console", "x", daily_summary=time(9, 0), timezone=zone)
+    now = datetime.fromisoformat(f"{day}T12:00:00+00:00")
+    due = channel.summary_due_at(now)
+    assert due is not None
+    assert due.astimezone(UTC).strftime("%H:%M") == expected_utc
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        ("2026-11-25T23:30:00+00:00", "2026-11-26T07:00:00+00:00"),  # across midnight
+        ("2026-11-26T06:59:00+00:00", "2026-11-26T07:00:00+00:00"),
+        ("2026-11-26T07:00:00+00:00", None),
+        ("2026-11-25T12:00:00+00:00", None),
+    ],
+)
+def test_quiet_hours_window(now: str, expected: str | None) -> None:
+    channel = Channel("console", "x", quiet_hours=(time(22, 0), time(7, 0)))
+    end = channel.quiet_until(datetime.fromisoformat(now))
+    assert (end.isoformat() if end else None) == expected
