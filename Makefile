@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The long-running bot (`creditbot run`) arrives with the runtime; until then `make run` checks every account.
+# The bot; with nothing configured it runs a clearly labelled demo on the console.
 run: $(STAMP)
-	$(BIN)/creditbot check
+	$(BIN)/creditbot run
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot adapters tests

@@ -203,6 +203,12 @@ def accounts() -> int:
     if not config.accounts:
         click.echo(NO_ACCOUNTS_HELP)
         return 0
+
+    async def load_overrides() -> dict[str, Any]:
+        async with _monitor(config) as monitor:
+            return dict(await monitor.store.threshold_overrides())
+
+    overrides = asyncio.run(load_overrides())
     console = Console(width=None if sys.stdout.isatty() else 250, highlight=False)
     table = Table(title=f"Accounts (from {config.source})", title_justify="left")
     for column in (
@@ -218,7 +224,7 @@ def accounts() -> int:
     ):
         table.add_column(column, no_wrap=True)
     for account in config.accounts:
-        thresholds = effective_thresholds(account)
+        thresholds = effective_thresholds(account, overrides.get(account.name))
 
         def cell(name: str, value: Decimal | None, origin: dict[str, str] = thresholds.origin) -> str:
             return "—" if value is None else f"{value} ({origin.get(name, 'default')})"

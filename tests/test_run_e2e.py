@@ -164,3 +164,27 @@ def test_other_runtime_commands(tmp_path: Path, fake: FakeProviderServer, comman
         assert "creditbot test message" in result.stdout
     else:
         assert "No open alerts" in result.stdout
+
+
+def test_thresholds_set_from_chat_are_used_by_check_and_accounts(tmp_path: Path, fake: FakeProviderServer) -> None:
+    import asyncio
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from bot.store import Store, ThresholdOverride
+
+    write_config(tmp_path, fake)
+    url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'creditbot.db'}"
+
+    async def set_override() -> None:
+        store = await Store.open(url)
+        await store.set_threshold_override(
+            ThresholdOverride("ds", Decimal(500), Decimal(300), "slack:alice", datetime.now(UTC))
+        )
+        await store.close()
+
+    asyncio.run(set_override())
+    accounts = run_cli(tmp_path, "accounts")
+    assert "500 (chat, by slack:alice)" in accounts.stdout
+    check = run_cli(tmp_path, "check", "--json")
+    assert check.returncode == 2  # ¥110 is below the chat-set critical level of 300

@@ -287,3 +287,26 @@ def test_quiet_hours_window(now: str, expected: str | None) -> None:
     channel = Channel("console", "x", quiet_hours=(time(22, 0), time(7, 0)))
     end = channel.quiet_until(datetime.fromisoformat(now))
     assert (end.isoformat() if end else None) == expected
+
+
+async def test_console_answers_typed_commands_through_the_core(env: dict[str, Any]) -> None:
+    import asyncio
+    import os
+
+    read_fd, write_fd = os.pipe()
+    out = io.StringIO()
+    with os.fdopen(read_fd, "r") as stdin:
+        console = ConsoleAdapter(out, chart_dir=env["tmp"], interactive=True, stdin=stdin)
+        runtime = runtime_for(env, Clock(datetime.now(UTC)), (), console)
+        await console.start(runtime.handler)
+        os.write(write_fd, b"/credits help\n/credits ds\nhello\n")
+        for _ in range(100):
+            if "¥110.00 left" in out.getvalue() and "start with /credits" in out.getvalue():
+                break
+            await asyncio.sleep(0.05)
+        await console.stop()
+        os.close(write_fd)
+    text = out.getvalue()
+    assert "credits snooze <account>" in text
+    assert "ds (deepseek): ¥110.00 left" in text
+    assert "Commands start with /credits" in text
