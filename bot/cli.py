@@ -302,7 +302,7 @@ def run() -> int:
     from bot.config import DEMO_BANNER, demo_config
 
     config = _config()
-    if not config.accounts:
+    if not config.accounts and not config.settings.slack_enabled:
         config = demo_config(config)
         click.echo(DEMO_BANNER, err=True)
     return asyncio.run(_run(config))
@@ -321,18 +321,35 @@ async def _run(config: AppConfig) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with _monitor(config) as monitor:
-        console = ConsoleAdapter(chart_dir=settings.chart_dir)
+        adapters: list[Any] = [ConsoleAdapter(chart_dir=settings.chart_dir)]
+        routes: list[Any] = []
+        if settings.slack_enabled:
+            from adapters.slack.adapter import SlackAdapter
+
+            slack = SlackAdapter(settings)
+            adapters.append(slack)
+            routes += slack.http_routes()
+            if routes and not settings.http_enabled:
+                raise CliFailure(
+                    "Slack HTTP mode needs the HTTP listener: set CREDITBOT_HTTP=true, or SLACK_APP_TOKEN "
+                    "for Socket Mode",
+                    EX_CONFIG,
+                )
+            if routes and settings.slack_signing_secret is None:
+                raise CliFailure(
+                    "Slack HTTP mode needs SLACK_SIGNING_SECRET (Basic Information > App Credentials)", EX_CONFIG
+                )
 
         async def charts(views: Sequence[AccountView]) -> bytes | None:
             return await make_chart(runtime.monitor, views)
 
-        runtime = Runtime(config, monitor.store, monitor.http, [console], charts=charts)
+        runtime = Runtime(config, monitor.store, monitor.http, adapters, charts=charts)
         web = None
         if settings.http_enabled:
             from bot.web import start_http
 
             try:
-                web = await start_http(settings.port)
+                web = await start_http(settings.port, routes)
             except OSError as exc:
                 raise CliFailure(f"cannot listen on port {settings.port} (PORT): {exc.strerror}") from None
         await runtime.start()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.channels import Channel, parse_clock, parse_quiet_hours
 from bot.commands import Verb
@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     http_enabled: bool = Field(True, alias="CREDITBOT_HTTP")
     chart_dir: Path = Field(Path("data/charts"), alias="CREDITBOT_CHART_DIR")
 
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    slack_viewers: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="CREDITBOT_SLACK_VIEWERS")
+    slack_admins: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="CREDITBOT_SLACK_ADMINS")
+
     openai_admin_key: SecretStr | None = Field(None, alias="OPENAI_ADMIN_KEY")
     anthropic_admin_key: SecretStr | None = Field(None, alias="ANTHROPIC_ADMIN_KEY")
     openrouter_api_key: SecretStr | None = Field(None, alias="OPENROUTER_API_KEY")
@@ -119,6 +126,25 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("slack_viewers", "slack_admins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        # List settings are comma-separated in the environment: A,B,C.
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slack_url(cls, value: str) -> str:
+        validate_base_url(value)
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def slack_enabled(self) -> bool:
+        """True when a Slack bot token is configured."""
+        return self.slack_bot_token is not None and bool(self.slack_bot_token.get_secret_value().strip())
 
     @field_validator("reminder_interval", mode="before")
     @classmethod
@@ -398,7 +424,15 @@ class AppConfig:
 
     def secrets(self) -> list[str]:
         """Every secret value in use, so that logs can be scrubbed of them."""
-        return [a.api_key.get_secret_value() for a in self.accounts]
+        values = [a.api_key.get_secret_value() for a in self.accounts]
+        for secret in (
+            self.settings.slack_bot_token,
+            self.settings.slack_signing_secret,
+            self.settings.slack_app_token,
+        ):
+            if secret is not None:
+                values.append(secret.get_secret_value())
+        return values
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -1,0 +1,1 @@
+"""The Slack adapter: slack-bolt in Socket Mode or HTTP mode."""

@@ -1,0 +1,312 @@
+"""Slack adapter (slack-bolt): `/credits`, buttons, App Home, and delivery of summaries and alerts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.render import escape, parse_action_value, render, render_home
+from bot.adapter import DeliveryError
+from bot.handler import Requester
+from bot.messages import Action, Message
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from bot.config import Settings
+    from bot.handler import CommandHandler
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/credits"
+PER_CHANNEL_INTERVAL = 1.0  # chat.postMessage allows about one message per second per channel
+ADMIN_CACHE_SECONDS = 300
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+        "msg_too_long",
+        "invalid_blocks",
+    }
+)
+REFUSED_VIEW = (
+    "Sorry, you are not allowed to see LLM balances here. Ask a creditbot admin to add you or this channel."
+)
+
+
+class SlackAdapter:
+    """The `slack` platform: Socket Mode when an app token is set, otherwise HTTP mode on `/slack/events`."""
+
+    platform = "slack"
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.slack_bot_token is not None
+        self.settings = settings
+        self.socket_mode = settings.slack_app_token is not None and bool(
+            settings.slack_app_token.get_secret_value()
+        )
+        token = settings.slack_bot_token.get_secret_value()
+        self.client = AsyncWebClient(
+            token=token,
+            base_url=settings.slack_api_url,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+            ],
+        )
+        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        # Every value is passed explicitly, so bolt never falls back to reading the environment.
+        self.app = AsyncApp(
+            client=self.client,
+            token=token,
+            signing_secret=secret or "unused-in-socket-mode",
+            request_verification_enabled=not self.socket_mode,
+            ignoring_self_events_enabled=True,
+            url_verification_enabled=True,
+            ssl_check_enabled=True,
+        )
+        self.team_id: str | None = None
+        self.bot_user_id: str | None = None
+        self._handler: CommandHandler | None = None
+        self._socket: Any = None
+        self._last_post: dict[str, float] = {}
+        self._channel_locks: dict[str, asyncio.Lock] = {}
+        self._admin_cache: dict[str, tuple[bool, float]] = {}
+        self._connected = False
+        self._register()
+
+    # Lifecycle
+
+    async def start(self, handler: CommandHandler) -> None:
+        """Learn which workspace the token belongs to, then connect (Socket Mode) or wait for HTTP requests."""
+        self._handler = handler
+        try:
+            auth = await self.client.auth_test()
+        except SlackApiError as exc:
+            log.error("Slack refused the bot token (auth.test: %s); Slack is disabled", exc.response.get("error"))
+            return
+        except Exception as exc:  # network trouble: keep the rest of the bot running, retry on the next send
+            log.error("Slack is unreachable (%s); delivery will be retried", type(exc).__name__)
+            return
+        self.team_id = auth.get("team_id")
+        self.bot_user_id = auth.get("user_id")
+        if self.socket_mode:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            assert self.settings.slack_app_token is not None
+            self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token.get_secret_value())
+            await self._socket.connect_async()
+        self._connected = True
+        log.info("Slack connected to team %s in %s mode", self.team_id, "Socket" if self.socket_mode else "HTTP")
+
+    async def stop(self) -> None:
+        """Close the Socket Mode connection, if any."""
+        if self._socket is not None:
+            await self._socket.close_async()
+        self._connected = False
+
+    def connected(self) -> bool:
+        """True once auth.test succeeded."""
+        return self._connected
+
+    def http_routes(self) -> list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]:
+        """`POST /slack/events` for HTTP mode (commands, interactions and events)."""
+        if self.socket_mode:
+            return []
+        from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+
+        async def events(request: web.Request) -> web.StreamResponse:
+            from aiohttp import web
+
+            if self._handler is None:
+                return web.Response(status=503, text="starting")
+            response = await self.app.async_dispatch(await to_bolt_request(request))
+            return await to_aiohttp_response(response)
+
+        return [("POST", "/slack/events", events)]
+
+    # Permissions
+
+    def _may_view(self, user: str | None, channel: str | None) -> bool:
+        viewers = set(self.settings.slack_viewers)
+        return not viewers or (user in viewers) or (channel in viewers)
+
+    def _channel_allowed(self, channel: str | None) -> bool:
+        viewers = set(self.settings.slack_viewers)
+        return not viewers or channel in viewers
+
+    async def _is_admin(self, user: str) -> bool:
+        if self.settings.slack_admins:
+            return user in self.settings.slack_admins
+        cached = self._admin_cache.get(user)
+        if cached and time.monotonic() - cached[1] < ADMIN_CACHE_SECONDS:
+            return cached[0]
+        try:
+            info = await self.client.users_info(user=user)
+            profile = info.get("user") or {}
+            admin = bool(profile.get("is_admin") or profile.get("is_owner") or profile.get("is_primary_owner"))
+        except SlackApiError as exc:
+            log.warning("users.info failed for %s: %s; treating as not an admin", user, exc.response.get("error"))
+            admin = False
+        self._admin_cache[user] = (admin, time.monotonic())
+        return admin
+
+    async def _requester(self, user: str, channel: str | None) -> Requester:
+        return Requester("slack", user, channel, is_admin=await self._is_admin(user))
+
+    # Listeners
+
+    def _register(self) -> None:
+        app = self.app
+
+        @app.middleware
+        async def same_workspace(
+            body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]
+        ) -> BoltResponse:
+            team = (
+                body.get("team_id")
+                or (body.get("team") or {}).get("id")
+                or (body.get("user") or {}).get("team_id")
+            )
+            if self.team_id and team and team != self.team_id:
+                log.warning("refused a request from workspace %s (this bot belongs to %s)", team, self.team_id)
+                return BoltResponse(status=401, body="this app is installed in another workspace")
+            return await next()
+
+        app.command(COMMAND)(self._on_command)
+        app.action({"action_id": "credits_refresh"})(self._on_action)
+        app.action({"action_id": re.compile(r"^credits_snooze")})(self._on_action)
+        app.event("app_home_opened")(self._on_home)
+
+    async def _on_command(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+        # Ack first: Slack gives three seconds, and providers can be slower than that.
+        await ack()
+        user, channel, text = body.get("user_id", ""), body.get("channel_id"), body.get("text", "")
+        if not self._may_view(user, channel) or self._handler is None:
+            await respond(text=REFUSED_VIEW, response_type="ephemeral")
+            return
+        requester = await self._requester(user, channel)
+        reply = await self._handler.handle(text, requester)
+        first_word = text.split()[0].lower() if text.split() else ""
+        public = reply.public
+        if (public or first_word in ("subscribe", "chart")) and not self._channel_allowed(channel):
+            await respond(
+                text="Balances cannot be posted in this channel; try it in an allowed channel.",
+                response_type="ephemeral",
+            )
+            return
+        await self._respond(respond, reply.message, public)
+        if reply.message.chart and channel:
+            await self._upload_chart(channel, reply.message)
+
+    async def _on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
+        await ack()
+        user = (body.get("user") or {}).get("id", "")
+        channel = (body.get("channel") or {}).get("id")
+        if not self._may_view(user, channel) or self._handler is None:
+            await respond(text=REFUSED_VIEW, response_type="ephemeral", replace_original=False)
+            return
+        account, duration = parse_action_value(action.get("value", ""))
+        kind = "snooze" if action.get("action_id", "").startswith("credits_snooze") else "refresh"
+        reply = await self._handler.handle_action(
+            Action(kind, kind, account, duration), await self._requester(user, channel)
+        )
+        await self._respond(respond, reply.message, False, replace_original=kind == "refresh")
+
+    async def _on_home(self, event: dict[str, Any]) -> None:
+        user = event.get("user", "")
+        if event.get("tab", "home") != "home" or self._handler is None:
+            return
+        if not self._may_view(user, None):
+            view = {
+                "type": "home",
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": REFUSED_VIEW}}],
+            }
+        else:
+            reply = await self._handler.handle("", await self._requester(user, None))
+            view = render_home(reply.message)
+        await self.client.views_publish(user_id=user, view=view)
+
+    async def _respond(self, respond: Any, message: Message, public: bool, replace_original: bool = False) -> None:
+        for index, payload in enumerate(render(message)):
+            await respond(
+                text=payload["text"],
+                blocks=payload["blocks"],
+                response_type="in_channel" if public else "ephemeral",
+                replace_original=replace_original and index == 0,
+            )
+
+    # Delivery
+
+    async def send(self, channel_id: str, message: Message) -> None:
+        """Post a message (split if large) and upload its chart; failures become DeliveryError."""
+        lock = self._channel_locks.setdefault(channel_id, asyncio.Lock())
+        async with lock:
+            for payload in render(message):
+                await self._pace(channel_id)
+                await self._call(
+                    self.client.chat_postMessage,
+                    channel=channel_id,
+                    text=payload["text"],
+                    blocks=payload["blocks"],
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+            if message.chart:
+                await self._pace(channel_id)
+                await self._upload_chart(channel_id, message)
+
+    async def _upload_chart(self, channel_id: str, message: Message) -> None:
+        assert message.chart is not None
+        await self._call(
+            self.client.files_upload_v2,
+            channel=channel_id,
+            content=message.chart,
+            filename=message.chart_name,
+            title=escape(message.title),
+        )
+
+    async def _pace(self, channel_id: str) -> None:
+        last = self._last_post.get(channel_id)
+        if last is not None:
+            wait = PER_CHANNEL_INTERVAL - (time.monotonic() - last)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        self._last_post[channel_id] = time.monotonic()
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
+        try:
+            return await method(**kwargs)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or exc.response.status_code)
+            retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+            raise DeliveryError(
+                f"Slack answered {error}",
+                retry_after=float(retry_after) if retry_after else None,
+                permanent=error in PERMANENT_ERRORS,
+            ) from None
+        except (TimeoutError, OSError) as exc:
+            raise DeliveryError(f"Slack is unreachable: {type(exc).__name__}") from None
+        except Exception as exc:
+            # aiohttp client errors and friends: the outbox retries later.
+            if type(exc).__module__.startswith("aiohttp"):
+                raise DeliveryError(f"Slack is unreachable: {type(exc).__name__}") from None
+            raise

@@ -1,0 +1,152 @@
+"""Core messages as Block Kit payloads, split to stay inside Slack's limits (never a rejected payload)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.messages import Action, Message, Section
+
+MAX_BLOCKS = 50
+MAX_HOME_BLOCKS = 100
+MAX_TEXT = 3000
+MAX_FIELD = 2000
+MAX_FIELDS = 10
+MAX_HEADER = 150
+MAX_FALLBACK = 3000
+STATUS_EMOJI = {
+    "ok": ":large_green_circle:",
+    "warning": ":large_yellow_circle:",
+    "critical": ":red_circle:",
+    "error": ":warning:",
+}
+SEVERITY_EMOJI = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters escaped, so data can never become a mention or a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _chunks(text: str, limit: int = MAX_TEXT) -> list[str]:
+    lines, chunks, current = text.splitlines() or [""], [], ""
+    for line in lines:
+        line = _cut(line, limit)
+        if current and len(current) + 1 + len(line) > limit:
+            chunks.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    chunks.append(current)
+    return chunks
+
+
+def section_blocks(item: Section) -> list[dict[str, Any]]:
+    """A section for one account: headline, up to ten fields, and its note."""
+    emoji = STATUS_EMOJI.get(item.status, "")
+    title = f"{emoji} *{escape(item.account)}* ({escape(item.provider)}) · {escape(item.status)}"
+    text = f"{title}\n{escape(item.headline)}"
+    fields = [f for f in item.fields if f.label not in ("Balance", "Spend", "Status")][:MAX_FIELDS]
+    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, MAX_TEXT)}}
+    if fields:
+        block["fields"] = [
+            {"type": "mrkdwn", "text": _cut(f"*{escape(f.label)}*\n{escape(f.value)}", MAX_FIELD)} for f in fields
+        ]
+    blocks = [block]
+    if item.note:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(escape(item.note), MAX_TEXT)}]}
+        )
+    return blocks
+
+
+def action_value(action: Action) -> str:
+    """The button value that carries an action's account and duration."""
+    return f"{action.account or ''}|{action.duration or ''}"
+
+
+def parse_action_value(value: str) -> tuple[str | None, str | None]:
+    """Account and duration back from a button value."""
+    account, _, duration = value.partition("|")
+    return account or None, duration or None
+
+
+def _actions(actions: tuple[Action, ...]) -> dict[str, Any] | None:
+    if not actions:
+        return None
+    elements: list[dict[str, Any]] = []
+    for action in actions[:25]:
+        element: dict[str, Any] = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": _cut(action.label, 75)},
+            "action_id": f"credits_{action.kind}" + (f"_{len(elements)}" if action.kind == "snooze" else ""),
+            "value": action_value(action),
+        }
+        if action.kind == "snooze":
+            element["confirm"] = {
+                "title": {"type": "plain_text", "text": "Snooze alerts?"},
+                "text": {
+                    "type": "plain_text",
+                    "text": _cut(f"No alerts for {action.account} for {action.duration}.", 300),
+                },
+                "confirm": {"type": "plain_text", "text": "Snooze"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+            }
+        elements.append(element)
+    return {"type": "actions", "elements": elements}
+
+
+def fallback_text(message: Message) -> str:
+    """The notification and accessibility text, with the configured mentions first."""
+    mentions = " ".join(message.mentions)
+    icon = SEVERITY_EMOJI.get(message.severity.value, "") if message.severity.value != "info" else ""
+    text = f"{icon} {escape(message.title)}: {escape(message.summary)}".strip()
+    return _cut(f"{mentions} {text}" if mentions else text, MAX_FALLBACK)
+
+
+def render(message: Message, *, max_blocks: int = MAX_BLOCKS, with_actions: bool = True) -> list[dict[str, Any]]:
+    """One or more `{"text", "blocks"}` payloads; many accounts are split over several messages."""
+    body: list[dict[str, Any]] = []
+    if message.text:
+        body += [
+            {"type": "section", "text": {"type": "mrkdwn", "text": escape(chunk)}}
+            for chunk in _chunks(message.text)
+        ]
+    for item in message.sections:
+        body += section_blocks(item)
+    tail: list[dict[str, Any]] = []
+    if message.footer:
+        tail.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(escape(message.footer), MAX_TEXT)}]}
+        )
+    actions = _actions(message.actions) if with_actions else None
+    if actions:
+        tail.append(actions)
+    header = {
+        "type": "header",
+        "text": {"type": "plain_text", "text": _cut(message.title, MAX_HEADER), "emoji": True},
+    }
+    room = max_blocks - 1 - len(tail)
+    pages: list[list[dict[str, Any]]] = []
+    while body or not pages:
+        take = body[:room]
+        # Keep an account's section and its note together.
+        if len(body) > room and take and take[-1]["type"] == "section" and body[room]["type"] == "context":
+            take = take[:-1]
+        pages.append(take)
+        body = body[len(take) :]
+    payloads = []
+    for index, page in enumerate(pages):
+        blocks = ([header] if index == 0 else []) + page + (tail if index == len(pages) - 1 else [])
+        text = fallback_text(message) if index == 0 else f"{escape(message.title)} (continued)"
+        payloads.append({"text": text, "blocks": blocks})
+    return payloads
+
+
+def render_home(message: Message) -> dict[str, Any]:
+    """The App Home tab view: the dashboard in one view (up to 100 blocks)."""
+    (payload,) = render(message, max_blocks=MAX_HOME_BLOCKS, with_actions=True)[:1]
+    return {"type": "home", "blocks": payload["blocks"]}

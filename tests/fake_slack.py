@@ -1,0 +1,209 @@
+"""A loopback fake of the Slack Web API and of `response_url`, for the real slack_sdk client to talk to.
+
+Answers auth.test, chat.postMessage, the three files_upload_v2 steps, views.publish, users.info and
+response_url posts; records every call; can answer 429 with Retry-After or 5xx on demand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+TEAM = "T111"
+SIGNING_SECRET = "test-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-test-bot-token-0123456789"
+
+
+@dataclass
+class SlackCall:
+    """One request the fake received."""
+
+    path: str
+    data: dict[str, Any]
+    at: float
+
+
+@dataclass
+class SlackState:
+    """What the fake knows and how it should misbehave."""
+
+    admins: set[str] = field(default_factory=set)
+    rate_limited: int = 0  # answer this many chat.postMessage calls with 429
+    failing: int = 0  # answer this many chat.postMessage calls with 500
+    calls: list[SlackCall] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def called(self, path: str) -> list[SlackCall]:
+        """Calls to one path (e.g. `/api/chat.postMessage`)."""
+        with self.lock:
+            return [c for c in self.calls if c.path == path]
+
+    def wait_for(self, path: str, count: int = 1, timeout: float = 10.0) -> list[SlackCall]:
+        """Wait until a path was called `count` times; return those calls."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            calls = self.called(path)
+            if len(calls) >= count:
+                return calls
+            time.sleep(0.02)
+        raise AssertionError(f"{path} called {len(self.called(path))} times, expected {count}")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _data(self) -> dict[str, Any]:
+        parts = urlsplit(self.path)
+        data: dict[str, Any] = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        kind = self.headers.get("Content-Type", "")
+        if "json" in kind and raw:
+            data.update(json.loads(raw))
+        elif "x-www-form-urlencoded" in kind and raw:
+            data.update({k: v[0] for k, v in parse_qs(raw.decode()).items()})
+        elif raw:
+            data["_bytes"] = len(raw)
+        data["_auth"] = self.headers.get("Authorization", "")
+        return data
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        path = urlsplit(self.path).path
+        data = self._data()
+        state = self.server.state
+        with state.lock:
+            state.calls.append(SlackCall(path, data, time.monotonic()))
+        if path.startswith("/webhook/") or path.startswith("/upload/"):
+            self._reply(200, "ok", "text/plain")
+            return
+        if not data["_auth"].endswith(BOT_TOKEN):
+            self._reply(200, {"ok": False, "error": "invalid_auth"})
+            return
+        method = path.removeprefix("/api/")
+        if method == "chat.postMessage":
+            with state.lock:
+                if state.rate_limited > 0:
+                    state.rate_limited -= 1
+                    self._reply(429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": "1"})
+                    return
+                if state.failing > 0:
+                    state.failing -= 1
+                    self._reply(500, {"ok": False, "error": "internal_error"})
+                    return
+        base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        answers: dict[str, Any] = {
+            "auth.test": {"ok": True, "team_id": TEAM, "team": "Test", "user_id": "UBOT", "bot_id": "B1"},
+            "chat.postMessage": {"ok": True, "channel": data.get("channel"), "ts": f"{time.time():.6f}"},
+            "files.getUploadURLExternal": {"ok": True, "upload_url": f"{base}/upload/F1", "file_id": "F1"},
+            "files.completeUploadExternal": {"ok": True, "files": [{"id": "F1", "title": "chart"}]},
+            "views.publish": {"ok": True, "view": {"id": "V1"}},
+            "users.info": {
+                "ok": True,
+                "user": {"id": data.get("user"), "is_admin": data.get("user") in state.admins, "is_owner": False},
+            },
+        }
+        self._reply(200, answers.get(method, {"ok": True}))
+
+    def _reply(
+        self, status: int, body: Any, kind: str = "application/json", headers: dict[str, str] | None = None
+    ) -> None:
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    state: SlackState
+
+
+class FakeSlack:
+    """Runs the fake on 127.0.0.1 in a background thread."""
+
+    def __init__(self) -> None:
+        self.state = SlackState()
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.state = self.state
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the fake."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def api_url(self) -> str:
+        """What SLACK_API_URL should be."""
+        return f"{self.url}/api/"
+
+    def response_url(self, name: str = "1") -> str:
+        """A `response_url` that lands on this fake."""
+        return f"{self.url}/webhook/{name}"
+
+    def __enter__(self) -> FakeSlack:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def signed_headers(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """Headers Slack would send with this body (v0 HMAC-SHA256 signature)."""
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={digest}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def slash_body(
+    text: str,
+    *,
+    user: str = "U1",
+    channel: str = "C1",
+    team: str = TEAM,
+    response_url: str = "http://127.0.0.1:9/webhook",
+) -> str:
+    """The form body of a `/credits` slash command."""
+    return urlencode(
+        {
+            "token": "legacy",
+            "team_id": team,
+            "team_domain": "test",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": "someone",
+            "command": "/credits",
+            "text": text,
+            "response_url": response_url,
+            "trigger_id": "1.1.x",
+            "api_app_id": "A1",
+        }
+    )

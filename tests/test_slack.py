@@ -1,0 +1,357 @@
+"""The Slack adapter driven over real HTTP: signed requests into bolt, the real slack_sdk client against a
+loopback fake Slack Web API, exact blocks checked; rate limits and outages included."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from datetime import time as clock_time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+
+from adapters.slack.adapter import SlackAdapter
+from adapters.slack.render import MAX_BLOCKS, render
+from bot.channels import Channel
+from bot.config import AppConfig
+from bot.messages import Field, Message, Section
+from bot.runtime import Runtime
+from bot.store import Store
+from bot.web import start_http
+from tests.conftest import make_account, make_settings
+from tests.fake_slack import BOT_TOKEN, SIGNING_SECRET, TEAM, FakeSlack, signed_headers, slash_body
+from tests.fakes import FakeProviderServer
+from tests.test_run_e2e import free_port
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as server:
+        yield server
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, fake: FakeProviderServer, slack: FakeSlack) -> AsyncIterator[dict[str, Any]]:
+    settings = make_settings(
+        tmp_path,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        CREDITBOT_SLACK_VIEWERS="U1,U2,UADMIN,C1",
+        cache_seconds=60,
+    )
+    accounts = (make_account("ds", "deepseek", fake.base_url("deepseek"), warn_below=Decimal(200)),)
+    channel = Channel("slack", "C1", daily_summary=clock_time(9, 0), alerts=None)
+    config = AppConfig(settings, accounts, "test", channels=(channel,))
+    store = await Store.open(settings.database_url)
+    async with httpx.AsyncClient() as http:
+        adapter = SlackAdapter(settings)
+        runtime = Runtime(config, store, http, [adapter], charts=_tiny_chart)
+        port = free_port()
+        web = await start_http(port, adapter.http_routes(), host="127.0.0.1")
+        await adapter.start(runtime.handler)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            yield {
+                "runtime": runtime,
+                "adapter": adapter,
+                "client": client,
+                "slack": slack,
+                "fake": fake,
+                "store": store,
+                "channel": channel,
+            }
+        await web.cleanup()
+    await store.close()
+
+
+async def _tiny_chart(_views: Any) -> bytes:
+    return b"\x89PNG\r\n\x1a\nchart"
+
+
+async def post_command(bot: dict[str, Any], text: str, **kwargs: Any) -> httpx.Response:
+    slack: FakeSlack = bot["slack"]
+    body = slash_body(text, response_url=slack.response_url(text.replace(" ", "_") or "root"), **kwargs)
+    return await bot["client"].post("/slack/events", content=body, headers=signed_headers(body))
+
+
+async def reply_for(bot: dict[str, Any], name: str, count: int = 1) -> list[dict[str, Any]]:
+    slack: FakeSlack = bot["slack"]
+    calls = await asyncio.to_thread(slack.state.wait_for, f"/webhook/{name}", count)
+    return [c.data for c in calls]
+
+
+async def test_credits_is_acked_then_answered_with_blocks(bot: dict[str, Any]) -> None:
+    response = await post_command(bot, "")
+    assert response.status_code == 200
+    (reply,) = await reply_for(bot, "root")
+    assert reply["response_type"] == "ephemeral"
+    blocks = reply["blocks"]
+    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "LLM credits", "emoji": True}}
+    section = blocks[1]
+    assert section["text"]["text"] == ":large_yellow_circle: *ds* (deepseek) · warning\n¥110.00 left"
+    assert "fields" not in section  # DeepSeek reports a balance only: no empty fields are shown
+    context = blocks[2]["elements"][0]["text"]
+    assert context.startswith("as of ")
+    actions = blocks[3]["elements"]
+    assert [a["action_id"] for a in actions] == ["credits_refresh", "credits_snooze_1"]
+    assert reply["text"].startswith(":warning: LLM credits: ds: ¥110.00 left")
+
+
+async def test_ack_comes_in_time_even_when_the_provider_is_slow(bot: dict[str, Any]) -> None:
+    bot["fake"].state.latency = 2.5
+    started = time.monotonic()
+    response = await post_command(bot, "ds")
+    assert response.status_code == 200
+    assert time.monotonic() - started < 1.5  # well inside Slack's 3 s
+    (reply,) = await reply_for(bot, "ds")
+    assert "¥110.00 left" in json.dumps(reply["blocks"], ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (lambda body: signed_headers(body, secret="wrong-secret"), 401),
+        (lambda body: {"Content-Type": "application/x-www-form-urlencoded"}, 401),
+        (lambda body: signed_headers(body, timestamp=int(time.time()) - 400), 401),  # replayed: older than 5 min
+    ],
+)
+async def test_bad_missing_or_replayed_signatures_are_refused(
+    bot: dict[str, Any], headers: Any, status: int
+) -> None:
+    body = slash_body("", response_url=bot["slack"].response_url("never"))
+    response = await bot["client"].post("/slack/events", content=body, headers=headers(body))
+    assert response.status_code == status
+    await asyncio.sleep(0.3)
+    assert bot["slack"].state.called("/webhook/never") == []
+
+
+async def test_another_workspace_is_refused(bot: dict[str, Any]) -> None:
+    response = await post_command(bot, "", team="T999")
+    assert response.status_code == 401
+    await asyncio.sleep(0.3)
+    assert bot["slack"].state.called("/webhook/root") == []
+
+
+async def test_oversized_body_is_refused(bot: dict[str, Any]) -> None:
+    body = slash_body("x" * 300_000)
+    response = await bot["client"].post("/slack/events", content=body, headers=signed_headers(body))
+    assert response.status_code == 413
+
+
+async def test_viewers_and_admins(bot: dict[str, Any]) -> None:
+    await post_command(bot, "", user="USTRANGER", channel="CSECRET")
+    (refusal,) = await reply_for(bot, "root")
+    assert "not allowed to see LLM balances" in refusal["text"]
+    assert "blocks" not in refusal or not refusal.get("blocks")
+
+    await post_command(bot, "threshold ds 500", user="U2")
+    (refused,) = await reply_for(bot, "threshold_ds_500")
+    assert "only admins" in json.dumps(refused["blocks"])
+
+    bot["slack"].state.admins.add("UADMIN")
+    await post_command(bot, "snooze ds 24h", user="UADMIN")
+    (done,) = await reply_for(bot, "snooze_ds_24h")
+    assert "snoozed until" in json.dumps(done["blocks"])
+    audit = await bot["store"].audit_entries()
+    assert [(a["command"], a["user"]) for a in audit] == [("snooze", "UADMIN"), ("threshold", "U2")]
+
+
+async def test_share_posts_in_channel_only_where_allowed(bot: dict[str, Any]) -> None:
+    await post_command(bot, "share", user="U1", channel="C1")
+    (shared,) = await reply_for(bot, "share")
+    assert shared["response_type"] == "in_channel"
+    await post_command(bot, "share ds", user="U1", channel="CELSEWHERE")
+    (refused,) = await reply_for(bot, "share_ds")
+    assert refused["response_type"] == "ephemeral"
+    assert "cannot be posted in this channel" in refused["text"]
+
+
+async def test_refresh_button_and_app_home(bot: dict[str, Any]) -> None:
+    slack: FakeSlack = bot["slack"]
+    payload = {
+        "type": "block_actions",
+        "team": {"id": TEAM},
+        "user": {"id": "U1", "team_id": TEAM},
+        "channel": {"id": "C1"},
+        "api_app_id": "A1",
+        "trigger_id": "1.1.x",
+        "response_url": slack.response_url("button"),
+        "actions": [
+            {"action_id": "credits_refresh", "block_id": "b", "type": "button", "value": "|", "action_ts": "1"}
+        ],
+    }
+    body = urlencode({"payload": json.dumps(payload)})
+    response = await bot["client"].post("/slack/events", content=body, headers=signed_headers(body))
+    assert response.status_code == 200
+    (reply,) = await reply_for(bot, "button")
+    assert reply["replace_original"] is True
+    assert reply["blocks"][0]["text"]["text"] == "LLM credits"
+
+    event = {
+        "token": "x",
+        "team_id": TEAM,
+        "api_app_id": "A1",
+        "type": "event_callback",
+        "event_id": "Ev1",
+        "event_time": 1,
+        "event": {"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "home"},
+    }
+    body = json.dumps(event)
+    headers = {**signed_headers(body), "Content-Type": "application/json"}
+    assert (await bot["client"].post("/slack/events", content=body, headers=headers)).status_code == 200
+    (publish,) = await asyncio.to_thread(slack.state.wait_for, "/api/views.publish")
+    view = publish.data["view"] if isinstance(publish.data["view"], dict) else json.loads(publish.data["view"])
+    assert view["type"] == "home"
+    assert "¥110.00 left" in json.dumps(view, ensure_ascii=False)
+
+
+async def test_scheduled_summary_posts_blocks_and_uploads_the_chart(bot: dict[str, Any]) -> None:
+    runtime: Runtime = bot["runtime"]
+    assert await runtime.send_summary(bot["channel"])
+    slack: FakeSlack = bot["slack"]
+    (post,) = slack.state.called("/api/chat.postMessage")
+    blocks = post.data["blocks"] if isinstance(post.data["blocks"], list) else json.loads(post.data["blocks"])
+    assert post.data["channel"] == "C1"
+    assert blocks[0]["text"]["text"] == "Daily LLM credits summary"
+    assert slack.state.called("/api/files.getUploadURLExternal")
+    assert slack.state.called("/upload/F1")
+    (complete,) = slack.state.called("/api/files.completeUploadExternal")
+    assert "C1" in json.dumps(complete.data)
+
+
+async def test_429_is_retried_honouring_retry_after_and_delivered_once(bot: dict[str, Any]) -> None:
+    slack: FakeSlack = bot["slack"]
+    slack.state.rate_limited = 1
+    from bot.messages import text_message
+
+    started = time.monotonic()
+    await bot["adapter"].send("C1", text_message("hello", "one message"))
+    assert time.monotonic() - started >= 1.0  # Retry-After: 1 was honoured
+    assert len(slack.state.called("/api/chat.postMessage")) == 2  # the 429, then the delivery
+
+
+async def test_outage_goes_back_to_the_outbox_and_arrives_once(bot: dict[str, Any]) -> None:
+    slack: FakeSlack = bot["slack"]
+    runtime: Runtime = bot["runtime"]
+    slack.state.failing = 3
+    clock = {"now": datetime.now(UTC)}
+    runtime.clock = lambda: clock["now"]
+    await runtime.store.enqueue(
+        "alert:test",
+        "slack",
+        "C1",
+        "alert",
+        "warning",
+        Message("Low balance", "ds is low").to_json(),
+        clock["now"],
+        clock["now"],
+    )
+    await runtime.dispatch()
+    (item,) = await runtime.store.outbox_items("alert")
+    assert item.status == "pending"
+    assert "Slack answered" in (item.last_error or "")
+    for _ in range(4):
+        clock["now"] += timedelta(minutes=5)
+        await runtime.dispatch()
+    (item,) = await runtime.store.outbox_items("alert")
+    assert item.status == "sent"
+    ok_posts = [c for c in slack.state.called("/api/chat.postMessage")]
+    assert len(ok_posts) == 4  # three 500s, one delivery
+
+
+def test_block_kit_limits_split_large_messages() -> None:
+    sections = tuple(
+        Section(
+            f"acct-{i}",
+            "openai",
+            "warning",
+            "$1.00 left",
+            tuple(Field(f"F{j}", "x" * 2500) for j in range(14)),
+            note="n" * 4000,
+        )
+        for i in range(60)
+    )
+    message = Message("LLM credits", "s" * 5000, sections=sections, text="t" * 7000, footer="as of now")
+    payloads = render(message)
+    assert len(payloads) > 1
+    for payload in payloads:
+        assert len(payload["blocks"]) <= MAX_BLOCKS
+        assert len(payload["text"]) <= 3000
+        for block in payload["blocks"]:
+            if block["type"] == "section":
+                assert len(block["text"]["text"]) <= 3000
+                assert len(block.get("fields", [])) <= 10
+                assert all(len(f["text"]) <= 2000 for f in block.get("fields", []))
+            if block["type"] == "context":
+                assert all(len(e["text"]) <= 3000 for e in block["elements"])
+    shown = [b for p in payloads for b in p["blocks"] if b["type"] == "section" and "acct-" in b["text"]["text"]]
+    assert len(shown) == 60  # nothing dropped
+
+
+def test_injection_is_neutralised_in_blocks() -> None:
+    message = Message(
+        "t",
+        "<!channel> *bold*",
+        sections=(
+            Section(
+                "ds", "deepseek", "error", "no data", note="provider said <!channel> <@U1> <https://evil|click>"
+            ),
+        ),
+    )
+    text = json.dumps(render(message))
+    assert "<!channel>" not in text
+    assert "<@U1>" not in text
+    assert "&lt;!channel&gt;" in text
+
+
+def test_creditbot_run_in_http_mode_answers_signed_slash_commands(
+    tmp_path: Path, fake: FakeProviderServer, slack: FakeSlack
+) -> None:
+    from tests.test_run_e2e import BotProcess, bot_env, write_config
+
+    write_config(tmp_path, fake)
+    port = free_port()
+    env = {
+        **bot_env(tmp_path, port),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "CREDITBOT_POLL_SECONDS": "30",
+    }
+    process = BotProcess(tmp_path, env)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        slack.state.wait_for("/api/auth.test")
+        body = slash_body("ds", response_url=slack.response_url("e2e"))
+        started = time.monotonic()
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/slack/events", content=body, headers=signed_headers(body), timeout=5
+        )
+        assert response.status_code == 200
+        assert time.monotonic() - started < 3
+        (reply,) = slack.state.wait_for("/webhook/e2e")
+        assert reply.data["blocks"][1]["text"]["text"].endswith("¥110.00 left")
+        bad = httpx.post(
+            f"http://127.0.0.1:{port}/slack/events",
+            content=body,
+            headers=signed_headers(body, secret="nope"),
+            timeout=5,
+        )
+        assert bad.status_code == 401
+    finally:
+        assert process.terminate() == 0
+    assert BOT_TOKEN not in process.stdout + "".join(process.err)
+    assert SIGNING_SECRET not in process.stdout + "".join(process.err)
