@@ -58,8 +58,10 @@ class AlertState:
     period: str | None = None
     since: datetime | None = None
     notified_at: datetime | None = None
-    reminders: int = 0
+    reminders: int = 0  # announcements made in this episode, so each gets its own delivery key
     detail: str | None = None
+    peak_level: int = 0  # loudest level announced in this episode: where its recovery goes
+    suppressed: bool = False  # reached while snoozed and not announced yet
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,12 @@ class AlertEvent:
     title: str
     text: str
     routing_severity: Severity  # recoveries go where the alert they close went
-    reminder: int = 0
+    sequence: int = 1  # the how-many-th announcement of its episode
 
     @property
     def key(self) -> str:
-        """Unique per account, rule, episode and level: the same alert is never delivered twice."""
-        return f"{self.account}:{self.rule.value}:{self.episode}:{self.kind}:{self.level}:{self.reminder}"
+        """Unique per account, rule, episode and announcement: the same alert is never delivered twice."""
+        return f"{self.account}:{self.rule.value}:{self.episode}:{self.sequence}:{self.kind}:{self.level}"
 
 
 @dataclass(frozen=True)
@@ -249,30 +251,49 @@ def evaluate(
     states: Mapping[Rule, AlertState],
     settings: AlertSettings,
     now: datetime,
+    *,
+    snoozed: bool = False,
 ) -> tuple[list[AlertState], list[AlertEvent]]:
-    """New states and the events they cause, for one account after one poll."""
+    """New states and the events they cause, for one account after one poll.
+
+    While `snoozed`, states still move but nothing is announced; an alert still active when the snooze
+    ends is announced then, and the recovery of an alert nobody saw is not sent.
+    """
     new_states: list[AlertState] = []
     events: list[AlertEvent] = []
 
-    def step(rule: Rule, measure: _Measure | None, period: str | None) -> None:
+    def step(
+        rule: Rule, measure: _Measure | None, period: str | None, *, lapse: bool = False, level: int | None = None
+    ) -> None:
         state = states.get(rule) or AlertState(view.name, rule)
         if period is not None and state.period != period:
             # A new month or day: period rules start over without a recovery message.
-            state = replace(state, level=0, fired_level=0, period=period, reminders=0)
+            state = replace(
+                state, level=0, fired_level=0, peak_level=0, period=period, reminders=0, suppressed=False
+            )
         if measure is None:
-            # The rule no longer applies (threshold removed, grant gone): lapse quietly.
-            if rule in states and states[rule].level:
-                new_states.append(replace(state, level=0, fired_level=0, detail=None))
+            # Missing data keeps the state as it is; a rule that no longer applies (its threshold or
+            # budget removed) lapses quietly.
+            if lapse and rule in states and states[rule].level:
+                new_states.append(
+                    replace(state, level=0, fired_level=0, peak_level=0, detail=None, suppressed=False)
+                )
+            elif state != states.get(rule) and rule in states:
+                new_states.append(state)
             return
-        level = next_level(measure, state.level, settings.hysteresis)
-        new_states.append(_transition(view, rule, state, level, measure, settings, now, events))
+        target = next_level(measure, state.level, settings.hysteresis) if level is None else level
+        new_states.append(_transition(view, rule, state, target, measure, settings, now, events, snoozed))
 
+    # The source rule: a refused key at once, a run of failures after N; it recovers only on success.
     source_level = 0
     if not health.latest_ok:
         if health.latest_error_kind is ErrorKind.AUTH:
             source_level = 2
         elif health.failure_streak >= settings.failures_before_alert:
             source_level = 1
+        open_episode = states.get(Rule.SOURCE)
+        if open_episode is not None and open_episode.level > 0:
+            source_level = max(source_level, 1)  # still failing: no "works again" yet
     source_measure = _Measure(
         Decimal(source_level),
         (Decimal(1), Decimal(2)),
@@ -280,17 +301,21 @@ def evaluate(
         (Severity.WARNING, Severity.CRITICAL),
         (f"{health.failure_streak} fetches in a row failed", "the key was refused"),
     )
-    step(Rule.SOURCE, source_measure, None)
+    step(Rule.SOURCE, source_measure, None, level=source_level)
 
     # A failed fetch never causes a money alert: money rules only look at fresh readings.
     if health.latest_ok and view.status is not Status.ERROR and not view.stale:
         as_of = view.fetched_at or now
-        step(Rule.BALANCE, _balance(view), None)
+        t = view.thresholds
+        no_balance_rule = all(
+            x is None for x in (t.warn_below, t.critical_below, t.warn_below_percent, t.critical_below_percent)
+        )
+        step(Rule.BALANCE, _balance(view), None, lapse=no_balance_rule)
         step(Rule.RUNWAY, _runway(view, settings), None)
-        step(Rule.BUDGET, _budget(view), _period(Rule.BUDGET, as_of))
-        step(Rule.FORECAST, _forecast(view), _period(Rule.FORECAST, as_of))
+        step(Rule.BUDGET, _budget(view), _period(Rule.BUDGET, as_of), lapse=t.monthly_budget is None)
+        step(Rule.FORECAST, _forecast(view), _period(Rule.FORECAST, as_of), lapse=t.monthly_budget is None)
         step(Rule.SPIKE, _spike(view, settings, as_of.date().isoformat()), _period(Rule.SPIKE, as_of))
-        step(Rule.EXPIRING, _expiring(view, settings, now), None)
+        step(Rule.EXPIRING, _expiring(view, settings, now), None, lapse=True)
     return new_states, events
 
 
@@ -303,26 +328,52 @@ def _transition(
     settings: AlertSettings,
     now: datetime,
     events: list[AlertEvent],
+    snoozed: bool,
 ) -> AlertState:
-    if level > 0 and level > state.fired_level:
+    def announce(kind: str, at_level: int, episode: int, sequence: int) -> None:
+        severity = measure.severities[at_level - 1]
+        description = measure.describe[at_level - 1]
+        events.append(_event(view, rule, kind, severity, at_level, episode, description, severity, sequence))
+
+    if level > 0 and (level > state.fired_level or (state.suppressed and not snoozed)):
         episode = state.episode + 1 if state.level == 0 else state.episode
-        severity = measure.severities[level - 1]
-        events.append(_event(view, rule, "fired", severity, level, episode, measure.describe[level - 1], severity))
+        sequence = 1 if state.level == 0 else state.reminders + 1
+        if snoozed:
+            # Remember the alert without announcing it; it is announced when the snooze ends.
+            return replace(
+                state,
+                level=level,
+                fired_level=level,
+                episode=episode,
+                reminders=sequence - 1,
+                since=state.since if state.level else now,
+                suppressed=True,
+                detail=measure.describe[level - 1],
+            )
+        announce("fired", level, episode, sequence)
         return replace(
             state,
             level=level,
             fired_level=level,
+            peak_level=max(level, state.peak_level if state.level else 0),
             episode=episode,
             since=state.since if state.level else now,
             notified_at=now,
-            reminders=0,
+            reminders=sequence,
+            suppressed=False,
             detail=measure.describe[level - 1],
         )
     if level == 0:
-        if state.level > 0 and state.fired_level > 0 and rule in RECOVERY_RULES:
-            fired = measure.severities[state.fired_level - 1]
-            events.append(_event(view, rule, "recovered", Severity.INFO, 0, state.episode, "", fired))
-        return replace(state, level=0, fired_level=0, since=None, reminders=0, detail=None)
+        announced = state.peak_level > 0 and not state.suppressed
+        if state.level > 0 and announced and rule in RECOVERY_RULES and not snoozed:
+            # The recovery goes wherever the loudest alert of the episode went.
+            routing = measure.severities[state.peak_level - 1]
+            events.append(
+                _event(view, rule, "recovered", Severity.INFO, 0, state.episode, "", routing, state.reminders + 1)
+            )
+        return replace(
+            state, level=0, fired_level=0, peak_level=0, since=None, reminders=0, detail=None, suppressed=False
+        )
     if level < state.level:
         # Falling past a level's margin re-arms it, so a later fall below it is announced again.
         return replace(
@@ -332,25 +383,14 @@ def _transition(
     due = (
         settings.reminder is not None
         and severity is Severity.CRITICAL
+        and not snoozed
+        and not state.suppressed
         and state.notified_at is not None
         and now - state.notified_at >= settings.reminder
     )
     if due:
-        reminder = state.reminders + 1
-        events.append(
-            _event(
-                view,
-                rule,
-                "reminder",
-                severity,
-                level,
-                state.episode,
-                measure.describe[level - 1],
-                severity,
-                reminder,
-            )
-        )
-        return replace(state, level=level, notified_at=now, reminders=reminder)
+        announce("reminder", level, state.episode, state.reminders + 1)
+        return replace(state, level=level, notified_at=now, reminders=state.reminders + 1)
     return replace(state, level=level)
 
 
@@ -363,7 +403,7 @@ def _event(
     episode: int,
     description: str,
     routing: Severity,
-    reminder: int = 0,
+    sequence: int = 1,
 ) -> AlertEvent:
     where = (
         view.balance.format() + " left"
@@ -392,7 +432,7 @@ def _event(
         if rule is Rule.FORECAST and view.projected_month is not None:
             extra = f" Projected month end: {view.projected_month.format()}."
         text = f"{view.name} ({view.account.provider}): {where}.{extra}" if where else f"{view.name}.{extra}"
-    return AlertEvent(view.name, rule, kind, severity, level, episode, title, text, routing, reminder)
+    return AlertEvent(view.name, rule, kind, severity, level, episode, title, text, routing, sequence)
 
 
 def open_alerts(states: Sequence[AlertState]) -> dict[str, list[str]]:

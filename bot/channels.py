@@ -61,6 +61,13 @@ class Channel:
         """The local date whose summary `now` belongs to."""
         return now.astimezone(ZoneInfo(self.timezone)).date().isoformat()
 
+    def last_due(self, now: datetime) -> datetime | None:
+        """The most recent time a summary fell due at or before `now` (today's, else yesterday's)."""
+        today = self.summary_due_at(now)
+        if today is None:
+            return None
+        return today if today <= now else self.summary_due_at(now - timedelta(days=1))
+
     def summary_due_at(self, now: datetime) -> datetime | None:
         """When today's summary (local date) is due, as an aware datetime; None without a summary."""
         if self.daily_summary is None:

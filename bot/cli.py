@@ -353,6 +353,11 @@ async def _run(config: AppConfig) -> int:
             except OSError as exc:
                 raise CliFailure(f"cannot listen on port {settings.port} (PORT): {exc.strerror}") from None
         await runtime.start()
+        if config.demo:
+            # The demo shows its summary at once rather than at the next summary time.
+            for channel in config.channels:
+                if channel.source == "demo":
+                    await runtime.send_summary(channel)
         import logging
 
         logging.getLogger("bot").info(
@@ -385,18 +390,16 @@ def summary(send: bool, channel_ids: tuple[str, ...]) -> int:
     config = _demo_or_config()
 
     async def go() -> int:
-        from adapters.console import ConsoleAdapter
         from bot.chart_data import make_chart
         from bot.messages import render_text
         from bot.runtime import Runtime
 
         async with _monitor(config) as monitor:
-            console = ConsoleAdapter(chart_dir=config.settings.chart_dir, interactive=False)
 
             async def charts(views: Sequence[AccountView]) -> bytes | None:
                 return await make_chart(monitor, views)
 
-            runtime = Runtime(config, monitor.store, monitor.http, [console], charts=charts)
+            runtime = Runtime(config, monitor.store, monitor.http, _delivery_adapters(config), charts=charts)
             channels = await runtime.channels()
             if channel_ids:
                 unknown = [c for c in channel_ids if c not in {ch.id for ch in channels}]
@@ -458,22 +461,15 @@ def notify_test(channel_ids: tuple[str, ...]) -> int:
     config = _demo_or_config()
 
     async def go() -> int:
-        from adapters.console import ConsoleAdapter
         from bot.runtime import Runtime
 
         async with _monitor(config) as monitor:
-            runtime = Runtime(
-                config,
-                monitor.store,
-                monitor.http,
-                [ConsoleAdapter(chart_dir=config.settings.chart_dir, interactive=False)],
-            )
+            runtime = Runtime(config, monitor.store, monitor.http, _delivery_adapters(config))
             channels = [c for c in await runtime.channels() if not channel_ids or c.id in channel_ids]
             if not channels:
                 raise CliFailure("no matching channels are configured")
-            for channel in channels:
-                await runtime.notify_test(channel)
-            failed = [i for i in await monitor.store.outbox_items("test") if i.status != "sent"]
+            keys = {await runtime.notify_test(channel) for channel in channels}
+            failed = [i for i in await monitor.store.outbox_items("test") if i.key in keys and i.status != "sent"]
             for item in failed:
                 click.echo(f"{item.platform}:{item.channel}: not delivered ({item.last_error})", err=True)
             return 1 if failed else 0
@@ -481,34 +477,61 @@ def notify_test(channel_ids: tuple[str, ...]) -> int:
     return asyncio.run(go())
 
 
+def _delivery_adapters(config: AppConfig) -> list[Any]:
+    """Adapters that can deliver messages from a one-off command (no listeners started)."""
+    from adapters.console import ConsoleAdapter
+
+    adapters: list[Any] = [ConsoleAdapter(chart_dir=config.settings.chart_dir, interactive=False)]
+    if config.settings.slack_enabled:
+        from adapters.slack.adapter import SlackAdapter
+
+        adapters.append(SlackAdapter(config.settings))
+    return adapters
+
+
 @cli.command()
 def doctor() -> int:
-    """Check the configuration, the database, every account's key and endpoint; print what to fix."""
+    """Check the configuration, the database, every account's key and endpoint, and the chat platforms."""
     config = _config()
-    problems = 0
+    settings = config.settings
     click.echo(
-        f"configuration: {len(config.accounts)} accounts from {config.source}, {len(config.channels)} channels"
+        f"configuration: {len(config.accounts)} accounts from {config.source}, "
+        f"{len(config.channels)} channels in the TOML file"
     )
     if not config.accounts:
         click.echo(f"  ! {NO_ACCOUNTS_HELP}")
-        return 1
 
     async def go() -> int:
         found = 0
         async with _monitor(config) as monitor:
             click.echo("database: ok")
             for reading in await monitor.refresh():
-                if reading.ok:
-                    click.echo(f"{reading.account}: ok")
-                else:
-                    found += 1
-                    click.echo(f"{reading.account}: {reading.error}")
+                click.echo(f"account {reading.account}: " + ("ok" if reading.ok else f"! {reading.error}"))
+                found += 0 if reading.ok else 1
+            subscribed = await monitor.store.subscriptions()
+            platforms = {c.platform for c in config.channels} | {s.platform for s in subscribed}
+        if settings.slack_enabled:
+            found += await _check_slack(config)
+        elif "slack" in platforms:
+            found += 1
+            click.echo("slack: ! channels are configured for Slack but SLACK_BOT_TOKEN is not set")
+        if "discord" in platforms:
+            found += 1
+            click.echo("discord: ! channels are configured for Discord, which this version cannot deliver to yet")
         return found
 
-    problems += asyncio.run(go())
-    if not any(c.platform != "console" for c in config.channels):
-        click.echo("chat: no Slack or Discord channel configured (the console only)")
+    problems = asyncio.run(go())
+    click.echo("all good" if problems == 0 else f"{problems} problem(s) to fix")
     return 1 if problems else 0
+
+
+async def _check_slack(config: AppConfig) -> int:
+    from adapters.slack.adapter import check_slack
+
+    problems = await check_slack(config.settings)
+    for line in problems or ["ok"]:
+        click.echo(f"slack: {line}")
+    return len([p for p in problems if p.startswith("!")])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -84,6 +84,8 @@ class CommandHandler:
         if action.kind == "snooze" and action.account:
             return await self.handle(f"snooze {action.account} {action.duration or '24h'}", requester, visible)
         names = [a.name for a in self.monitor.accounts() if visible is None or a.name in visible]
+        if not names:
+            return Reply(credits_message([], self.now))
         views = await self.monitor.views(names, refresh=True)
         return Reply(credits_message(views, self.now))
 
@@ -107,12 +109,14 @@ class CommandHandler:
                     Severity.WARNING,
                 )
             )
+        wanted = [command.account] if command.account else names
         match command.verb:
             case Verb.CREDITS | Verb.SHARE:
-                views = await self.monitor.views([command.account] if command.account else names)
+                # An empty list means "no account visible here", never "all accounts".
+                views = await self.monitor.views(wanted) if wanted else []
                 return Reply(credits_message(views, self.now), public=command.verb is Verb.SHARE)
             case Verb.CHART:
-                views = await self.monitor.views([command.account] if command.account else names)
+                views = await self.monitor.views(wanted) if wanted else []
                 message = credits_message(views, self.now, chart=await self.charts(views))
                 return Reply(message)
             case Verb.ALERTS:
@@ -136,89 +140,7 @@ class CommandHandler:
 
     async def _change(self, command: Command, requester: Requester) -> Reply:
         now = self.now
-        if command.verb is Verb.SNOOZE:
-            assert command.account is not None
-            assert command.duration is not None
-            until = now + command.duration
-            await self.store.set_snooze(command.account, until, requester.label)
-            detail = f"snoozed {command.account} until {until.isoformat()}"
-            reply = text_message(
-                "Snoozed", f"Alerts for {command.account} are snoozed until {until:%Y-%m-%d %H:%M} UTC."
-            )
-        elif command.verb is Verb.THRESHOLD:
-            assert command.account is not None
-            account = self.monitor.config.account(command.account)
-            assert account is not None
-            critical = command.critical_below
-            if critical is None:
-                current = (await self.store.threshold_overrides()).get(account.name)
-                critical = (
-                    current.critical_below
-                    if current and current.critical_below is not None
-                    else account.critical_below
-                )
-                if critical is not None and command.warn_below is not None and critical > command.warn_below:
-                    critical = None
-            await self.store.set_threshold_override(
-                ThresholdOverride(account.name, command.warn_below, critical, requester.label, now)
-            )
-            detail = f"thresholds for {account.name}: warn {command.warn_below}, critical {critical}"
-            reply = text_message(
-                "Thresholds set",
-                f"{account.name}: warn below {command.warn_below}"
-                + (f", critical below {critical}" if critical is not None else "")
-                + ".",
-            )
-        elif command.verb is Verb.TOPUP:
-            assert command.account is not None
-            assert command.amount is not None
-            account = self.monitor.config.account(command.account)
-            assert account is not None
-            if not account.spend_only:
-                return Reply(
-                    text_message(
-                        "Not recorded",
-                        f"{account.name} reports its own balance; top-ups are "
-                        "recorded only for spend-only accounts (openai, anthropic).",
-                        Severity.WARNING,
-                    )
-                )
-            money = Money(command.amount, account.currency or "USD")
-            await self.monitor.record_topup(account, money, now.date(), "chat")
-            detail = f"top-up of {money.format()} for {account.name}"
-            reply = text_message("Top-up recorded", f"Recorded {money.format()} for {account.name} today.")
-        elif command.verb is Verb.SUBSCRIBE:
-            if requester.channel is None:
-                return Reply(text_message("Not subscribed", "Subscribe from a channel.", Severity.WARNING))
-            at = command.at.strftime("%H:%M") if command.at else self.default_summary_time
-            zone = command.timezone or self.default_timezone
-            await self.store.save_subscription(
-                Subscription(
-                    requester.platform, requester.channel, at, zone, Severity.WARNING.value, requester.label
-                ),
-                now,
-            )
-            detail = f"subscribed {requester.platform}:{requester.channel} at {at} {zone}"
-            reply = text_message(
-                "Subscribed",
-                f"This channel gets the daily summary at {at} ({zone}) and alerts of warning level and above.",
-            )
-        else:  # unsubscribe
-            removed = requester.channel is not None and await self.store.delete_subscription(
-                requester.platform, requester.channel
-            )
-            detail = (
-                f"unsubscribed {requester.platform}:{requester.channel}" if removed else "nothing to unsubscribe"
-            )
-            reply = text_message(
-                "Unsubscribed" if removed else "Not subscribed",
-                (
-                    "This channel no longer gets summaries or alerts."
-                    if removed
-                    else "This channel has no subscription made from chat "
-                    "(channels in creditbot.toml are changed there)."
-                ),
-            )
+        reply, detail = await self._apply(command, requester, now)
         await self.store.add_audit(
             now,
             requester.platform,
@@ -231,3 +153,105 @@ class CommandHandler:
         if command.verb in (Verb.SUBSCRIBE, Verb.UNSUBSCRIBE) and self.on_subscriptions_changed:
             await self.on_subscriptions_changed()
         return Reply(reply)
+
+    async def _apply(self, command: Command, requester: Requester, now: datetime) -> tuple[Message, str]:
+        """Carry out a setting change; returns the reply and the audit detail (refusals included)."""
+        if command.verb is Verb.SNOOZE:
+            assert command.account is not None
+            assert command.duration is not None
+            until = now + command.duration
+            await self.store.set_snooze(command.account, until, requester.label)
+            return text_message(
+                "Snoozed", f"Alerts for {command.account} are snoozed until {until:%Y-%m-%d %H:%M} UTC."
+            ), f"snoozed {command.account} until {until.isoformat()}"
+        if command.verb is Verb.THRESHOLD:
+            return await self._threshold(command, requester, now)
+        if command.verb is Verb.TOPUP:
+            assert command.account is not None
+            assert command.amount is not None
+            account = self.monitor.config.account(command.account)
+            assert account is not None
+            if not account.spend_only:
+                return text_message(
+                    "Not recorded",
+                    f"{account.name} reports its own balance; top-ups are recorded "
+                    "only for spend-only accounts (openai, anthropic).",
+                    Severity.WARNING,
+                ), (f"refused: {account.name} is not spend-only")
+            money = Money(command.amount, account.currency or "USD")
+            await self.monitor.record_topup(account, money, now.date(), "chat")
+            return text_message("Top-up recorded", f"Recorded {money.format()} for {account.name} today."), (
+                f"top-up of {money.format()} for {account.name}"
+            )
+        if command.verb is Verb.SUBSCRIBE:
+            if requester.channel is None:
+                return text_message("Not subscribed", "Subscribe from a channel.", Severity.WARNING), (
+                    "refused: no channel"
+                )
+            if self.is_configured_channel(requester.platform, requester.channel):
+                return text_message(
+                    "Not subscribed",
+                    "This channel is configured in creditbot.toml; change its summary time there.",
+                    Severity.WARNING,
+                ), "refused: channel is in creditbot.toml"
+            at = command.at.strftime("%H:%M") if command.at else self.default_summary_time
+            zone = command.timezone or self.default_timezone
+            await self.store.save_subscription(
+                Subscription(
+                    requester.platform, requester.channel, at, zone, Severity.WARNING.value, requester.label
+                ),
+                now,
+            )
+            return text_message(
+                "Subscribed",
+                f"This channel gets the daily summary at {at} ({zone}) and alerts of warning level and above.",
+            ), (f"subscribed {requester.platform}:{requester.channel} at {at} {zone}")
+        removed = requester.channel is not None and await self.store.delete_subscription(
+            requester.platform, requester.channel
+        )
+        if removed:
+            return text_message("Unsubscribed", "This channel no longer gets summaries or alerts."), (
+                f"unsubscribed {requester.platform}:{requester.channel}"
+            )
+        return text_message(
+            "Not subscribed",
+            "This channel has no subscription made from chat (channels in creditbot.toml are changed there).",
+        ), "nothing to unsubscribe"
+
+    def is_configured_channel(self, platform: str, channel: str) -> bool:
+        """True for channels listed in the TOML file."""
+        return any(c.platform == platform and c.id == channel for c in self.monitor.config.channels)
+
+    async def _threshold(self, command: Command, requester: Requester, now: datetime) -> tuple[Message, str]:
+        assert command.account is not None
+        assert command.warn_below is not None
+        account = self.monitor.config.account(command.account)
+        assert account is not None
+        critical = command.critical_below
+        if critical is None:
+            current = (await self.store.threshold_overrides()).get(account.name)
+            in_force = (
+                current.critical_below
+                if current and current.critical_below is not None
+                else (account.critical_below)
+            )
+            if in_force is not None and in_force > command.warn_below:
+                return text_message(
+                    "Thresholds not changed",
+                    f"The critical level of {account.name} ({in_force}) is above {command.warn_below}; give both "
+                    f"levels, e.g. `credits threshold {account.name} {command.warn_below} "
+                    f"{min(in_force, command.warn_below / 4)}`.",
+                    Severity.WARNING,
+                ), f"refused: critical {in_force} above the new warning level {command.warn_below}"
+            critical = in_force
+        await self.store.set_threshold_override(
+            ThresholdOverride(account.name, command.warn_below, critical, requester.label, now)
+        )
+        text = (
+            f"{account.name}: warn below {command.warn_below}"
+            + (f", critical below {critical}" if critical is not None else "")
+            + "."
+        )
+        return text_message("Thresholds set", text), (
+            f"thresholds for {account.name}: warn {command.warn_below}, critical {critical}"
+        )

@@ -260,14 +260,19 @@ class Monitor:
         log.warning("fetch failed for %s: %s", account.name, message)
         return Reading(account.name, account.provider, now, error=message, error_kind=error.kind)
 
-    async def views(self, names: Sequence[str] | None = None, *, refresh: bool = False) -> list[AccountView]:
-        """Current view of each account, fetching those whose cached reading is too old (or all with refresh)."""
+    async def views(
+        self, names: Sequence[str] | None = None, *, refresh: bool = False, stored_only: bool = False
+    ) -> list[AccountView]:
+        """Current view of each account, fetching those whose cached reading is too old (or all with refresh);
+        `stored_only` never fetches (the poller has just done so)."""
         accounts = self.accounts(names)
         latest = await self.store.latest_readings(a.name for a in accounts)
         ledger = await self.ledger(accounts)
         overrides = await self.store.threshold_overrides()
         now = self.clock()
-        if refresh:
+        if stored_only:
+            due = []
+        elif refresh:
             due = [a.name for a in accounts]
         else:
             coverage = await self.store.spend_coverage(a.name for a in accounts)

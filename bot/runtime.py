@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=10)  # a claim older than this was abandoned (crash between claim and send)
 MAX_ATTEMPTS = 12
 SUMMARY_GRACE = 3600
+# A summary missed while the bot was down is sent at start if it fell due this recently (across midnight
+# too), or if the bot was already running before it fell due; a new install does not post yesterday's.
+CATCH_UP_WINDOW = timedelta(hours=12)
 
 
 def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
@@ -51,6 +54,8 @@ def state_from_row(row: dict[str, Any]) -> AlertState:
         notified_at=row["notified_at"],
         reminders=row["reminders"],
         detail=row["detail"],
+        peak_level=row["peak_level"],
+        suppressed=bool(row["suppressed"]),
     )
 
 
@@ -67,6 +72,8 @@ def state_to_row(state: AlertState) -> dict[str, Any]:
         "notified_at": state.notified_at,
         "reminders": state.reminders,
         "detail": state.detail,
+        "peak_level": state.peak_level,
+        "suppressed": state.suppressed,
     }
 
 
@@ -142,7 +149,7 @@ class Runtime:
         """Fetch every account, evaluate the alert rules, queue what must be said, then deliver."""
         async with self._poll_lock:
             await self.monitor.refresh()
-            views = await self.monitor.views()
+            views = await self.monitor.views(stored_only=True)
             events = await self.evaluate_alerts(views)
             self.polls += 1
             await self.monitor.prune()
@@ -160,6 +167,7 @@ class Runtime:
             state = state_from_row(row)
             stored.setdefault(state.account, {})[state.rule] = state
         latest = await self.store.latest_readings(v.name for v in views)
+        snoozed = await self.store.snoozed_until(now)
         all_states: list[AlertState] = []
         all_events: list[AlertEvent] = []
         for view in views:
@@ -171,30 +179,25 @@ class Runtime:
                 latest_error=None if ok or last is None else last.error,
                 latest_error_kind=None if ok or last is None else last.error_kind,
             )
-            states, events = evaluate(view, health, stored.get(view.name, {}), self.alert_settings, now)
+            states, events = evaluate(
+                view, health, stored.get(view.name, {}), self.alert_settings, now, snoozed=view.name in snoozed
+            )
             all_states.extend(states)
             all_events.extend(events)
             for event in events:
                 log.info("alert %s %s for %s: %s", event.kind, event.rule.value, event.account, event.title)
-        await self.store.save_alert_states([state_to_row(s) for s in all_states], now)
+        # Queue before saving the states: after a crash in between, the same events come again and their
+        # unique keys make the second queueing a no-op, whereas the other order would lose them.
         if all_events:
             await self._queue_alerts(all_events, {v.name: v for v in views}, now)
+        await self.store.save_alert_states([state_to_row(s) for s in all_states], now)
         return all_events
 
     async def _queue_alerts(
         self, events: Sequence[AlertEvent], views: dict[str, AccountView], now: datetime
     ) -> None:
         channels = await self.channels()
-        snoozed = await self.store.snoozed_until(now)
         for event in events:
-            if event.account in snoozed:
-                log.info(
-                    "not sending %s for %s: snoozed until %s",
-                    event.rule.value,
-                    event.account,
-                    snoozed[event.account].isoformat(),
-                )
-                continue
             message = alert_message(event, views[event.account])
             for channel in channels:
                 if not channel.includes(event.account) or not channel.wants(event.routing_severity):
@@ -243,7 +246,11 @@ class Runtime:
     async def send_summary(self, channel: Channel, *, day: str | None = None) -> bool:
         """Queue and deliver the summary of one channel for its local day; False if it was already queued."""
         now = self.clock()
-        key = f"summary:{channel.key}:{day or channel.summary_date(now)}"
+        if day is None:
+            # Keyed by the day it fell due, so a run delayed past midnight is still that day's summary.
+            due = channel.last_due(now)
+            day = channel.summary_date(due if due is not None else now)
+        key = f"summary:{channel.key}:{day}"
         if await self.store.has_message(key):
             return False
         message, values = await self.summary_message(channel)
@@ -253,55 +260,68 @@ class Runtime:
         )
         if queued:
             log.info("daily summary queued for %s", channel.key)
-            await self.dispatch()
+            await self.dispatch(keys={key})
         return queued
 
     async def catch_up(self) -> None:
         """Send once any summary that fell due today (local time) while the bot was down."""
         now = self.clock()
         for channel in await self.channels():
-            due = channel.summary_due_at(now)
-            if due is not None and due <= now:
+            due = channel.last_due(now)
+            if due is None:
+                continue
+            # Recent enough, or the bot was already at work before it fell due (it was down meanwhile).
+            if now - due <= CATCH_UP_WINDOW or await self.store.has_readings_before(due):
                 await self.send_summary(channel)
 
-    async def notify_test(self, channel: Channel) -> None:
-        """Queue and deliver a test message to a channel."""
+    async def notify_test(self, channel: Channel) -> str:
+        """Queue and deliver a test message to a channel; returns its outbox key."""
         now = self.clock()
         message = text_message(
             "creditbot test message", f"Delivery to {channel.key} works ({now:%Y-%m-%d %H:%M} UTC)."
         )
-        await self.store.enqueue(
-            f"test:{channel.key}:{now.isoformat()}",
-            channel.platform,
-            channel.id,
-            "test",
-            "info",
-            message.to_json(),
-            now,
-            now,
-        )
-        await self.dispatch()
+        key = f"test:{channel.key}:{now.isoformat()}"
+        await self.store.enqueue(key, channel.platform, channel.id, "test", "info", message.to_json(), now, now)
+        await self.dispatch(keys={key})
+        return key
 
     # Delivery
 
-    async def dispatch(self) -> int:
-        """Deliver every due outbox message once: claim, send, mark; failures are retried later."""
+    async def dispatch(self, keys: Collection[str] | None = None) -> int:
+        """Deliver due outbox messages in order per channel: claim, send, mark; failures wait and retry.
+
+        A message waiting for a retry holds back the later ones of its channel, so a recovery never
+        arrives before the alert it closes. `keys` limits the run to those messages (CLI commands).
+        """
         async with self._dispatch_lock:
             sent = 0
             now = self.clock()
-            for item in await self.store.due_messages(now, CLAIM_LEASE):
+            blocked: set[tuple[str, str]] = set()
+            snoozed = await self.store.snoozed_until(now)
+            for item in await self.store.open_messages(now, CLAIM_LEASE):
+                channel = (item.platform, item.channel)
+                if (keys is not None and item.key not in keys) or item.platform not in self.adapters:
+                    continue  # another process, or a later start with that platform configured, sends it
+                if channel in blocked:
+                    continue
+                if item.status == "pending" and item.not_before > now:
+                    if item.attempts > 0:
+                        blocked.add(channel)
+                    continue  # not due yet (a retry's back-off, or quiet hours)
+                if item.kind == "alert" and alert_account(item.key) in snoozed:
+                    await self.store.mark_skipped(item.id, "snoozed")
+                    continue
                 if not await self.store.claim(item, now, CLAIM_LEASE):
                     continue
-                sent += await self._deliver(item)
+                delivered = await self._deliver(item)
+                sent += delivered
+                if not delivered:
+                    blocked.add(channel)
             return sent
 
     async def _deliver(self, item: OutboxItem) -> int:
-        adapter = self.adapters.get(item.platform)
+        adapter = self.adapters[item.platform]
         attempts = item.attempts + 1
-        if adapter is None:
-            await self.store.mark_failed(item.id, f"platform {item.platform} is not configured", None)
-            log.error("cannot deliver %s: platform %s is not configured", item.key, item.platform)
-            return 0
         try:
             await adapter.send(item.channel, Message.from_json(item.message))
         except DeliveryError as exc:
@@ -424,6 +444,12 @@ def _summary_job(runtime: Runtime, channel: Channel) -> Callable[[], Coroutine[A
         await runtime.send_summary(channel)
 
     return job
+
+
+def alert_account(key: str) -> str:
+    """The account of an alert outbox key (`alert:<platform>:<channel>:<account>:...`)."""
+    parts = key.split(":")
+    return parts[3] if len(parts) > 3 else ""
 
 
 def alert_message(event: AlertEvent, view: AccountView) -> Message:

@@ -100,6 +100,8 @@ alert_states = sa.Table(
     sa.Column("reminders", sa.Integer, nullable=False),
     sa.Column("detail", sa.Text),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("peak_level", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("suppressed", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 outbox = sa.Table(

@@ -233,6 +233,12 @@ class Store:
             result[name] = AccountReadings(latest=items[-1], latest_good=good[-1] if good else None)
         return result
 
+    async def has_readings_before(self, when: datetime) -> bool:
+        """True when any account was fetched before a time (the bot was already at work then)."""
+        query = sa.select(readings.c.id).where(readings.c.fetched_at < when).limit(1)
+        async with self.engine.connect() as connection:
+            return (await connection.execute(query)).first() is not None
+
     async def balance_history(self, account: str, since: datetime) -> list[tuple[datetime, Money]]:
         """Reported balances of one account since a time, oldest first (for burn from balance changes)."""
         query = (
@@ -493,13 +499,14 @@ class Store:
             return False
         return True
 
-    async def due_messages(self, now: datetime, lease: timedelta, limit: int = 100) -> list[OutboxItem]:
-        """Pending messages whose time has come, and claims abandoned for longer than the lease."""
+    async def open_messages(self, now: datetime, lease: timedelta, limit: int = 1000) -> list[OutboxItem]:
+        """Messages not delivered yet (pending, or claimed by a process that gave no sign for a lease), oldest
+        first, whether due or not."""
         query = (
             sa.select(outbox)
             .where(
                 sa.or_(
-                    (outbox.c.status == "pending") & (outbox.c.not_before <= now),
+                    outbox.c.status == "pending",
                     (outbox.c.status == "claimed") & (outbox.c.claimed_at < now - lease),
                 )
             )
@@ -509,6 +516,13 @@ class Store:
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).mappings().all()
         return [_outbox_item(row) for row in rows]
+
+    async def mark_skipped(self, item_id: int, reason: str) -> None:
+        """Record that a message was deliberately not sent (e.g. its account was snoozed meanwhile)."""
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                outbox.update().where(outbox.c.id == item_id).values(status="skipped", last_error=reason)
+            )
 
     async def claim(self, item: OutboxItem, now: datetime, lease: timedelta) -> bool:
         """Take a message for sending; False when someone else has it."""

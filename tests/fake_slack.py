@@ -37,6 +37,7 @@ class SlackState:
     admins: set[str] = field(default_factory=set)
     rate_limited: int = 0  # answer this many chat.postMessage calls with 429
     failing: int = 0  # answer this many chat.postMessage calls with 500
+    socket_url: str | None = None  # what apps.connections.open hands out (Socket Mode)
     calls: list[SlackCall] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -93,10 +94,13 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/webhook/") or path.startswith("/upload/"):
             self._reply(200, "ok", "text/plain")
             return
+        method = path.removeprefix("/api/")
+        if method == "apps.connections.open" and data["_auth"].endswith(APP_TOKEN) and state.socket_url:
+            self._reply(200, {"ok": True, "url": state.socket_url})
+            return
         if not data["_auth"].endswith(BOT_TOKEN):
             self._reply(200, {"ok": False, "error": "invalid_auth"})
             return
-        method = path.removeprefix("/api/")
         if method == "chat.postMessage":
             with state.lock:
                 if state.rate_limited > 0:
@@ -207,3 +211,79 @@ def slash_body(
             "api_app_id": "A1",
         }
     )
+
+
+APP_TOKEN = "xapp-test-app-token-0123456789"
+
+
+class FakeSocketMode:
+    """A loopback Socket Mode WebSocket server (aiohttp, own thread and loop) that pushes envelopes."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.received: list[dict[str, Any]] = []
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._sockets: list[Any] = []
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The wss URL handed out by apps.connections.open."""
+        return f"ws://127.0.0.1:{self.port}/link"
+
+    def _run(self) -> None:
+        import asyncio
+
+        from aiohttp import WSMsgType, web
+
+        async def link(request: web.Request) -> web.WebSocketResponse:
+            socket = web.WebSocketResponse()
+            await socket.prepare(request)
+            self._sockets.append(socket)
+            await socket.send_json(
+                {
+                    "type": "hello",
+                    "num_connections": 1,
+                    "connection_info": {"app_id": "A1"},
+                    "debug_info": {"host": "fake", "approximate_connection_time": 3600},
+                }
+            )
+            async for message in socket:
+                if message.type == WSMsgType.TEXT:
+                    self.received.append(json.loads(message.data))
+            return socket
+
+        async def start() -> None:
+            app = web.Application()
+            app.router.add_get("/link", link)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self._ready.set()
+
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(start())
+        self._loop.run_forever()
+
+    def push(self, envelope: dict[str, Any], timeout: float = 10.0) -> None:
+        """Send an envelope to the connected client (waits for a connection)."""
+        import asyncio
+
+        deadline = time.monotonic() + timeout
+        while not self._sockets and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self._sockets, "no Socket Mode client connected"
+        asyncio.run_coroutine_threadsafe(self._sockets[-1].send_json(envelope), self._loop).result(timeout)
+
+    def __enter__(self) -> FakeSocketMode:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)

@@ -251,3 +251,17 @@ def test_recovery_routes_like_the_alert_it_closes() -> None:
     _, events = evaluate(balance_view("90", warn_below=20, critical_below=5), OK, states, AlertSettings(), NOW)
     (event,) = events
     assert (event.kind, event.severity, event.routing_severity) == ("recovered", Severity.INFO, Severity.CRITICAL)
+
+
+def test_missing_data_keeps_an_open_alert_instead_of_resetting_it() -> None:
+    states: dict[Rule, AlertState] = {}
+    for view in (
+        balance_view("3", critical_below=5),
+        replace(balance_view("3", critical_below=5), balance=None),
+        balance_view("3", critical_below=5),
+    ):
+        new, events = evaluate(view, OK, states, AlertSettings(), NOW)
+        states.update({s.rule: s for s in new})
+        if view.balance is None:
+            assert events == []
+    assert states[Rule.BALANCE].episode == 1  # still the first episode: no second alert

@@ -69,6 +69,10 @@ class BotProcess:
 
 
 def write_config(tmp_path: Path, fake: FakeProviderServer) -> None:
+    # A summary time that has just passed, so the first poll's catch-up sends it.
+    from datetime import UTC, datetime, timedelta
+
+    just_passed = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%H:%M")
     (tmp_path / "creditbot.toml").write_text(f"""
 [[accounts]]
 name = "ds"
@@ -80,7 +84,7 @@ warn_below = "200"
 [[channels]]
 platform = "console"
 id = "ops"
-daily_summary = "00:00"
+daily_summary = "{just_passed}"
 alerts = "warning"
 mention = "@here"
 """)
@@ -135,7 +139,6 @@ def test_run_alerts_and_summarises_once_across_a_restart(tmp_path: Path, fake: F
 
 def test_demo_mode_runs_with_nothing_configured(tmp_path: Path) -> None:
     env = bot_env(tmp_path, free_port())
-    env["CREDITBOT_SUMMARY_TIME"] = "00:00"
     bot = BotProcess(tmp_path, env)
     try:
         bot.wait_for("Daily LLM credits summary")

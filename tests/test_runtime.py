@@ -171,7 +171,7 @@ async def test_abandoned_claim_is_retried_after_the_lease(env: dict[str, Any]) -
     await store.enqueue(
         "alert:x", "slack", "C1", "alert", "warning", Message("t", "s").to_json(), clock.now, clock.now
     )
-    (item,) = await store.due_messages(clock.now, timedelta(minutes=10))
+    (item,) = await store.open_messages(clock.now, timedelta(minutes=10))
     assert await store.claim(item, clock.now, timedelta(minutes=10))  # then the process "crashes"
     await runtime.dispatch()
     assert adapter.sent == []
@@ -310,3 +310,160 @@ async def test_console_answers_typed_commands_through_the_core(env: dict[str, An
     assert "credits snooze <account>" in text
     assert "ds (deepseek): ¥110.00 left" in text
     assert "Commands start with /credits" in text
+
+
+# --- Regressions found in review -----------------------------------------------------------------
+
+
+def alert_posts(adapter: RecordingAdapter) -> list[str]:
+    return [m.title for _, m in adapter.sent if m.footer.startswith("rule:")]
+
+
+async def test_second_critical_crossing_in_an_episode_is_delivered(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, clock, (ALERTS_ONLY,), adapter, warn_below=D(500), critical_below=D(150))
+    fake: FakeServer = env["fake"]
+    for balance in ("110.00", "400.00", "110.00", "1000.00"):
+        fake.state.deepseek_infos = [{"currency": "CNY", "total_balance": balance}]
+        clock.now += timedelta(minutes=5)
+        await runtime.poll()
+    assert alert_posts(adapter) == ["ds: below ¥150.00", "ds: below ¥150.00", "ds: balance alert recovered"]
+
+
+async def test_recovery_goes_to_critical_only_channels_after_a_partial_recovery(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    adapter = RecordingAdapter()
+    critical_only = Channel("slack", "CRIT", daily_summary=None, alerts=Severity.CRITICAL)
+    runtime = runtime_for(env, clock, (critical_only,), adapter, warn_below=D(500), critical_below=D(150))
+    for balance in ("110.00", "400.00", "1000.00"):
+        env["fake"].state.deepseek_infos = [{"currency": "CNY", "total_balance": balance}]
+        clock.now += timedelta(minutes=5)
+        await runtime.poll()
+    assert alert_posts(adapter) == ["ds: below ¥150.00", "ds: balance alert recovered"]
+
+
+async def test_source_does_not_recover_while_still_failing(env: dict[str, Any]) -> None:
+    from tests.fakes import Scripted
+
+    clock = Clock(datetime.now(UTC))
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, clock, (ALERTS_ONLY,), adapter)
+    runtime.monitor._sleep = _instant  # type: ignore[method-assign]
+    fake = env["fake"]
+    fake.state.script("deepseek", Scripted(401, {"error": {"message": "revoked"}}))
+    await runtime.poll()
+    for _ in range(3):
+        fake.state.script("deepseek", *[Scripted(503, b"") for _ in range(3)])
+        clock.now += timedelta(minutes=5)
+        await runtime.poll()
+    clock.now += timedelta(minutes=5)
+    await runtime.poll()
+    assert alert_posts(adapter) == ["ds: billing source failing", "ds: billing source works again"]
+
+
+async def test_snoozed_alert_is_announced_when_the_snooze_ends(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, clock, (ALERTS_ONLY,), adapter, critical_below=D(150))
+    await env["store"].set_snooze("ds", clock.now + timedelta(hours=1), "test")
+    await runtime.poll()
+    assert alert_posts(adapter) == []
+    clock.now += timedelta(hours=2)
+    await runtime.poll()
+    assert alert_posts(adapter) == ["ds: below ¥150.00"]
+
+
+async def test_recovery_of_an_alert_nobody_saw_is_not_sent(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, clock, (ALERTS_ONLY,), adapter, critical_below=D(150))
+    await env["store"].set_snooze("ds", clock.now + timedelta(hours=5), "test")
+    await runtime.poll()
+    env["fake"].state.deepseek_infos = [{"currency": "CNY", "total_balance": "900.00"}]
+    clock.now += timedelta(minutes=10)
+    await runtime.poll()
+    clock.now += timedelta(hours=6)
+    await runtime.poll()
+    assert alert_posts(adapter) == []
+
+
+async def test_recovery_never_overtakes_the_alert_it_closes(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    adapter = RecordingAdapter()
+    adapter.failures = [DeliveryError("HTTP 503") for _ in range(2)]
+    runtime = runtime_for(env, clock, (ALERTS_ONLY,), adapter, warn_below=D(200))
+    await runtime.poll()
+    env["fake"].state.deepseek_infos = [{"currency": "CNY", "total_balance": "900.00"}]
+    clock.now += timedelta(seconds=5)
+    await runtime.poll()  # the recovery is queued while the alert still waits for its retry
+    for _ in range(6):
+        clock.now += timedelta(minutes=2)
+        await runtime.dispatch()
+    assert alert_posts(adapter) == ["ds: below ¥200.00", "ds: balance alert recovered"]
+
+
+async def test_a_process_without_the_platform_leaves_its_messages_alone(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    slack_runtime = runtime_for(env, clock, (ALERTS_ONLY,), RecordingAdapter("discord"), warn_below=D(200))
+    await slack_runtime.poll()  # queues a Slack alert that this process cannot send
+    (item,) = await env["store"].outbox_items("alert")
+    assert item.status == "pending"
+    console_only = runtime_for(env, clock, (ALERTS_ONLY,), RecordingAdapter("console"))
+    await console_only.notify_test(Channel("console", "stdout", daily_summary=None))
+    (item,) = await env["store"].outbox_items("alert")
+    assert item.status == "pending"  # still there for the process that has Slack
+
+
+async def test_summary_missed_across_midnight_is_caught_up(env: dict[str, Any]) -> None:
+    late = Channel("slack", "C1", daily_summary=time(23, 30), timezone="UTC", alerts=None)
+    midnight = datetime.now(UTC).replace(hour=0, minute=30, second=0, microsecond=0)
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, Clock(midnight), (late,), adapter)
+    await runtime.poll()
+    summaries = await env["store"].outbox_items("summary")
+    assert [s.key for s in summaries] == [f"summary:slack:C1:{(midnight - timedelta(days=1)).date()}"]
+    fresh_install = runtime_for(env, Clock(midnight + timedelta(hours=20)), (late,), RecordingAdapter())
+    fresh_install._caught_up = False
+    await fresh_install.catch_up()  # yesterday's 23:30 is more than 12 h ago: history, not sent
+    assert len(await env["store"].outbox_items("summary")) == 1
+
+
+async def test_nothing_visible_means_no_accounts_not_all(env: dict[str, Any]) -> None:
+    runtime = runtime_for(env, Clock(datetime.now(UTC)), (), RecordingAdapter())
+    member = Requester("slack", "U1", "C1", is_admin=False)
+    for text in ("", "share", "chart"):
+        reply = await runtime.handler.handle(text, member, visible=[])
+        assert reply.message.sections == ()
+    from bot.messages import Action
+
+    assert (await runtime.handler.handle_action(Action("refresh", "r"), member, visible=[])).message.sections == ()
+
+
+async def test_threshold_that_would_leave_critical_above_warn_is_refused(env: dict[str, Any]) -> None:
+    runtime = runtime_for(
+        env, Clock(datetime.now(UTC)), (), RecordingAdapter(), warn_below=D(100), critical_below=D(50)
+    )
+    admin = Requester("slack", "U2", "C1", is_admin=True)
+    reply = await runtime.handler.handle("threshold ds 20", admin)
+    assert reply.message.title == "Thresholds not changed"
+    (view,) = await runtime.monitor.views()
+    assert (view.thresholds.warn_below, view.thresholds.critical_below) == (D(100), D(50))
+    audit = await env["store"].audit_entries()
+    assert audit[0]["detail"].startswith("refused")
+
+
+async def test_subscribe_in_a_toml_channel_is_refused_and_audited(env: dict[str, Any]) -> None:
+    runtime = runtime_for(env, Clock(datetime.now(UTC)), (SLACK,), RecordingAdapter())
+    admin = Requester("slack", "U2", "C1", is_admin=True)
+    reply = await runtime.handler.handle("subscribe 07:00", admin)
+    assert reply.message.title == "Not subscribed"
+    assert await env["store"].subscriptions() == []
+    assert (await env["store"].audit_entries())[0]["detail"] == "refused: channel is in creditbot.toml"
+
+
+async def _instant(_seconds: float) -> None:
+    return None
+
+
+FakeServer = FakeProviderServer

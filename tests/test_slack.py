@@ -355,3 +355,41 @@ def test_creditbot_run_in_http_mode_answers_signed_slash_commands(
         assert process.terminate() == 0
     assert BOT_TOKEN not in process.stdout + "".join(process.err)
     assert SIGNING_SECRET not in process.stdout + "".join(process.err)
+
+
+async def test_socket_mode_answers_a_slash_command_envelope(
+    tmp_path: Path, fake: FakeProviderServer, slack: FakeSlack
+) -> None:
+    from tests.fake_slack import APP_TOKEN, FakeSocketMode
+
+    with FakeSocketMode() as socket_server:
+        slack.state.socket_url = socket_server.url
+        settings = make_settings(
+            tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN, SLACK_API_URL=slack.api_url
+        )
+        config = AppConfig(settings, (make_account("ds", "deepseek", fake.base_url("deepseek")),), "test")
+        store = await Store.open(settings.database_url)
+        async with httpx.AsyncClient() as http:
+            adapter = SlackAdapter(settings)
+            assert adapter.socket_mode
+            assert adapter.http_routes() == []
+            runtime = Runtime(config, store, http, [adapter])
+            await adapter.start(runtime.handler)
+            try:
+                payload = dict(pair.split("=", 1) for pair in slash_body("ds").split("&"))
+                payload.update(text="ds", response_url=slack.response_url("socket"), command="/credits")
+                await asyncio.to_thread(
+                    socket_server.push,
+                    {
+                        "envelope_id": "env-1",
+                        "type": "slash_commands",
+                        "accepts_response_payload": True,
+                        "payload": payload,
+                    },
+                )
+                (reply,) = await reply_for({"slack": slack}, "socket")
+                assert "¥110.00 left" in json.dumps(reply["blocks"], ensure_ascii=False)
+                assert any(m.get("envelope_id") == "env-1" for m in socket_server.received)  # acked
+            finally:
+                await adapter.stop()
+        await store.close()

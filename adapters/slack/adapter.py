@@ -310,3 +310,26 @@ class SlackAdapter:
             if type(exc).__module__.startswith("aiohttp"):
                 raise DeliveryError(f"Slack is unreachable: {type(exc).__name__}") from None
             raise
+
+
+async def check_slack(settings: Settings) -> list[str]:
+    """What `creditbot doctor` says about Slack: the token, the workspace, the mode ("!" marks a problem)."""
+    assert settings.slack_bot_token is not None
+    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    try:
+        auth = await client.auth_test()
+    except SlackApiError as exc:
+        return [
+            f"! the bot token was refused ({exc.response.get('error')}); copy the Bot User OAuth Token "
+            "(xoxb-...) from OAuth & Permissions into SLACK_BOT_TOKEN"
+        ]
+    except Exception as exc:
+        return [f"! Slack is unreachable ({type(exc).__name__})"]
+    socket_mode = settings.slack_app_token is not None
+    lines = [
+        f"ok, team {auth.get('team')} ({auth.get('team_id')}), "
+        + ("Socket Mode" if socket_mode else "HTTP mode (POST /slack/events)")
+    ]
+    if not socket_mode and settings.slack_signing_secret is None:
+        lines.append("! HTTP mode needs SLACK_SIGNING_SECRET (Basic Information > App Credentials)")
+    return lines
