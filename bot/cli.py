@@ -302,7 +302,7 @@ def run() -> int:
     from bot.config import DEMO_BANNER, demo_config
 
     config = _config()
-    if not config.accounts and not config.settings.slack_enabled:
+    if not config.accounts and not config.settings.slack_enabled and not config.settings.discord_enabled:
         config = demo_config(config)
         click.echo(DEMO_BANNER, err=True)
     return asyncio.run(_run(config))
@@ -339,6 +339,11 @@ async def _run(config: AppConfig) -> int:
                 raise CliFailure(
                     "Slack HTTP mode needs SLACK_SIGNING_SECRET (Basic Information > App Credentials)", EX_CONFIG
                 )
+
+        if settings.discord_enabled:
+            from adapters.discord.adapter import DiscordAdapter
+
+            adapters.append(DiscordAdapter(settings))
 
         async def charts(views: Sequence[AccountView]) -> bytes | None:
             return await make_chart(runtime.monitor, views)
@@ -515,9 +520,21 @@ def doctor() -> int:
         elif "slack" in platforms:
             found += 1
             click.echo("slack: ! channels are configured for Slack but SLACK_BOT_TOKEN is not set")
-        if "discord" in platforms:
+        if settings.discord_enabled:
+            from adapters.discord.adapter import application_id_from_token, invite_url
+
+            assert settings.discord_token is not None
+            app_id = application_id_from_token(settings.discord_token.get_secret_value())
+            if app_id is None:
+                found += 1
+                click.echo(
+                    "discord: ! DISCORD_TOKEN does not look like a bot token (Developer Portal > Bot > Token)"
+                )
+            else:
+                click.echo(f"discord: invite the bot with {invite_url(app_id)}")
+        elif "discord" in platforms:
             found += 1
-            click.echo("discord: ! channels are configured for Discord, which this version cannot deliver to yet")
+            click.echo("discord: ! channels are configured for Discord but DISCORD_TOKEN is not set")
         return found
 
     problems = asyncio.run(go())

@@ -114,6 +114,14 @@ class Settings(BaseSettings):
     slack_viewers: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="CREDITBOT_SLACK_VIEWERS")
     slack_admins: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="CREDITBOT_SLACK_ADMINS")
 
+    discord_token: SecretStr | None = Field(None, alias="DISCORD_TOKEN")
+    discord_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list, alias="DISCORD_GUILD_IDS")
+    discord_viewer_roles: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, alias="CREDITBOT_DISCORD_VIEWER_ROLES"
+    )
+    discord_api_url: str = Field("https://discord.com/api/v10", alias="DISCORD_API_URL")
+    discord_gateway_url: str | None = Field(None, alias="DISCORD_GATEWAY_URL")
+
     openai_admin_key: SecretStr | None = Field(None, alias="OPENAI_ADMIN_KEY")
     anthropic_admin_key: SecretStr | None = Field(None, alias="ANTHROPIC_ADMIN_KEY")
     openrouter_api_key: SecretStr | None = Field(None, alias="OPENROUTER_API_KEY")
@@ -126,6 +134,37 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("discord_guild_ids", "discord_viewer_roles", mode="before")
+    @classmethod
+    def _id_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            items = [item.strip() for item in value.split(",") if item.strip()]
+            if not all(item.isdigit() for item in items):
+                raise ValueError("must be comma-separated numeric IDs")
+            return [int(item) for item in items]
+        return value
+
+    @field_validator("discord_api_url")
+    @classmethod
+    def _discord_url(cls, value: str) -> str:
+        validate_base_url(value + "/x")  # keep a trailing /v10: it is part of the base here
+        return value.rstrip("/")
+
+    @field_validator("discord_gateway_url")
+    @classmethod
+    def _gateway_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("ws", "wss") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be a ws:// or wss:// URL without a query string")
+        return value.strip()
+
+    @property
+    def discord_enabled(self) -> bool:
+        """True when a Discord bot token is configured."""
+        return self.discord_token is not None and bool(self.discord_token.get_secret_value().strip())
 
     @field_validator("slack_viewers", "slack_admins", mode="before")
     @classmethod
@@ -429,6 +468,7 @@ class AppConfig:
             self.settings.slack_bot_token,
             self.settings.slack_signing_secret,
             self.settings.slack_app_token,
+            self.settings.discord_token,
         ):
             if secret is not None:
                 values.append(secret.get_secret_value())

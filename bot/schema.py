@@ -165,3 +165,10 @@ subscriptions = sa.Table(
     sa.Column("created_by", sa.String(160), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
 )
+
+settings_kv = sa.Table(
+    "settings_kv",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)

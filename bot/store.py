@@ -33,6 +33,7 @@ from bot.schema import (
     ledger,
     outbox,
     readings,
+    settings_kv,
     snoozes,
     subscriptions,
     threshold_overrides,
@@ -581,6 +582,20 @@ class Store:
         async with self.engine.connect() as connection:
             found = (await connection.execute(sa.select(outbox.c.id).where(outbox.c.key == key))).first()
         return found is not None
+
+    async def get_value(self, key: str) -> str | None:
+        """A bookkeeping value, if set."""
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(sa.select(settings_kv.c.value).where(settings_kv.c.key == key))
+            ).first()
+        return None if row is None else str(row[0])
+
+    async def set_value(self, key: str, value: str) -> None:
+        """Store a bookkeeping value."""
+        async with self.engine.begin() as connection:
+            await connection.execute(settings_kv.delete().where(settings_kv.c.key == key))
+            await connection.execute(settings_kv.insert().values(key=key, value=value))
 
     async def ping(self) -> None:
         """Fail when the database cannot be reached."""

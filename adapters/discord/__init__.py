@@ -1,0 +1,1 @@
+"""The Discord adapter: discord.py over the gateway, with slash commands and persistent buttons."""

@@ -1,0 +1,355 @@
+"""Discord adapter (discord.py): `/credits`, the `/creditbot` group, persistent buttons, and delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import io
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+import discord
+import yarl
+from discord import app_commands
+
+from adapters.discord.render import allowed_mentions_for, render
+from bot.adapter import DeliveryError
+from bot.handler import Requester
+from bot.messages import Action, Message
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.handler import CommandHandler, Reply
+
+log = logging.getLogger(__name__)
+
+# View Channel, Send Messages, Embed Links, Attach Files: all the bot needs to post summaries and alerts.
+INVITE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15)
+MANAGE_GUILD = discord.Permissions(manage_guild=True)
+START_TIMEOUT = 30.0
+REFUSED_VIEW = "Sorry, you are not allowed to see LLM balances here. Ask a server admin to give you a viewer role."
+
+
+def invite_url(application_id: int | str) -> str:
+    """The OAuth2 URL that adds the bot with exactly the scopes and permissions it needs."""
+    return (
+        f"https://discord.com/oauth2/authorize?client_id={application_id}"
+        f"&scope=bot+applications.commands&permissions={INVITE_PERMISSIONS}"
+    )
+
+
+def application_id_from_token(token: str) -> str | None:
+    """A bot token starts with the bot's user id in base64, which is its application id."""
+    head = token.split(".", 1)[0]
+    try:
+        decoded = base64.b64decode(head + "=" * (-len(head) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return decoded if decoded.isdigit() else None
+
+
+class RefreshButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"creditbot:refresh"):
+    """The Refresh button; dynamic, so it keeps working after a restart."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            discord.ui.Button(label="Refresh", style=discord.ButtonStyle.secondary, custom_id="creditbot:refresh")
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> RefreshButton:
+        """Rebuild the button from its custom id."""
+        return cls()
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        """Re-fetch and show the balances again."""
+        adapter: DiscordAdapter = interaction.client.creditbot_adapter
+        await adapter.on_action(interaction, Action("refresh", "Refresh"))
+
+
+class SnoozeButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"creditbot:snooze:(?P<account>[A-Za-z0-9_-]{1,64}):(?P<duration>\d+[mhd])",
+):
+    """The Snooze 24h button of one account; dynamic, so it keeps working after a restart."""
+
+    def __init__(self, account: str, duration: str = "24h") -> None:
+        self.account, self.duration = account, duration
+        super().__init__(
+            discord.ui.Button(
+                label=f"Snooze {account} {duration}",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"creditbot:snooze:{account}:{duration}",
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> SnoozeButton:
+        """Rebuild the button from its custom id."""
+        return cls(match["account"], match["duration"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        """Snooze the account (admins only; the core checks)."""
+        adapter: DiscordAdapter = interaction.client.creditbot_adapter
+        await adapter.on_action(interaction, Action("snooze", "Snooze", self.account, self.duration))
+
+
+def actions_view(message: Message) -> discord.ui.View | None:
+    """The buttons of a message as a persistent view (no timeout)."""
+    if not message.actions:
+        return None
+    view = discord.ui.View(timeout=None)
+    for action in message.actions[:5]:
+        if action.kind == "refresh":
+            view.add_item(RefreshButton())
+        elif action.kind == "snooze" and action.account:
+            view.add_item(SnoozeButton(action.account, action.duration or "24h"))
+    return view
+
+
+class DiscordAdapter:
+    """The `discord` platform: slash commands over the gateway, messages over REST."""
+
+    platform = "discord"
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.discord_token is not None
+        self.settings = settings
+        # Only GUILDS: the bot needs channels and roles, never message content or members.
+        self.client = discord.Client(intents=discord.Intents(guilds=True), max_ratelimit_timeout=30.0)
+        self.client.creditbot_adapter = self  # type: ignore[attr-defined]
+        self.tree = app_commands.CommandTree(self.client)
+        self.client.setup_hook = self._setup_hook  # type: ignore[method-assign]
+        self._handler: CommandHandler | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._register()
+
+    # Lifecycle
+
+    async def start(self, handler: CommandHandler) -> None:
+        """Log in and connect to the gateway; returns once ready (or logs why not)."""
+        self._handler = handler
+        discord.http.Route.BASE = self.settings.discord_api_url.rstrip("/")
+        if self.settings.discord_gateway_url:
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.settings.discord_gateway_url)
+        assert self.settings.discord_token is not None
+        self._task = asyncio.create_task(self.client.start(self.settings.discord_token.get_secret_value()))
+        ready = asyncio.create_task(self.client.wait_until_ready())
+        done, _ = await asyncio.wait(
+            {self._task, ready}, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self._task in done:
+            ready.cancel()
+            error = self._task.exception()
+            log.error(
+                "Discord could not start: %s; other platforms keep running",
+                "the token was refused" if isinstance(error, discord.LoginFailure) else type(error).__name__,
+            )
+            return
+        if ready not in done:
+            ready.cancel()
+            log.error(
+                "Discord did not become ready within %.0f s; it keeps trying in the background", START_TIMEOUT
+            )
+            return
+        app_id = self.client.application_id
+        log.info("Discord ready as %s; invite: %s", self.client.user, invite_url(app_id) if app_id else "?")
+
+    async def stop(self) -> None:
+        """Close the gateway connection."""
+        await self.client.close()
+        if self._task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):  # closing: the error no longer matters
+                await asyncio.wait_for(self._task, 10)
+
+    def connected(self) -> bool:
+        """True while the gateway session is ready."""
+        return self.client.is_ready() and not self.client.is_closed()
+
+    async def _setup_hook(self) -> None:
+        self.client.add_dynamic_items(RefreshButton, SnoozeButton)
+        guilds = [discord.Object(id=g) for g in self.settings.discord_guild_ids]
+        for guild in guilds:
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+        if not guilds and self._handler is not None:
+            await self._sync_globally_once()
+
+    async def _sync_globally_once(self) -> None:
+        # Global syncs are slow to propagate and rate limited: sync only when the commands changed.
+        import hashlib
+        import json
+
+        assert self._handler is not None
+        payload = json.dumps([c.to_dict(self.tree) for c in self.tree.get_commands()], sort_keys=True)
+        digest = hashlib.sha256(payload.encode()).hexdigest()
+        key = "discord.commands.sha256"
+        if await self._handler.store.get_value(key) == digest:
+            log.info("Discord commands unchanged; not syncing")
+            return
+        await self.tree.sync()
+        await self._handler.store.set_value(key, digest)
+        log.info("Discord commands synced globally")
+
+    # Commands
+
+    def _register(self) -> None:
+        tree = self.tree
+
+        async def account_names(
+            interaction: discord.Interaction[Any], current: str
+        ) -> list[app_commands.Choice[str]]:
+            if self._handler is None:
+                return []
+            names = [a.name for a in self._handler.monitor.accounts()]
+            return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
+
+        @tree.command(name="credits", description="LLM credits, spend and runway")
+        @app_commands.describe(account="Only this account", public="Post in the channel instead of privately")
+        @app_commands.autocomplete(account=account_names)
+        async def credits(
+            interaction: discord.Interaction[Any], account: str | None = None, public: bool = False
+        ) -> None:
+            words = (["share"] if public else []) + ([account] if account else [])
+            await self.run_command(interaction, " ".join(words), ephemeral=not public)
+
+        group = app_commands.Group(
+            name="creditbot",
+            description="creditbot settings and tools",
+            guild_only=True,
+            default_permissions=MANAGE_GUILD,
+        )
+
+        @group.command(name="help", description="What creditbot can do")
+        async def help_(interaction: discord.Interaction[Any]) -> None:
+            await self.run_command(interaction, "help")
+
+        @group.command(name="alerts", description="Open alerts and snoozes")
+        async def alerts(interaction: discord.Interaction[Any]) -> None:
+            await self.run_command(interaction, "alerts")
+
+        @group.command(name="chart", description="Balances with a chart")
+        @app_commands.autocomplete(account=account_names)
+        async def chart(interaction: discord.Interaction[Any], account: str | None = None) -> None:
+            await self.run_command(interaction, f"chart {account or ''}")
+
+        @group.command(name="snooze", description="Silence an account's alerts for a while (30m, 24h, 7d)")
+        @app_commands.autocomplete(account=account_names)
+        async def snooze(interaction: discord.Interaction[Any], account: str, duration: str = "24h") -> None:
+            await self.run_command(interaction, f"snooze {account} {duration}")
+
+        @group.command(name="subscribe", description="Daily summary and alerts in this channel")
+        async def subscribe(
+            interaction: discord.Interaction[Any], time: str | None = None, timezone: str | None = None
+        ) -> None:
+            await self.run_command(interaction, " ".join(["subscribe", time or "", timezone or ""]))
+
+        @group.command(name="unsubscribe", description="Stop summaries and alerts in this channel")
+        async def unsubscribe(interaction: discord.Interaction[Any]) -> None:
+            await self.run_command(interaction, "unsubscribe")
+
+        @group.command(name="threshold", description="Set an account's balance thresholds")
+        @app_commands.autocomplete(account=account_names)
+        async def threshold(
+            interaction: discord.Interaction[Any], account: str, warn: str, critical: str | None = None
+        ) -> None:
+            await self.run_command(interaction, f"threshold {account} {warn} {critical or ''}")
+
+        @group.command(name="topup", description="Record credit bought for a spend-only account")
+        @app_commands.autocomplete(account=account_names)
+        async def topup(interaction: discord.Interaction[Any], account: str, amount: str) -> None:
+            await self.run_command(interaction, f"topup {account} {amount}")
+
+        tree.add_command(group)
+
+    def _allowed(self, interaction: discord.Interaction[Any]) -> bool:
+        guilds = self.settings.discord_guild_ids
+        if guilds and (interaction.guild_id is None or interaction.guild_id not in guilds):
+            return False
+        roles = set(self.settings.discord_viewer_roles)
+        if not roles:
+            return True
+        member_roles = {r.id for r in getattr(interaction.user, "roles", [])}
+        return bool(roles & member_roles)
+
+    def _requester(self, interaction: discord.Interaction[Any]) -> Requester:
+        # Discord lets server admins change who sees a command, so settings are checked again here.
+        permissions = interaction.permissions
+        admin = bool(interaction.guild_id) and (permissions.manage_guild or permissions.administrator)
+        channel = str(interaction.channel_id) if interaction.channel_id else None
+        return Requester("discord", str(interaction.user.id), channel, is_admin=admin, name=interaction.user.name)
+
+    async def run_command(
+        self, interaction: discord.Interaction[Any], text: str, *, ephemeral: bool = True
+    ) -> None:
+        """Defer at once (Discord's 3 seconds), run the core command, answer with follow-ups."""
+        await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+        if self._handler is None or not self._allowed(interaction):
+            await interaction.followup.send(REFUSED_VIEW, ephemeral=True)
+            return
+        reply = await self._handler.handle(text, self._requester(interaction))
+        await self._follow_up(interaction, reply, ephemeral=ephemeral and not reply.public)
+
+    async def on_action(self, interaction: discord.Interaction[Any], action: Action) -> None:
+        """A button press, answered privately."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        if self._handler is None or not self._allowed(interaction):
+            await interaction.followup.send(REFUSED_VIEW, ephemeral=True)
+            return
+        reply = await self._handler.handle_action(action, self._requester(interaction))
+        await self._follow_up(interaction, reply, ephemeral=True)
+
+    async def _follow_up(self, interaction: discord.Interaction[Any], reply: Reply, *, ephemeral: bool) -> None:
+        message = reply.message
+        pages = render(message, chart_name=message.chart_name if message.chart else None)
+        for index, page in enumerate(pages):
+            last = index == len(pages) - 1
+            kwargs: dict[str, Any] = {
+                "embeds": [discord.Embed.from_dict(e) for e in page["embeds"]],
+                "ephemeral": ephemeral,
+                "allowed_mentions": discord.AllowedMentions.none(),
+            }
+            if last and message.chart:
+                kwargs["file"] = discord.File(io.BytesIO(message.chart), filename=message.chart_name)
+            view = actions_view(message) if last else None
+            if view is not None:
+                kwargs["view"] = view
+            await interaction.followup.send(page["content"] or discord.utils.MISSING, **kwargs)
+
+    # Delivery
+
+    async def send(self, channel_id: str, message: Message) -> None:
+        """Post to a channel with explicit allowed mentions and the chart attached; errors become DeliveryError."""
+        if not self.connected():
+            raise DeliveryError("Discord is not connected")
+        try:
+            channel = self.client.get_channel(int(channel_id)) or await self.client.fetch_channel(int(channel_id))
+            if not isinstance(channel, discord.abc.Messageable):
+                raise DeliveryError(f"Discord channel {channel_id} cannot receive messages", permanent=True)
+            pages = render(message, chart_name=message.chart_name if message.chart else None)
+            mentions = discord.AllowedMentions(**allowed_mentions_for(message.mentions))
+            for index, page in enumerate(pages):
+                last = index == len(pages) - 1
+                kwargs: dict[str, Any] = {
+                    "embeds": [discord.Embed.from_dict(e) for e in page["embeds"]],
+                    "allowed_mentions": mentions,
+                }
+                if last and message.chart:
+                    kwargs["file"] = discord.File(io.BytesIO(message.chart), filename=message.chart_name)
+                view = actions_view(message) if last else None
+                if view is not None:
+                    kwargs["view"] = view
+                await channel.send(page["content"] or None, **kwargs)
+        except (discord.NotFound, discord.Forbidden) as exc:
+            raise DeliveryError(f"Discord refused: {exc.text or exc.status}", permanent=True) from None
+        except discord.RateLimited as exc:
+            raise DeliveryError("Discord rate limited", retry_after=exc.retry_after) from None
+        except (discord.HTTPException, discord.GatewayNotFound, OSError, ValueError) as exc:
+            raise DeliveryError(f"Discord failed: {type(exc).__name__}") from None

@@ -1,0 +1,108 @@
+"""Core messages as Discord embeds (plain dicts), split to stay inside Discord's limits."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.messages import Message, Section
+
+MAX_EMBEDS = 10
+MAX_TOTAL = 6000
+MAX_FIELDS = 25
+MAX_TITLE = 256
+MAX_DESCRIPTION = 4096
+MAX_FIELD_NAME = 256
+MAX_FIELD_VALUE = 1024
+MAX_FOOTER = 2048
+MAX_CONTENT = 2000
+# Colour-blind-safe (Okabe-Ito) colours per status and severity.
+COLOURS = {"critical": 0xD55E00, "warning": 0xE69F00, "error": 0xCC79A7, "ok": 0x009E73, "info": 0x0072B2}
+_MENTION = re.compile(r"<@[!&]?\d+>|@everyone|@here")
+
+
+def neutralise(text: str) -> str:
+    """Data shown in a message can never ping anyone or start markdown: mentions and markup are escaped."""
+    text = text.replace("\\", "\\\\")
+    for char in "*_`~|>":
+        text = text.replace(char, f"\\{char}")
+    return _MENTION.sub(lambda m: m.group(0).replace("@", "@\u200b"), text)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _size(embed: dict[str, Any]) -> int:
+    total = len(embed.get("title", "")) + len(embed.get("description", ""))
+    total += len(embed.get("footer", {}).get("text", ""))
+    total += sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields", []))
+    return total
+
+
+def section_embed(item: Section, footer: str) -> dict[str, Any]:
+    """One account: title, headline, inline fields, colour by status."""
+    fields = [f for f in item.fields if f.label not in ("Balance", "Spend")][:MAX_FIELDS]
+    embed: dict[str, Any] = {
+        "title": _cut(f"{item.account} ({item.provider})", MAX_TITLE),
+        "description": _cut(
+            neutralise(item.headline) + (f"\n{neutralise(item.note)}" if item.note else ""), MAX_DESCRIPTION
+        ),
+        "color": COLOURS.get(item.status, COLOURS["info"]),
+        "fields": [
+            {
+                "name": _cut(f.label, MAX_FIELD_NAME),
+                "value": _cut(neutralise(f.value) or "—", MAX_FIELD_VALUE),
+                "inline": True,
+            }
+            for f in fields
+        ],
+    }
+    if footer:
+        embed["footer"] = {"text": _cut(footer, MAX_FOOTER)}
+    while _size(embed) > MAX_TOTAL and embed["fields"]:
+        embed["fields"].pop()  # the least important fields come last
+    if _size(embed) > MAX_TOTAL:
+        embed["description"] = _cut(
+            embed["description"], max(1, len(embed["description"]) - (_size(embed) - MAX_TOTAL))
+        )
+    return embed
+
+
+def render(message: Message, *, chart_name: str | None = None) -> list[dict[str, Any]]:
+    """`[{"content", "embeds"}, ...]`: one embed per account, split into messages within the limits."""
+    embeds: list[dict[str, Any]] = []
+    colour = COLOURS.get(message.severity.value, COLOURS["info"])
+    text = neutralise(message.text) if message.text else ""
+    if text or not message.sections:
+        chunks = [text[i : i + MAX_DESCRIPTION] for i in range(0, len(text), MAX_DESCRIPTION)] or [""]
+        for index, chunk in enumerate(chunks):
+            intro: dict[str, Any] = {"title": _cut(message.title, MAX_TITLE), "color": colour}
+            if chunk:
+                intro["description"] = chunk
+            if index:
+                intro["title"] = _cut(f"{message.title} (continued)", MAX_TITLE)
+            embeds.append(intro)
+    embeds += [section_embed(item, message.footer) for item in message.sections]
+    if not message.sections and message.footer:
+        embeds[-1]["footer"] = {"text": _cut(message.footer, MAX_FOOTER)}
+    if chart_name:
+        embeds[-1]["image"] = {"url": f"attachment://{chart_name}"}
+    pages: list[list[dict[str, Any]]] = [[]]
+    for embed in embeds:
+        page = pages[-1]
+        if page and (len(page) >= MAX_EMBEDS or sum(map(_size, page)) + _size(embed) > MAX_TOTAL):
+            pages.append([])
+        pages[-1].append(embed)
+    mentions = " ".join(message.mentions)
+    content = _cut(f"{mentions} {message.title}".strip() if mentions else "", MAX_CONTENT)
+    return [{"content": content if index == 0 else "", "embeds": page} for index, page in enumerate(pages)]
+
+
+def allowed_mentions_for(mentions: tuple[str, ...]) -> dict[str, Any]:
+    """Exactly the configured mentions may ping: @here/@everyone, given roles and given users."""
+    return {
+        "everyone": any(m in ("@here", "@everyone") for m in mentions),
+        "roles": [m[3:-1] for m in mentions if m.startswith("<@&")],
+        "users": [m.strip("<@!>") for m in mentions if re.fullmatch(r"<@!?\d+>", m)],
+    }
