@@ -118,11 +118,15 @@ class DiscordAdapter:
 
     platform = "discord"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, guild_ready_timeout: float = 2.0) -> None:
         assert settings.discord_token is not None
         self.settings = settings
         # Only GUILDS: the bot needs channels and roles, never message content or members.
-        self.client = discord.Client(intents=discord.Intents(guilds=True), max_ratelimit_timeout=30.0)
+        self.client = discord.Client(
+            intents=discord.Intents(guilds=True),
+            max_ratelimit_timeout=30.0,
+            guild_ready_timeout=guild_ready_timeout,
+        )
         self.client.creditbot_adapter = self  # type: ignore[attr-defined]
         self.tree = app_commands.CommandTree(self.client)
         self.client.setup_hook = self._setup_hook  # type: ignore[method-assign]
@@ -334,7 +338,13 @@ class DiscordAdapter:
             if not isinstance(channel, discord.abc.Messageable):
                 raise DeliveryError(f"Discord channel {channel_id} cannot receive messages", permanent=True)
             pages = render(message, chart_name=message.chart_name if message.chart else None)
-            mentions = discord.AllowedMentions(**allowed_mentions_for(message.mentions))
+            wanted = allowed_mentions_for(message.mentions)
+            mentions = discord.AllowedMentions(
+                everyone=wanted["everyone"],
+                roles=[discord.Object(id=int(r)) for r in wanted["roles"]],
+                users=[discord.Object(id=int(u)) for u in wanted["users"]],
+                replied_user=False,
+            )
             for index, page in enumerate(pages):
                 last = index == len(pages) - 1
                 kwargs: dict[str, Any] = {
