@@ -1,0 +1,188 @@
+"""The store on both backends: SQLite, and a real PostgreSQL server on 127.0.0.1:5432 (trust auth).
+
+Without a server the PostgreSQL cases skip with the reason, except under CI=true where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bot.models import BalanceSource, DailySpend, ErrorKind, LedgerEntry, ProviderReport, Reading
+from bot.money import Money
+from bot.store import Store, Subscription, ThresholdOverride
+
+PG_ADMIN_DSN = os.environ.get("CREDITBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+async def _postgres_database() -> tuple[str, str] | None:
+    try:
+        import asyncpg
+    except ImportError:
+        return None
+    name = f"creditbot_test_{uuid.uuid4().hex[:12]}"
+    try:
+        connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return None
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}", name
+
+
+async def _drop(name: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        opened = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'creditbot.db'}")
+        yield opened
+        await opened.close()
+        return
+    database = await _postgres_database()
+    if database is None:
+        reason = f"no PostgreSQL server at {PG_ADMIN_DSN} (set CREDITBOT_TEST_PG to point at one)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    url, name = database
+    opened = await Store.open(url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+        await _drop(name)
+
+
+def reading(account: str, when: datetime, balance: str | None = "10.50", error: str | None = None) -> Reading:
+    if balance is None:
+        return Reading(account, "deepseek", when, error=error or "down", error_kind=ErrorKind.UNAVAILABLE)
+    money = Money(Decimal(balance), "CNY")
+    return Reading(
+        account,
+        "deepseek",
+        when,
+        ProviderReport(
+            "CNY",
+            balance=money,
+            balance_source=BalanceSource.REPORTED,
+            balances=(money, Money(Decimal(0), "USD")),
+            notes=("a note",),
+        ),
+    )
+
+
+async def test_readings_round_trip_and_latest(store: Store) -> None:
+    await store.add_reading(reading("a", NOW - timedelta(hours=2), "12.00"))
+    await store.add_reading(reading("a", NOW - timedelta(hours=1), "11.00"))
+    await store.add_reading(reading("a", NOW, None))
+    latest = await store.latest_readings(["a", "b"])
+    assert latest["b"].latest is None
+    assert latest["a"].latest is not None
+    assert latest["a"].latest.error == "down"
+    good = latest["a"].latest_good
+    assert good is not None
+    assert good.fetched_at == NOW - timedelta(hours=1)
+    assert good.report is not None
+    assert good.report.balance == Money(Decimal("11.00"), "CNY")
+    assert good.report.balances[1] == Money(Decimal(0), "USD")
+    assert await store.failure_streak("a") == 1
+    history = await store.balance_history("a", NOW - timedelta(days=1))
+    assert [m.amount for _, m in history] == [Decimal("12.00"), Decimal("11.00")]
+    assert await store.has_readings_before(NOW - timedelta(minutes=90))
+
+
+async def test_daily_spend_upsert_and_ledger(store: Store) -> None:
+    days = [DailySpend(date(2026, 11, d), Money(Decimal("1.25"), "USD")) for d in range(20, 26)]
+    await store.add_reading(Reading("o", "openai", NOW, ProviderReport("USD")), days)
+    await store.add_reading(
+        Reading("o", "openai", NOW, ProviderReport("USD")),
+        [DailySpend(date(2026, 11, 25), Money(Decimal("3.5"), "USD"))],
+    )
+    spend = await store.daily_spend("o")
+    assert [s.amount.amount for s in spend][-2:] == [Decimal("1.25"), Decimal("3.5")]
+    assert await store.spend_coverage(["o"]) == {"o": (date(2026, 11, 20), date(2026, 11, 25))}
+    await store.add_ledger_entry(LedgerEntry("o", Money(Decimal("50"), "USD"), date(2026, 11, 1), "cli", NOW))
+    (entry,) = (await store.ledger_entries(["o"]))["o"]
+    assert entry.amount == Money(Decimal(50), "USD")
+    assert entry.recorded_at == NOW
+
+
+async def test_outbox_claims_once_and_skips_duplicates(store: Store) -> None:
+    assert await store.enqueue("k1", "slack", "C1", "alert", "warning", {"title": "x"}, NOW, NOW)
+    assert not await store.enqueue("k1", "slack", "C1", "alert", "warning", {"title": "x"}, NOW, NOW)
+    (item,) = await store.open_messages(NOW, timedelta(minutes=10))
+    assert await store.claim(item, NOW, timedelta(minutes=10))
+    assert not await store.claim(item, NOW, timedelta(minutes=10))  # someone has it
+    assert await store.open_messages(NOW, timedelta(minutes=10)) == []
+    later = NOW + timedelta(minutes=11)
+    (again,) = await store.open_messages(later, timedelta(minutes=10))  # abandoned claim comes back
+    assert await store.claim(again, later, timedelta(minutes=10))
+    await store.mark_sent(again.id, later)
+    (sent,) = await store.outbox_items()
+    assert (sent.status, sent.attempts) == ("sent", 2)
+    assert await store.latest_sent("slack", "C1", "alert") is not None
+
+
+async def test_settings_tables(store: Store) -> None:
+    await store.set_threshold_override(ThresholdOverride("a", Decimal(20), None, "slack:u", NOW))
+    await store.set_threshold_override(ThresholdOverride("a", Decimal(30), Decimal(5), "slack:u", NOW))
+    assert (await store.threshold_overrides())["a"].warn_below == Decimal(30)
+    await store.set_snooze("a", NOW + timedelta(hours=1), "slack:u")
+    assert list(await store.snoozed_until(NOW)) == ["a"]
+    await store.save_subscription(Subscription("slack", "C9", "07:30", "Europe/Paris", "warning", "u"), NOW)
+    assert (await store.subscriptions())[0].timezone == "Europe/Paris"
+    assert await store.delete_subscription("slack", "C9")
+    await store.add_audit(NOW, "slack", "u", "C9", "snooze", "snoozed a")
+    assert (await store.audit_entries())[0]["detail"] == "snoozed a"
+    await store.set_value("k", "v1")
+    await store.set_value("k", "v2")
+    assert await store.get_value("k") == "v2"
+    row = {
+        "account": "a",
+        "rule": "balance",
+        "level": 1,
+        "fired_level": 1,
+        "episode": 1,
+        "period": None,
+        "since": NOW,
+        "notified_at": NOW,
+        "reminders": 1,
+        "detail": "below $20",
+        "peak_level": 1,
+        "suppressed": False,
+    }
+    await store.save_alert_states([row], NOW)
+    await store.save_alert_states([{**row, "level": 2}], NOW)
+    (saved,) = await store.alert_states()
+    assert (saved["level"], saved["since"]) == (2, NOW)
+
+
+async def test_prune_keeps_what_ledgers_need(store: Store) -> None:
+    await store.add_reading(reading("a", NOW - timedelta(days=500)))
+    await store.add_reading(reading("a", NOW))
+    old = [
+        DailySpend(date(2025, 6, 1), Money(Decimal(1), "USD")),
+        DailySpend(date(2025, 7, 1), Money(Decimal(1), "USD")),
+    ]
+    await store.add_reading(Reading("o", "openai", NOW, ProviderReport("USD")), old)
+    assert await store.prune(NOW, timedelta(days=400), {"o": date(2025, 6, 15)}) == 1
+    assert [s.day for s in await store.daily_spend("o")] == [date(2025, 7, 1)]
