@@ -317,6 +317,12 @@ def test_creditbot_run_in_http_mode_answers_signed_slash_commands(
     from tests.test_run_e2e import BotProcess, bot_env, write_config
 
     write_config(tmp_path, fake)
+    just_passed = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%H:%M")
+    with (tmp_path / "creditbot.toml").open("a") as toml:
+        toml.write(
+            f'\n[[channels]]\nplatform = "slack"\nid = "C1"\ndaily_summary = "{just_passed}"\n'
+            'alerts = "warning"\nmention = "<!here>"\n'
+        )
     port = free_port()
     env = {
         **bot_env(tmp_path, port),
@@ -351,6 +357,35 @@ def test_creditbot_run_in_http_mode_answers_signed_slash_commands(
             timeout=5,
         )
         assert bad.status_code == 401
+        # The first poll queued the alert and caught up the summary: posted with blocks, chart uploaded.
+        posts = slack.state.wait_for("/api/chat.postMessage", 2)
+        texts = [p.data["text"] for p in posts]
+        assert any(t.startswith("<!here> :warning: ds: below ¥200.00") for t in texts)
+        summary = next(p for p in posts if "Daily LLM credits summary" in p.data["text"])
+        blocks = summary.data["blocks"]
+        assert blocks[0]["text"]["text"] == "Daily LLM credits summary"
+        assert blocks[1]["text"]["text"] == ":large_yellow_circle: *ds* (deepseek) · warning\n¥110.00 left"
+        slack.state.wait_for("/api/files.completeUploadExternal")
+        assert slack.state.called("/upload/F1")
+        event = {
+            "token": "x",
+            "team_id": TEAM,
+            "api_app_id": "A1",
+            "type": "event_callback",
+            "event_id": "Ev9",
+            "event_time": 1,
+            "event": {"type": "app_home_opened", "user": "U1", "channel": "D1", "tab": "home"},
+        }
+        raw = json.dumps(event)
+        home = httpx.post(
+            f"http://127.0.0.1:{port}/slack/events",
+            content=raw,
+            headers={**signed_headers(raw), "Content-Type": "application/json"},
+            timeout=5,
+        )
+        assert home.status_code == 200
+        (publish,) = slack.state.wait_for("/api/views.publish")
+        assert "¥110.00 left" in json.dumps(publish.data, ensure_ascii=False)
     finally:
         assert process.terminate() == 0
     assert BOT_TOKEN not in process.stdout + "".join(process.err)
