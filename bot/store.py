@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from bot.schema import (
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+MIGRATION_LOCK_KEY = 0x63726564_6D696772  # "credmigr": a fixed advisory lock id for schema upgrades
 
 
 class StoreError(Exception):
@@ -161,7 +163,12 @@ class Store:
 
     async def migrate(self) -> None:
         """Upgrade the schema with Alembic (imported here: only needed at start)."""
-        async with self.engine.begin() as connection:
+        # Alembic keeps its migration context in module globals: one upgrade at a time per process.
+        async with _migration_lock(), self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Replicas starting together take turns: the lock is held until this transaction ends.
+                lock = sa.text("SELECT pg_advisory_xact_lock(:key)")
+                await connection.execute(lock, {"key": MIGRATION_LOCK_KEY})
             await connection.run_sync(_upgrade)
 
     async def close(self) -> None:
@@ -617,6 +624,14 @@ def _outbox_item(row: Any) -> OutboxItem:
         row["not_before"],
         row["last_error"],
     )
+
+
+_MIGRATION_LOCKS: dict[int, asyncio.Lock] = {}
+
+
+def _migration_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    return _MIGRATION_LOCKS.setdefault(id(loop), asyncio.Lock())
 
 
 def _upgrade(connection: sa.Connection) -> None:

@@ -186,3 +186,40 @@ async def test_prune_keeps_what_ledgers_need(store: Store) -> None:
     await store.add_reading(Reading("o", "openai", NOW, ProviderReport("USD")), old)
     assert await store.prune(NOW, timedelta(days=400), {"o": date(2025, 6, 15)}) == 1
     assert [s.day for s in await store.daily_spend("o")] == [date(2025, 7, 1)]
+
+
+async def test_replicas_starting_together_migrate_once(store: Store) -> None:
+    import asyncio
+
+    url = store.engine.url.render_as_string(hide_password=False)
+    others = await asyncio.gather(*(Store.open(url) for _ in range(3)))  # all upgrade "at once"
+    for other in others:
+        await other.ping()
+        await other.close()
+    await store.ping()
+
+
+async def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
+    import asyncio
+    import sys
+
+    database = await _postgres_database()
+    if database is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no PostgreSQL server at {PG_ADMIN_DSN}")
+        pytest.skip(f"no PostgreSQL server at {PG_ADMIN_DSN}")
+    url, name = database
+    code = (
+        "import asyncio, sys\nfrom bot.store import Store\n"
+        "async def main():\n    s = await Store.open(sys.argv[1])\n    await s.ping()\n    await s.close()\n"
+        "asyncio.run(main())\n"
+    )
+    try:
+        processes = [
+            await asyncio.create_subprocess_exec(sys.executable, "-c", code, url, stderr=asyncio.subprocess.PIPE)
+            for _ in range(4)
+        ]
+        results = [await p.communicate() for p in processes]
+        assert [p.returncode for p in processes] == [0, 0, 0, 0], [r[1].decode()[-500:] for r in results]
+    finally:
+        await _drop(name)
