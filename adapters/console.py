@@ -59,7 +59,7 @@ class ConsoleAdapter:
         """The console is always there."""
         return True
 
-    async def send(self, channel_id: str, message: Message) -> None:
+    async def send(self, channel_id: str, message: Message, *, key: str | None = None) -> None:
         """Print a message; a chart is written next to the data and its path printed."""
         text = render_text(message)
         if message.chart:

@@ -32,8 +32,9 @@ class Adapter(Protocol):
         """Disconnect, letting in-flight sends finish."""
         ...
 
-    async def send(self, channel_id: str, message: Message) -> None:
-        """Deliver a message to a channel or raise DeliveryError."""
+    async def send(self, channel_id: str, message: Message, *, key: str | None = None) -> None:
+        """Deliver a message to a channel or raise DeliveryError; a retry with the same `key` resumes where
+        the failed attempt stopped (pages and chart already posted are not posted again)."""
         ...
 
     def connected(self) -> bool:

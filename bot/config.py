@@ -135,6 +135,14 @@ class Settings(BaseSettings):
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
 
+    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "discord_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # .env.example ships these as empty lines: an empty value means "not configured".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @field_validator("discord_guild_ids", "discord_viewer_roles", mode="before")
     @classmethod
     def _id_list(cls, value: Any) -> Any:

@@ -84,6 +84,8 @@ class CommandHandler:
         if action.kind == "snooze" and action.account:
             return await self.handle(f"snooze {action.account} {action.duration or '24h'}", requester, visible)
         names = [a.name for a in self.monitor.accounts() if visible is None or a.name in visible]
+        if action.account:
+            names = [n for n in names if n == action.account]
         if not names:
             return Reply(credits_message([], self.now))
         views = await self.monitor.views(names, refresh=True)

@@ -195,7 +195,8 @@ def credits_message(views: Sequence[AccountView], now: datetime, *, chart: bytes
     if not views:
         return Message("LLM credits", "No accounts to show.", text="No accounts are configured or visible here.")
     summary = "; ".join(f"{v.name}: {headline(v)}" for v in views)
-    actions = [Action("refresh", "Refresh")]
+    # Refresh keeps the report as narrow as it was.
+    actions = [Action("refresh", "Refresh", views[0].name if len(views) == 1 else None)]
     actions += [
         Action("snooze", f"Snooze {v.name} 24h", v.name, "24h") for v in views if v.status is not Status.OK
     ][:4]

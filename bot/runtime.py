@@ -323,7 +323,7 @@ class Runtime:
         adapter = self.adapters[item.platform]
         attempts = item.attempts + 1
         try:
-            await adapter.send(item.channel, Message.from_json(item.message))
+            await adapter.send(item.channel, Message.from_json(item.message), key=item.key)
         except DeliveryError as exc:
             give_up = exc.permanent or attempts >= MAX_ATTEMPTS
             retry_at = None if give_up else self.clock() + retry_delay(attempts, exc.retry_after)

@@ -37,6 +37,7 @@ class SlackState:
     admins: set[str] = field(default_factory=set)
     rate_limited: int = 0  # answer this many chat.postMessage calls with 429
     failing: int = 0  # answer this many chat.postMessage calls with 500
+    failing_uploads: int = 0  # answer this many files.getUploadURLExternal calls with an error
     socket_url: str | None = None  # what apps.connections.open hands out (Socket Mode)
     calls: list[SlackCall] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -110,6 +111,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if state.failing > 0:
                     state.failing -= 1
                     self._reply(500, {"ok": False, "error": "internal_error"})
+                    return
+        if method == "files.getUploadURLExternal":
+            with state.lock:
+                if state.failing_uploads > 0:
+                    state.failing_uploads -= 1
+                    self._reply(200, {"ok": False, "error": "internal_error"})
                     return
         base = f"http://127.0.0.1:{self.server.server_address[1]}"
         answers: dict[str, Any] = {

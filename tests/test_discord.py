@@ -116,7 +116,7 @@ async def test_credits_is_deferred_then_answered_with_an_embed_per_account(bot: 
     assert {"name": "Status", "value": "warning", "inline": True} in embed["fields"]
     assert embed["footer"]["text"].startswith("as of ")
     buttons = [c["custom_id"] for row in follow.json["components"] for c in row["components"]]
-    assert buttons == ["creditbot:refresh", "creditbot:snooze:ds:24h"]
+    assert buttons == ["creditbot:refresh:ds", "creditbot:snooze:ds:24h"]  # Refresh stays narrowed to ds
     assert follow.json["allowed_mentions"]["parse"] == []
 
 
@@ -153,12 +153,14 @@ async def test_settings_commands_are_checked_again_in_code(bot: dict[str, Any]) 
 async def test_viewer_roles_refuse_others(bot: dict[str, Any]) -> None:
     bot["adapter"].settings.discord_viewer_roles.append(555)
     fake: FakeDiscord = bot["discord"]
-    fake.send_interaction(command_interaction(fake, "credits", roles=()))
-    (follow,) = await fake.wait_for_async("POST", "/webhooks/*")
-    assert "not allowed to see LLM balances" in follow.json["content"]
+    fake.send_interaction(command_interaction(fake, "credits", {"public": True}, roles=()))
+    (refusal,) = await fake.wait_for_async("POST", "/interactions/*/callback")
+    assert refusal.json["type"] == 4  # answered at once, not deferred
+    assert refusal.json["data"]["flags"] & 64  # privately, even though public was asked
+    assert "not allowed to see LLM balances" in refusal.json["data"]["content"]
     fake.send_interaction(command_interaction(fake, "credits", roles=("555",)))
-    follows = await fake.wait_for_async("POST", "/webhooks/*", count=2)
-    assert follows[1].json["embeds"][0]["title"] == "ds (deepseek)"
+    (follow,) = await fake.wait_for_async("POST", "/webhooks/*")
+    assert follow.json["embeds"][0]["title"] == "ds (deepseek)"
 
 
 async def test_scheduled_summary_posts_embeds_with_the_chart_attached(bot: dict[str, Any]) -> None:
@@ -244,3 +246,18 @@ def test_invite_url_has_exactly_the_needed_scopes_and_permissions() -> None:
     assert invite_url(222) == (
         "https://discord.com/oauth2/authorize?client_id=222&scope=bot+applications.commands&permissions=52224"
     )
+
+
+async def test_autocomplete_only_for_viewers(bot: dict[str, Any]) -> None:
+    from tests.fake_discord import autocomplete_interaction
+
+    bot["adapter"].settings.discord_viewer_roles.append(555)
+    fake: FakeDiscord = bot["discord"]
+    fake.send_interaction(autocomplete_interaction(fake, "credits", {"account": "d"}, focused="account", roles=()))
+    (answer,) = await fake.wait_for_async("POST", "/interactions/*/callback")
+    assert answer.json["data"]["choices"] == []
+    fake.send_interaction(
+        autocomplete_interaction(fake, "credits", {"account": "d"}, focused="account", roles=("555",))
+    )
+    answers = await fake.wait_for_async("POST", "/interactions/*/callback", count=2)
+    assert answers[1].json["data"]["choices"] == [{"name": "ds", "value": "ds"}]

@@ -55,7 +55,7 @@ class RecordingAdapter:
     def connected(self) -> bool:
         return True
 
-    async def send(self, channel_id: str, message: Message) -> None:
+    async def send(self, channel_id: str, message: Message, *, key: str | None = None) -> None:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append((channel_id, message))

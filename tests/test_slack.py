@@ -21,6 +21,7 @@ from adapters.slack.adapter import SlackAdapter
 from adapters.slack.render import MAX_BLOCKS, render
 from bot.channels import Channel
 from bot.config import AppConfig
+from bot.handler import Requester
 from bot.messages import Field, Message, Section
 from bot.runtime import Runtime
 from bot.store import Store
@@ -428,3 +429,61 @@ async def test_socket_mode_answers_a_slash_command_envelope(
             finally:
                 await adapter.stop()
         await store.close()
+
+
+# --- Regressions found in review -----------------------------------------------------------------
+
+
+def test_blank_signing_secret_is_not_a_secret(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET="", SLACK_APP_TOKEN="  ")
+    assert settings.slack_signing_secret is None
+    assert settings.slack_app_token is None
+    with pytest.raises(ValueError, match="SLACK_SIGNING_SECRET"):
+        SlackAdapter(settings)
+
+
+async def test_channel_commands_are_checked_on_the_parsed_verb(bot: dict[str, Any]) -> None:
+    bot["slack"].state.admins.add("UADMIN")
+    await post_command(bot, "credits subscribe", user="UADMIN", channel="CELSEWHERE")
+    (refused,) = await reply_for(bot, "credits_subscribe")
+    assert "cannot be posted in this channel" in refused["text"]
+    assert await bot["store"].subscriptions() == []  # refused before anything ran
+    await post_command(bot, "credits chart", user="U1", channel="CELSEWHERE")
+    await reply_for(bot, "credits_chart")
+    assert bot["slack"].state.called("/api/files.getUploadURLExternal") == []
+
+
+async def test_app_home_has_no_buttons(bot: dict[str, Any]) -> None:
+    from adapters.slack.render import render_home
+
+    runtime: Runtime = bot["runtime"]
+    reply = await runtime.handler.handle("", Requester("slack", "U1", None, is_admin=False))
+    view = render_home(reply.message)
+    assert all(block["type"] != "actions" for block in view["blocks"])
+
+
+def test_escaping_never_pushes_text_over_the_limit() -> None:
+    payloads = render(Message("t", "s", text="a & b < c " * 400))
+    for payload in payloads:
+        for block in payload["blocks"]:
+            if block["type"] == "section":
+                assert len(block["text"]["text"]) <= 3000
+
+
+async def test_a_retry_does_not_post_the_message_again(bot: dict[str, Any]) -> None:
+    slack: FakeSlack = bot["slack"]
+    slack.state.failing_uploads = 1
+    runtime: Runtime = bot["runtime"]
+    clock = {"now": datetime.now(UTC)}
+    runtime.clock = lambda: clock["now"]
+    message = Message("Daily LLM credits summary", "s", chart=b"\x89PNG chart", chart_name="c.png")
+    await runtime.store.enqueue(
+        "summary:x", "slack", "C1", "summary", "info", message.to_json(), clock["now"], clock["now"]
+    )
+    await runtime.dispatch()
+    clock["now"] += timedelta(minutes=5)
+    await runtime.dispatch()
+    (item,) = await runtime.store.outbox_items("summary")
+    assert item.status == "sent"
+    assert len(slack.state.called("/api/chat.postMessage")) == 1  # the text was not posted twice
+    assert len(slack.state.called("/api/files.completeUploadExternal")) == 1

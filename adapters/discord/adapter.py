@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 INVITE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15)
 MANAGE_GUILD = discord.Permissions(manage_guild=True)
 START_TIMEOUT = 30.0
+SYNC_KEY = "discord.commands.sha256"  # hash of the commands last synced globally
 REFUSED_VIEW = "Sorry, you are not allowed to see LLM balances here. Ask a server admin to give you a viewer role."
 
 
@@ -50,12 +51,17 @@ def application_id_from_token(token: str) -> str | None:
     return decoded if decoded.isdigit() else None
 
 
-class RefreshButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"creditbot:refresh"):
-    """The Refresh button; dynamic, so it keeps working after a restart."""
+class RefreshButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"creditbot:refresh(?::(?P<account>[A-Za-z0-9_-]{1,64}))?",
+):
+    """The Refresh button (of one account or all); dynamic, so it keeps working after a restart."""
 
-    def __init__(self) -> None:
+    def __init__(self, account: str | None = None) -> None:
+        self.account = account
+        custom_id = f"creditbot:refresh:{account}" if account else "creditbot:refresh"
         super().__init__(
-            discord.ui.Button(label="Refresh", style=discord.ButtonStyle.secondary, custom_id="creditbot:refresh")
+            discord.ui.Button(label="Refresh", style=discord.ButtonStyle.secondary, custom_id=custom_id)
         )
 
     @classmethod
@@ -63,12 +69,12 @@ class RefreshButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], 
         cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> RefreshButton:
         """Rebuild the button from its custom id."""
-        return cls()
+        return cls(match["account"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         """Re-fetch and show the balances again."""
         adapter: DiscordAdapter = interaction.client.creditbot_adapter
-        await adapter.on_action(interaction, Action("refresh", "Refresh"))
+        await adapter.on_action(interaction, Action("refresh", "Refresh", self.account))
 
 
 class SnoozeButton(
@@ -107,7 +113,7 @@ def actions_view(message: Message) -> discord.ui.View | None:
     view = discord.ui.View(timeout=None)
     for action in message.actions[:5]:
         if action.kind == "refresh":
-            view.add_item(RefreshButton())
+            view.add_item(RefreshButton(action.account))
         elif action.kind == "snooze" and action.account:
             view.add_item(SnoozeButton(action.account, action.duration or "24h"))
     return view
@@ -133,6 +139,7 @@ class DiscordAdapter:
         self._handler: CommandHandler | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._progress: dict[str, set[int]] = {}  # pages of a message already posted, by outbox key
         self._register()
 
     # Lifecycle
@@ -179,12 +186,35 @@ class DiscordAdapter:
 
     async def _setup_hook(self) -> None:
         self.client.add_dynamic_items(RefreshButton, SnoozeButton)
-        guilds = [discord.Object(id=g) for g in self.settings.discord_guild_ids]
-        for guild in guilds:
+        guilds = self.settings.discord_guild_ids
+        for guild_id in guilds:
+            guild = discord.Object(id=guild_id)
             self.tree.copy_global_to(guild=guild)
-            await self.tree.sync(guild=guild)
-        if not guilds and self._handler is not None:
+            try:
+                await self.tree.sync(guild=guild)
+            except discord.HTTPException as exc:  # one unusable guild must not keep the bot out of the others
+                log.error(
+                    "could not sync commands to guild %s (%s); is the bot in that server?", guild_id, exc.status
+                )
+        if self._handler is None:
+            return
+        if guilds:
+            await self._drop_global_commands()
+        else:
             await self._sync_globally_once()
+
+    async def _drop_global_commands(self) -> None:
+        # Moving from global to guild commands: remove the global copies, or members see each command twice.
+        assert self._handler is not None
+        if not await self._handler.store.get_value(SYNC_KEY):
+            return
+        self.tree.clear_commands(guild=None)
+        try:
+            await self.tree.sync()
+        except discord.HTTPException as exc:
+            log.error("could not remove the global commands (%s)", exc.status)
+            return
+        await self._handler.store.set_value(SYNC_KEY, "")
 
     async def _sync_globally_once(self) -> None:
         # Global syncs are slow to propagate and rate limited: sync only when the commands changed.
@@ -194,7 +224,7 @@ class DiscordAdapter:
         assert self._handler is not None
         payload = json.dumps([c.to_dict(self.tree) for c in self.tree.get_commands()], sort_keys=True)
         digest = hashlib.sha256(payload.encode()).hexdigest()
-        key = "discord.commands.sha256"
+        key = SYNC_KEY
         if await self._handler.store.get_value(key) == digest:
             log.info("Discord commands unchanged; not syncing")
             return
@@ -210,7 +240,7 @@ class DiscordAdapter:
         async def account_names(
             interaction: discord.Interaction[Any], current: str
         ) -> list[app_commands.Choice[str]]:
-            if self._handler is None:
+            if self._handler is None or not self._allowed(interaction):
                 return []
             names = [a.name for a in self._handler.monitor.accounts()]
             return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
@@ -294,19 +324,20 @@ class DiscordAdapter:
         self, interaction: discord.Interaction[Any], text: str, *, ephemeral: bool = True
     ) -> None:
         """Defer at once (Discord's 3 seconds), run the core command, answer with follow-ups."""
-        await interaction.response.defer(ephemeral=ephemeral, thinking=True)
         if self._handler is None or not self._allowed(interaction):
-            await interaction.followup.send(REFUSED_VIEW, ephemeral=True)
+            # Refused before deferring: a public defer would make the refusal public too.
+            await interaction.response.send_message(REFUSED_VIEW, ephemeral=True)
             return
+        await interaction.response.defer(ephemeral=ephemeral, thinking=True)
         reply = await self._handler.handle(text, self._requester(interaction))
         await self._follow_up(interaction, reply, ephemeral=ephemeral and not reply.public)
 
     async def on_action(self, interaction: discord.Interaction[Any], action: Action) -> None:
         """A button press, answered privately."""
-        await interaction.response.defer(ephemeral=True, thinking=True)
         if self._handler is None or not self._allowed(interaction):
-            await interaction.followup.send(REFUSED_VIEW, ephemeral=True)
+            await interaction.response.send_message(REFUSED_VIEW, ephemeral=True)
             return
+        await interaction.response.defer(ephemeral=True, thinking=True)
         reply = await self._handler.handle_action(action, self._requester(interaction))
         await self._follow_up(interaction, reply, ephemeral=True)
 
@@ -329,7 +360,7 @@ class DiscordAdapter:
 
     # Delivery
 
-    async def send(self, channel_id: str, message: Message) -> None:
+    async def send(self, channel_id: str, message: Message, *, key: str | None = None) -> None:
         """Post to a channel with explicit allowed mentions and the chart attached; errors become DeliveryError."""
         if not self.connected():
             raise DeliveryError("Discord is not connected")
@@ -345,7 +376,10 @@ class DiscordAdapter:
                 users=[discord.Object(id=int(u)) for u in wanted["users"]],
                 replied_user=False,
             )
+            done = self._progress.setdefault(key, set()) if key else set()
             for index, page in enumerate(pages):
+                if index in done:
+                    continue  # posted by an earlier attempt of this delivery
                 last = index == len(pages) - 1
                 kwargs: dict[str, Any] = {
                     "embeds": [discord.Embed.from_dict(e) for e in page["embeds"]],
@@ -357,6 +391,9 @@ class DiscordAdapter:
                 if view is not None:
                     kwargs["view"] = view
                 await channel.send(page["content"] or None, **kwargs)
+                done.add(index)
+            if key:
+                self._progress.pop(key, None)
         except (discord.NotFound, discord.Forbidden) as exc:
             raise DeliveryError(f"Discord refused: {exc.text or exc.status}", permanent=True) from None
         except discord.RateLimited as exc:

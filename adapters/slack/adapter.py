@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.render import escape, parse_action_value, render, render_home
 from bot.adapter import DeliveryError
+from bot.commands import CommandError, Verb, parse_command
 from bot.handler import Requester
 from bot.messages import Action, Message
 
@@ -47,9 +49,19 @@ PERMANENT_ERRORS = frozenset(
         "invalid_blocks",
     }
 )
+# Commands that put balances in the channel itself: only in channels that viewers may use.
+CHANNEL_VERBS = frozenset({Verb.SHARE, Verb.CHART, Verb.SUBSCRIBE})
 REFUSED_VIEW = (
     "Sorry, you are not allowed to see LLM balances here. Ask a creditbot admin to add you or this channel."
 )
+
+
+def command_verb(text: str, accounts: list[str]) -> Verb | None:
+    """The verb a command line will run, as the core parses it (None when it is not a command)."""
+    try:
+        return parse_command(text, accounts).verb
+    except CommandError:
+        return None
 
 
 class SlackAdapter:
@@ -60,9 +72,7 @@ class SlackAdapter:
     def __init__(self, settings: Settings) -> None:
         assert settings.slack_bot_token is not None
         self.settings = settings
-        self.socket_mode = settings.slack_app_token is not None and bool(
-            settings.slack_app_token.get_secret_value()
-        )
+        self.socket_mode = settings.slack_app_token is not None
         token = settings.slack_bot_token.get_secret_value()
         self.client = AsyncWebClient(
             token=token,
@@ -72,12 +82,19 @@ class SlackAdapter:
                 AsyncRateLimitErrorRetryHandler(max_retry_count=2),
             ],
         )
-        secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+        if not self.socket_mode and settings.slack_signing_secret is None:
+            raise ValueError("Slack HTTP mode needs SLACK_SIGNING_SECRET")
+        # Socket Mode skips signature checks; the secret is then a random value nobody knows, never a default.
+        secret = (
+            settings.slack_signing_secret.get_secret_value()
+            if settings.slack_signing_secret is not None
+            else secrets.token_hex(32)
+        )
         # Every value is passed explicitly, so bolt never falls back to reading the environment.
         self.app = AsyncApp(
             client=self.client,
             token=token,
-            signing_secret=secret or "unused-in-socket-mode",
+            signing_secret=secret,
             request_verification_enabled=not self.socket_mode,
             ignoring_self_events_enabled=True,
             url_verification_enabled=True,
@@ -90,6 +107,7 @@ class SlackAdapter:
         self._last_post: dict[str, float] = {}
         self._channel_locks: dict[str, asyncio.Lock] = {}
         self._admin_cache: dict[str, tuple[bool, float]] = {}
+        self._progress: dict[str, set[str]] = {}  # parts of a message already posted, by outbox key
         self._connected = False
         self._register()
 
@@ -116,6 +134,16 @@ class SlackAdapter:
             await self._socket.connect_async()
         self._connected = True
         log.info("Slack connected to team %s in %s mode", self.team_id, "Socket" if self.socket_mode else "HTTP")
+
+    async def _learn_team(self) -> bool:
+        try:
+            auth = await self.client.auth_test()
+        except Exception as exc:  # still unreachable: refuse rather than accept any workspace
+            log.warning("auth.test failed (%s); refusing Slack requests until it works", type(exc).__name__)
+            return False
+        self.team_id, self.bot_user_id = auth.get("team_id"), auth.get("user_id")
+        self._connected = True
+        return self.team_id is not None
 
     async def stop(self) -> None:
         """Close the Socket Mode connection, if any."""
@@ -186,7 +214,9 @@ class SlackAdapter:
                 or (body.get("team") or {}).get("id")
                 or (body.get("user") or {}).get("team_id")
             )
-            if self.team_id and team and team != self.team_id:
+            if self.team_id is None and not await self._learn_team():
+                return BoltResponse(status=503, body="creditbot cannot reach Slack to check the workspace yet")
+            if team and team != self.team_id:
                 log.warning("refused a request from workspace %s (this bot belongs to %s)", team, self.team_id)
                 return BoltResponse(status=401, body="this app is installed in another workspace")
             return await next()
@@ -203,16 +233,17 @@ class SlackAdapter:
         if not self._may_view(user, channel) or self._handler is None:
             await respond(text=REFUSED_VIEW, response_type="ephemeral")
             return
-        requester = await self._requester(user, channel)
-        reply = await self._handler.handle(text, requester)
-        first_word = text.split()[0].lower() if text.split() else ""
-        public = reply.public
-        if (public or first_word in ("subscribe", "chart")) and not self._channel_allowed(channel):
+        # Checked on the verb the core will run, before running it.
+        verb = command_verb(text, [a.name for a in self._handler.monitor.accounts()])
+        if verb in CHANNEL_VERBS and not self._channel_allowed(channel):
             await respond(
                 text="Balances cannot be posted in this channel; try it in an allowed channel.",
                 response_type="ephemeral",
             )
             return
+        requester = await self._requester(user, channel)
+        reply = await self._handler.handle(text, requester)
+        public = reply.public
         await self._respond(respond, reply.message, public)
         if reply.message.chart and channel:
             await self._upload_chart(channel, reply.message)
@@ -256,11 +287,15 @@ class SlackAdapter:
 
     # Delivery
 
-    async def send(self, channel_id: str, message: Message) -> None:
-        """Post a message (split if large) and upload its chart; failures become DeliveryError."""
+    async def send(self, channel_id: str, message: Message, *, key: str | None = None) -> None:
+        """Post a message (split if large) and upload its chart; failures become DeliveryError, and a retry
+        with the same key skips the parts already posted."""
+        done = self._progress.setdefault(key, set()) if key else set()
         lock = self._channel_locks.setdefault(channel_id, asyncio.Lock())
         async with lock:
-            for payload in render(message):
+            for index, payload in enumerate(render(message)):
+                if f"page{index}" in done:
+                    continue
                 await self._pace(channel_id)
                 await self._call(
                     self.client.chat_postMessage,
@@ -270,9 +305,12 @@ class SlackAdapter:
                     unfurl_links=False,
                     unfurl_media=False,
                 )
-            if message.chart:
+                done.add(f"page{index}")
+            if message.chart and "chart" not in done:
                 await self._pace(channel_id)
                 await self._upload_chart(channel_id, message)
+        if key:
+            self._progress.pop(key, None)
 
     async def _upload_chart(self, channel_id: str, message: Message) -> None:
         assert message.chart is not None

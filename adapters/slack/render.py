@@ -112,8 +112,8 @@ def render(message: Message, *, max_blocks: int = MAX_BLOCKS, with_actions: bool
     body: list[dict[str, Any]] = []
     if message.text:
         body += [
-            {"type": "section", "text": {"type": "mrkdwn", "text": escape(chunk)}}
-            for chunk in _chunks(message.text)
+            {"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
+            for chunk in _chunks(escape(message.text))
         ]
     for item in message.sections:
         body += section_blocks(item)
@@ -147,6 +147,12 @@ def render(message: Message, *, max_blocks: int = MAX_BLOCKS, with_actions: bool
 
 
 def render_home(message: Message) -> dict[str, Any]:
-    """The App Home tab view: the dashboard in one view (up to 100 blocks)."""
-    (payload,) = render(message, max_blocks=MAX_HOME_BLOCKS, with_actions=True)[:1]
-    return {"type": "home", "blocks": payload["blocks"]}
+    """The App Home tab view: the dashboard in one view (up to 100 blocks, no buttons: presses from a view
+    have no response URL)."""
+    pages = render(message, max_blocks=MAX_HOME_BLOCKS - 1, with_actions=False)
+    blocks = list(pages[0]["blocks"])
+    if len(pages) > 1:
+        hidden = sum(1 for page in pages[1:] for block in page["blocks"] if block["type"] == "section")
+        note = f"{hidden} more accounts are not shown here; use /credits to see them."
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
+    return {"type": "home", "blocks": blocks}
