@@ -261,3 +261,26 @@ async def test_autocomplete_only_for_viewers(bot: dict[str, Any]) -> None:
     )
     answers = await fake.wait_for_async("POST", "/interactions/*/callback", count=2)
     assert answers[1].json["data"]["choices"] == [{"name": "ds", "value": "ds"}]
+
+
+async def test_global_commands_are_synced_once_and_again_only_when_changed(
+    tmp_path: Path, fake: FakeProviderServer, discord_fake: FakeDiscord
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        DISCORD_TOKEN=TOKEN,
+        DISCORD_API_URL=discord_fake.rest_url,
+        DISCORD_GATEWAY_URL=discord_fake.gateway_url,
+    )
+    config = AppConfig(settings, (make_account("ds", "deepseek", fake.base_url("deepseek")),), "test")
+    store = await Store.open(settings.database_url)
+    async with httpx.AsyncClient() as http:
+        for _ in range(2):  # two starts of the bot on the same database
+            adapter = DiscordAdapter(settings, guild_ready_timeout=0.1)
+            runtime = Runtime(config, store, http, [adapter])
+            await adapter.start(runtime.handler)
+            await adapter.stop()
+    await store.close()
+    syncs = discord_fake.recorded("PUT", f"/applications/{discord_fake.application_id}/commands")
+    assert len(syncs) == 1
+    assert {c["name"] for c in discord_fake.global_commands} == {"credits", "creditbot"}

@@ -487,3 +487,33 @@ async def test_a_retry_does_not_post_the_message_again(bot: dict[str, Any]) -> N
     assert item.status == "sent"
     assert len(slack.state.called("/api/chat.postMessage")) == 1  # the text was not posted twice
     assert len(slack.state.called("/api/files.completeUploadExternal")) == 1
+
+
+async def test_snooze_button_snoozes_for_admins(bot: dict[str, Any]) -> None:
+    slack: FakeSlack = bot["slack"]
+    slack.state.admins.add("UADMIN")
+    payload = {
+        "type": "block_actions",
+        "team": {"id": TEAM},
+        "user": {"id": "UADMIN", "team_id": TEAM},
+        "channel": {"id": "C1"},
+        "api_app_id": "A1",
+        "trigger_id": "1.1.x",
+        "response_url": slack.response_url("snooze-button"),
+        "actions": [
+            {
+                "action_id": "credits_snooze_1",
+                "block_id": "b",
+                "type": "button",
+                "value": "ds|24h",
+                "action_ts": "1",
+            }
+        ],
+    }
+    body = urlencode({"payload": json.dumps(payload)})
+    assert (
+        await bot["client"].post("/slack/events", content=body, headers=signed_headers(body))
+    ).status_code == 200
+    (reply,) = await reply_for(bot, "snooze-button")
+    assert "snoozed until" in json.dumps(reply["blocks"])
+    assert "ds" in await bot["store"].snoozed_until(bot["runtime"].clock())
