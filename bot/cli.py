@@ -354,7 +354,7 @@ async def _run(config: AppConfig) -> int:
             from bot.web import start_http
 
             try:
-                web = await start_http(settings.port, routes)
+                web = await start_http(settings.port, [*routes, *runtime.http_routes()])
             except OSError as exc:
                 raise CliFailure(f"cannot listen on port {settings.port} (PORT): {exc.strerror}") from None
         await runtime.start()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from bot.commands import Command, CommandError, Verb, help_text, parse_command
 from bot.messages import Action, Message, credits_message, text_message
@@ -13,6 +15,9 @@ from bot.models import Severity
 from bot.money import Money
 from bot.monitor import AccountView, Monitor
 from bot.store import Store, Subscription, ThresholdOverride
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +67,7 @@ class CommandHandler:
         self.on_subscriptions_changed = on_subscriptions_changed
         self.default_timezone = default_timezone
         self.default_summary_time = default_summary_time
+        self.metrics: Metrics | None = None  # set by the runtime
 
     @property
     def now(self) -> datetime:
@@ -70,12 +76,16 @@ class CommandHandler:
 
     async def handle(self, text: str, requester: Requester, visible: Collection[str] | None = None) -> Reply:
         """Parse and run one command line; malformed input gets usage, never an exception."""
+        started = time.monotonic()
         names = [a.name for a in self.monitor.accounts() if visible is None or a.name in visible]
         try:
             command = parse_command(text, names)
         except CommandError as exc:
             return Reply(text_message("Not a creditbot command", str(exc), Severity.WARNING))
-        return await self.run(command, requester, names)
+        reply = await self.run(command, requester, names)
+        if self.metrics is not None:
+            self.metrics.command_seconds.labels(requester.platform).observe(time.monotonic() - started)
+        return reply
 
     async def handle_action(
         self, action: Action, requester: Requester, visible: Collection[str] | None = None

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -44,6 +45,9 @@ from bot.providers.base import (
 )
 from bot.providers.spend import month_to_date, spent_on
 from bot.store import AccountReadings, Store, ThresholdOverride
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +165,7 @@ class Monitor:
         self._sleep = sleep
         self.limiter = HostLimiter(self.settings.per_host_concurrency)
         self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self.metrics: Metrics | None = None  # set by the runtime
         self._secrets = config.secrets()
 
     def accounts(self, names: Sequence[str] | None = None) -> list[Account]:
@@ -255,7 +260,12 @@ class Monitor:
                 )
             else:
                 log.debug("fetched %s in %.2fs", account.name, loop.time() - started)
+                if self.metrics is not None:
+                    self.metrics.fetch_seconds.labels(account.provider).observe(loop.time() - started)
                 return Reading(account.name, account.provider, now, report=report)
+            if self.metrics is not None:
+                self.metrics.fetch_seconds.labels(account.provider).observe(loop.time() - started)
+                self.metrics.fetch_failures.labels(account.provider, error.kind.value).inc()
         message = scrub(error.message, self._secrets)
         log.warning("fetch failed for %s: %s", account.name, message)
         return Reading(account.name, account.provider, now, error=message, error_kind=error.kind)

@@ -112,6 +112,11 @@ class Runtime:
             spike_min=self.settings.spike_min,
             reminder=self.settings.reminder_interval,
         )
+        from bot.metrics import Metrics
+
+        self.metrics = Metrics()
+        self.monitor.metrics = self.metrics
+        self.handler.metrics = self.metrics
         self.scheduler: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dispatch_lock = asyncio.Lock()
@@ -150,7 +155,10 @@ class Runtime:
         async with self._poll_lock:
             await self.monitor.refresh()
             views = await self.monitor.views(stored_only=True)
+            self.metrics.observe_views(views)
             events = await self.evaluate_alerts(views)
+            for event in events:
+                self.metrics.alerts.labels(event.rule.value, event.severity.value, event.kind).inc()
             self.polls += 1
             await self.monitor.prune()
         if not self._caught_up:
@@ -328,6 +336,7 @@ class Runtime:
             give_up = exc.permanent or attempts >= MAX_ATTEMPTS
             retry_at = None if give_up else self.clock() + retry_delay(attempts, exc.retry_after)
             await self.store.mark_failed(item.id, str(exc), retry_at)
+            self.metrics.deliveries.labels(item.platform, "failed" if give_up else "retry").inc()
             log.warning(
                 "delivery of %s to %s:%s failed (attempt %d)%s: %s",
                 item.kind,
@@ -344,7 +353,37 @@ class Runtime:
             await self.store.mark_failed(item.id, f"{type(exc).__name__}", retry_at)
             return 0
         await self.store.mark_sent(item.id, self.clock())
+        self.metrics.deliveries.labels(item.platform, "sent").inc()
         return 1
+
+    # Health and metrics
+
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Ready when the store answers and every adapter this process runs is connected."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(self.store.ping(), timeout=3)
+            checks["store"] = "ok"
+        except Exception as exc:  # any failure means not ready; the reason is reported, not raised
+            checks["store"] = f"unreachable: {type(exc).__name__}"
+        for platform, adapter in self.adapters.items():
+            checks[platform] = "ok" if adapter.connected() else "not connected"
+        return all(v == "ok" for v in checks.values()), checks
+
+    def http_routes(self) -> list[Any]:
+        """`GET /readyz` and `GET /metrics` for the runtime's HTTP listener."""
+        from aiohttp import web
+
+        from bot.metrics import CONTENT_TYPE
+
+        async def readyz(_request: web.Request) -> web.Response:
+            ready, checks = await self.readiness()
+            return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+        async def metrics(_request: web.Request) -> web.Response:
+            return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+        return [("GET", "/readyz", readyz), ("GET", "/metrics", metrics)]
 
     # Scheduling and lifecycle
 

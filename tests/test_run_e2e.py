@@ -191,3 +191,23 @@ def test_thresholds_set_from_chat_are_used_by_check_and_accounts(tmp_path: Path,
     assert "500 (chat, by slack:alice)" in accounts.stdout
     check = run_cli(tmp_path, "check", "--json")
     assert check.returncode == 2  # ¥110 is below the chat-set critical level of 300
+
+
+def test_readyz_and_metrics(tmp_path: Path, fake: FakeProviderServer) -> None:
+    write_config(tmp_path, fake)
+    port = free_port()
+    bot = BotProcess(tmp_path, bot_env(tmp_path, port))
+    try:
+        bot.wait_for("ds: below ¥200.00")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            assert response.status == 200
+            assert b'"store": "ok"' in response.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    finally:
+        assert bot.terminate() == 0
+    assert 'creditbot_balance{account="ds",currency="CNY",provider="deepseek"} 110.0' in text
+    assert 'creditbot_alerts_total{kind="fired",rule="balance",severity="warning"} 1.0' in text
+    assert 'creditbot_deliveries_total{outcome="sent",platform="console"}' in text
+    assert "creditbot_fetch_duration_seconds_count" in text
+    assert TEST_KEYS["deepseek"] not in text

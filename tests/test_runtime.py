@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.console import ConsoleAdapter
 from bot.adapter import DeliveryError
@@ -467,3 +468,17 @@ async def _instant(_seconds: float) -> None:
 
 
 FakeServer = FakeProviderServer
+
+
+async def test_readiness_reports_the_store_and_each_adapter(env: dict[str, Any]) -> None:
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, Clock(datetime.now(UTC)), (), adapter)
+    assert await runtime.readiness() == (True, {"store": "ok", "slack": "ok"})
+    adapter.connected = lambda: False  # type: ignore[method-assign]
+    ready, checks = await runtime.readiness()
+    assert (ready, checks["slack"]) == (False, "not connected")
+    await env["store"].close()  # the database goes away
+    env["store"].engine = create_async_engine("sqlite+aiosqlite:////nonexistent-dir/creditbot.db")
+    ready, checks = await runtime.readiness()
+    assert not ready
+    assert checks["store"].startswith("unreachable")

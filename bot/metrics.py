@@ -1,0 +1,84 @@
+"""Prometheus metrics of one creditbot process (a registry per runtime, served at `GET /metrics`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from bot.monitor import AccountView
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    """Balances, spend, fetches, alerts, deliveries and command latency; labels never carry secrets."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        account = ["account", "provider", "currency"]
+        self.balance = Gauge(
+            "creditbot_balance", "Balance left (reported, estimated or key limit)", account, registry=self.registry
+        )
+        self.spent_month = Gauge(
+            "creditbot_spent_month", "Spend this calendar month (UTC)", account, registry=self.registry
+        )
+        self.budget = Gauge("creditbot_monthly_budget", "Monthly budget", account, registry=self.registry)
+        self.burn = Gauge(
+            "creditbot_burn_per_day", "Spend per day (recent average)", account, registry=self.registry
+        )
+        self.days_left = Gauge(
+            "creditbot_days_left", "Days until the balance runs out", account, registry=self.registry
+        )
+        self.stale = Gauge(
+            "creditbot_reading_stale",
+            "1 when the shown reading is older than the last attempt",
+            ["account", "provider"],
+            registry=self.registry,
+        )
+        self.fetch_seconds = Histogram(
+            "creditbot_fetch_duration_seconds",
+            "Time to fetch one account",
+            ["provider"],
+            registry=self.registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+        )
+        self.fetch_failures = Counter(
+            "creditbot_fetch_failures", "Failed fetches", ["provider", "kind"], registry=self.registry
+        )
+        self.alerts = Counter(
+            "creditbot_alerts", "Alert events", ["rule", "severity", "kind"], registry=self.registry
+        )
+        self.deliveries = Counter(
+            "creditbot_deliveries", "Delivery attempts", ["platform", "outcome"], registry=self.registry
+        )
+        self.command_seconds = Histogram(
+            "creditbot_command_duration_seconds",
+            "Time to answer a chat command",
+            ["platform"],
+            registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+        )
+
+    def observe_views(self, views: Sequence[AccountView]) -> None:
+        """Set the money gauges from the current views (unknown values are removed, never shown as 0)."""
+        for view in views:
+            labels = (view.name, view.account.provider, view.currency or "")
+            for gauge, value in (
+                (self.balance, view.balance.amount if view.balance else None),
+                (self.spent_month, view.spent_month.amount if view.spent_month else None),
+                (self.budget, view.monthly_budget.amount if view.monthly_budget else None),
+                (self.burn, view.burn_rate.amount if view.burn_rate else None),
+                (self.days_left, view.days_left),
+            ):
+                if value is None:
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(*labels)
+                else:
+                    gauge.labels(*labels).set(float(value))
+            self.stale.labels(view.name, view.account.provider).set(1 if view.stale else 0)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)
