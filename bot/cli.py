@@ -348,7 +348,10 @@ async def _run(config: AppConfig) -> int:
         async def charts(views: Sequence[AccountView]) -> bytes | None:
             return await make_chart(runtime.monitor, views)
 
-        runtime = Runtime(config, monitor.store, monitor.http, adapters, charts=charts)
+        from bot.leader import AnotherRunError, leadership_for
+
+        leadership = leadership_for(settings.database_url)
+        runtime = Runtime(config, monitor.store, monitor.http, adapters, charts=charts, leadership=leadership)
         web = None
         if settings.http_enabled:
             from bot.web import start_http
@@ -357,7 +360,12 @@ async def _run(config: AppConfig) -> int:
                 web = await start_http(settings.port, [*routes, *runtime.http_routes()])
             except OSError as exc:
                 raise CliFailure(f"cannot listen on port {settings.port} (PORT): {exc.strerror}") from None
-        await runtime.start()
+        try:
+            await runtime.start()
+        except AnotherRunError as exc:
+            if web is not None:
+                await web.cleanup()
+            raise CliFailure(str(exc)) from None
         if config.demo:
             # The demo shows its summary at once rather than at the next summary time.
             for channel in config.channels:

@@ -18,6 +18,7 @@ from bot.channels import Channel, parse_clock
 from bot.clock import Clock, system_clock
 from bot.config import AppConfig
 from bot.handler import CommandHandler
+from bot.leader import Leadership
 from bot.messages import Action, Message, section, summary_message, text_message
 from bot.models import Severity
 from bot.money import Money
@@ -26,6 +27,7 @@ from bot.store import OutboxItem, Store
 
 log = logging.getLogger(__name__)
 
+LEADER_CHECK_SECONDS = 5.0
 CLAIM_LEASE = timedelta(minutes=10)  # a claim older than this was abandoned (crash between claim and send)
 MAX_ATTEMPTS = 12
 SUMMARY_GRACE = 3600
@@ -89,6 +91,7 @@ class Runtime:
         *,
         clock: Clock = system_clock,
         charts: Callable[[Sequence[AccountView]], Awaitable[bytes | None]] | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.config = config
         self.settings = config.settings
@@ -117,6 +120,8 @@ class Runtime:
         self.metrics = Metrics()
         self.monitor.metrics = self.metrics
         self.handler.metrics = self.metrics
+        self.leadership = leadership  # None: this process always leads (tests, one-off commands)
+        self.leading = False
         self.scheduler: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dispatch_lock = asyncio.Lock()
@@ -367,7 +372,8 @@ class Runtime:
         except Exception as exc:  # any failure means not ready; the reason is reported, not raised
             checks["store"] = f"unreachable: {type(exc).__name__}"
         for platform, adapter in self.adapters.items():
-            checks[platform] = "ok" if adapter.connected() else "not connected"
+            if self._runs(adapter):  # a follower is ready without the leader-only Discord gateway
+                checks[platform] = "ok" if adapter.connected() else "not connected"
         return all(v == "ok" for v in checks.values()), checks
 
     def http_routes(self) -> list[Any]:
@@ -403,22 +409,64 @@ class Runtime:
             if task is not None:
                 self._tasks.discard(task)
 
+    def _runs(self, adapter: Adapter) -> bool:
+        # Leader-only adapters (the Discord gateway: one session per shard) run on the leader alone.
+        return self.leading or not getattr(adapter, "leader_only", False)
+
     async def start(self) -> None:
-        """Start the adapters and the scheduler (the first poll runs at once)."""
+        """Start the adapters that every replica runs and the scheduler; lead at once or keep trying."""
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
+        from apscheduler.triggers.interval import IntervalTrigger
 
         for adapter in self.adapters.values():
-            await adapter.start(self.handler)
+            if not getattr(adapter, "leader_only", False):
+                await adapter.start(self.handler)
         self.scheduler = AsyncIOScheduler(
             timezone=ZoneInfo("UTC"),
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": SUMMARY_GRACE},
         )
-        await self.reschedule()
         self.scheduler.start()
+        await self._lead()
+        # A follower takes over within one poll interval of the leader's death (the lock frees at once).
+        every = max(1.0, min(self.settings.poll_seconds, LEADER_CHECK_SECONDS))
+        self.scheduler.add_job(
+            self._job, IntervalTrigger(seconds=every), args=("leadership", self._lead), id="leadership"
+        )
+
+    async def _lead(self) -> None:
+        if self.leadership is None:
+            if not self.leading:
+                await self._become_leader()
+            return
+        if not self.leading:
+            if await self.leadership.try_acquire():
+                await self._become_leader()
+        elif not await self.leadership.check():
+            await self._step_down()
+
+    async def _become_leader(self) -> None:
+        self.leading = True
+        self._caught_up = False
+        log.info("this process leads: polling, summaries and deliveries run here")
+        for adapter in self.adapters.values():
+            if getattr(adapter, "leader_only", False):
+                await adapter.start(self.handler)
+        await self.reschedule()
+
+    async def _step_down(self) -> None:
+        log.error("lost the lead: scheduled work stops here until the lead is regained")
+        self.leading = False
+        if self.scheduler is not None:
+            for job in self.scheduler.get_jobs():
+                if job.id != "leadership":
+                    job.remove()
+        for adapter in self.adapters.values():
+            if getattr(adapter, "leader_only", False):
+                await adapter.stop()
 
     async def reschedule(self) -> None:
-        """(Re)create the jobs: polling, delivery, and one summary job per channel."""
-        if self.scheduler is None:
+        """(Re)create the jobs: polling, delivery, and one summary job per channel (on the leader)."""
+        if self.scheduler is None or not self.leading:
             return
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
@@ -472,10 +520,15 @@ class Runtime:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
         for adapter in self.adapters.values():
+            if not self._runs(adapter):
+                continue
             try:
                 await adapter.stop()
             except Exception:
                 log.exception("stopping the %s adapter failed", adapter.platform)
+        if self.leadership is not None:
+            await self.leadership.release()
+        self.leading = False
 
 
 def _summary_job(runtime: Runtime, channel: Channel) -> Callable[[], Coroutine[Any, Any, Any]]:

@@ -123,6 +123,7 @@ class DiscordAdapter:
     """The `discord` platform: slash commands over the gateway, messages over REST."""
 
     platform = "discord"
+    leader_only = True  # one gateway session per shard: only the leader replica connects
 
     def __init__(self, settings: Settings, *, guild_ready_timeout: float = 2.0) -> None:
         assert settings.discord_token is not None
