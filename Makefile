@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run check test lint typecheck unit clean
+.PHONY: install run check test lint typecheck unit bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "creditbot needs Python 3.11 or newer")'
@@ -20,8 +20,8 @@ run: $(STAMP)
 	$(BIN)/creditbot run
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot adapters tests
-	$(BIN)/ruff format --check bot adapters tests
+	$(BIN)/ruff check bot adapters tests bench
+	$(BIN)/ruff format --check bot adapters tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy bot adapters
@@ -29,7 +29,14 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck unit
+# A seconds-long run of the benchmark runner, so that it keeps working; `make bench` for the real figures.
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench.run --smoke
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+test: lint typecheck unit bench-smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

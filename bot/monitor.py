@@ -199,30 +199,18 @@ class Monitor:
         return needed
 
     async def refresh(self, names: Sequence[str] | None = None) -> list[Reading]:
-        """Fetch the named accounts (all by default) concurrently; one failure never affects the others."""
+        """Fetch the named accounts (all by default) concurrently; one failure never affects the others.
+
+        The readings are stored together at the end, in one transaction.
+        """
         accounts = self.accounts(names)
         ledger = await self.ledger(accounts)
         coverage = await self.store.spend_coverage(a.name for a in accounts)
-        results = await asyncio.gather(
-            *(self._fetch_and_store(a, ledger[a.name], coverage.get(a.name)) for a in accounts),
-            return_exceptions=True,
+        readings = list(
+            await asyncio.gather(*(self.fetch(a, ledger[a.name], coverage.get(a.name)) for a in accounts))
         )
-        readings: list[Reading] = []
-        for account, result in zip(accounts, results, strict=True):
-            if isinstance(result, BaseException):
-                # Only the store can fail here; keep the other accounts going and say what broke.
-                log.error("could not record the reading of %s: %s", account.name, result)
-                continue
-            readings.append(result)
+        await self.store.add_readings([(r, r.report.daily_spend if r.report else ()) for r in readings])
         return readings
-
-    async def _fetch_and_store(
-        self, account: Account, entries: Sequence[LedgerEntry], coverage: tuple[date, date] | None
-    ) -> Reading:
-        reading = await self.fetch(account, entries, coverage)
-        spend = reading.report.daily_spend if reading.report else ()
-        await self.store.add_reading(reading, spend)
-        return reading
 
     async def fetch(
         self, account: Account, entries: Sequence[LedgerEntry] = (), coverage: tuple[date, date] | None = None

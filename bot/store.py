@@ -179,11 +179,17 @@ class Store:
 
     async def add_reading(self, reading: Reading, spend: Sequence[DailySpend] = ()) -> None:
         """Record one fetch attempt and, for a good one, upsert its daily spend."""
-        row = reading_to_row(reading)
+        await self.add_readings([(reading, spend)])
+
+    async def add_readings(self, items: Sequence[tuple[Reading, Sequence[DailySpend]]]) -> None:
+        """Record a poll's fetch attempts in one transaction (one commit for a thousand accounts)."""
+        if not items:
+            return
         async with self.engine.begin() as connection:
-            await connection.execute(readings.insert().values(**row))
-            if spend:
-                await self._upsert_spend(connection, reading.account, spend, reading.fetched_at)
+            await connection.execute(readings.insert(), [reading_to_row(reading) for reading, _ in items])
+            for reading, spend in items:
+                if spend:
+                    await self._upsert_spend(connection, reading.account, spend, reading.fetched_at)
 
     async def _upsert_spend(
         self, connection: AsyncConnection, account: str, spend: Sequence[DailySpend], now: datetime
@@ -671,6 +677,13 @@ def reading_to_row(reading: Reading) -> dict[str, Any]:
         "ok": report is not None,
         "error": reading.error,
         "error_kind": reading.error_kind.value if reading.error_kind else None,
+        # Every row has every column, so that a poll's readings can be inserted in one executemany.
+        "currency": None,
+        "balance": None,
+        "balance_source": None,
+        "spent_today": None,
+        "spent_month": None,
+        "report": None,
     }
     if report is not None:
         row.update(

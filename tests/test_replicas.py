@@ -85,6 +85,11 @@ def _run_replicas(tmp_path: Path, fake: FakeProviderServer, pg_url: str, slack_e
         fake.state.deepseek_infos = [{"currency": "CNY", "total_balance": "900.00"}]
         second.wait_for("balance alert recovered")
         time.sleep(1.5)
+        # Checked before shutdown: once the leader stops, another replica may rightly take over.
+        followers_leading = [
+            b for b in bots if b not in (first, second) and "this process leads" in "".join(b.err)
+        ]
+        assert followers_leading == []
     finally:
         for bot in bots:
             if bot.proc.poll() is None:
@@ -93,8 +98,6 @@ def _run_replicas(tmp_path: Path, fake: FakeProviderServer, pg_url: str, slack_e
     assert output.count("ds: below ¥200.00\n") == 1
     assert output.count("Daily LLM credits summary") == 1
     assert output.count("balance alert recovered") == 1
-    followers_leading = [b for b in bots if b not in (first, second) and "this process leads" in "".join(b.err)]
-    assert followers_leading == []
 
 
 def test_only_one_run_at_a_time_on_sqlite(tmp_path: Path, fake: FakeProviderServer) -> None:

@@ -1,0 +1,226 @@
+"""Benchmarks against loopback fakes, each beside the naive way (sequential, no cache, no pacing).
+
+`python -m bench.run` writes bench/results/report.json and report.md; `--smoke` runs a seconds-long version
+(used by `make test` to keep the runner working). Scenarios so far: polling at scale, and start-up
+weight. The /credits latency and fan-out scenarios of the benchmark issue are not written yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from bot.config import Account, AppConfig, Settings
+from bot.monitor import Monitor
+from bot.store import Store
+from tests.fakes import FakeProviders, FakeProviderServer  # the naive baseline runs in-process too
+
+RESULTS = Path(__file__).with_name("results")
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    """Median and spread of repeated runs."""
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "runs": len(samples)}
+
+
+class FakeHosts:
+    """Fake provider hosts in a child process; per-host peak concurrency is measured on our side."""
+
+    def __init__(self, count: int, latency: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.fake_hosts", str(count), str(latency)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        self.urls = [self.process.stdout.readline().strip() for _ in range(count)]
+
+    def close(self) -> None:
+        """Stop the child process."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+
+
+async def _poll_once(accounts: int, hosts: int, latency: float, tmp: Path) -> tuple[float, int]:
+    fakes = FakeHosts(hosts, latency)
+    try:
+        settings = Settings(
+            _env_file=None,
+            CREDITBOT_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'b.db'}",  # type: ignore[call-arg]
+            CREDITBOT_CACHE_SECONDS=0,
+        )
+        config = AppConfig(
+            settings,
+            tuple(
+                Account(
+                    f"ds{i}",
+                    "deepseek",
+                    SecretStr("sk-bench000000000000"),
+                    f"{fakes.urls[i % hosts]}/deepseek",
+                    "bench",
+                )
+                for i in range(accounts)
+            ),
+            "bench",
+        )
+        store = await Store.open(settings.database_url)
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=200)) as http:
+            monitor = Monitor(config, store, http)
+            started = time.perf_counter()
+            readings = await monitor.refresh()
+            elapsed = time.perf_counter() - started
+            peak = max(monitor.limiter.peak.values(), default=0)
+        await store.close()
+        assert all(r.ok for r in readings), "a fetch failed during the benchmark"
+        return elapsed, peak
+    finally:
+        fakes.close()
+
+
+def _naive_poll(accounts: int, latency: float) -> float:
+    with FakeProviderServer(FakeProviders(latency=latency)) as server:
+        started = time.perf_counter()
+        with httpx.Client() as client:  # a cron script: one request after the other, nothing kept
+            for _ in range(accounts):
+                client.get(
+                    server.base_url("deepseek") + "/user/balance",
+                    headers={"Authorization": "Bearer sk-bench000000000000"},
+                ).raise_for_status()
+        return time.perf_counter() - started
+
+
+def scenario_polling(smoke: bool) -> dict[str, Any]:
+    """One polling cycle over many accounts on several hosts with the default limits."""
+    accounts, hosts, latency, runs = (100, 4, 0.05, 1) if smoke else (1000, 10, 0.05, 3)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    samples, peaks = [], []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            elapsed, peak = asyncio.run(_poll_once(accounts, hosts, latency, Path(tmp)))
+        samples.append(elapsed)
+        peaks.append(peak)
+    # Ideal: the tighter of the global and the per-host limits, each request taking `latency`.
+    waves = max(
+        math.ceil(accounts / settings.concurrency), math.ceil(accounts / hosts / settings.per_host_concurrency)
+    )
+    ideal = waves * latency
+    baseline_accounts = min(accounts, 100)
+    baseline = _naive_poll(baseline_accounts, latency) * accounts / baseline_accounts
+    median = statistics.median(samples)
+    return {
+        "name": "polling",
+        "accounts": accounts,
+        "hosts": hosts,
+        "latency_s": latency,
+        "seconds": summary(samples),
+        "ideal_s": ideal,
+        "ratio_to_ideal": median / ideal,
+        "goal_ratio": 1.3,
+        "baseline_s": baseline,
+        "ratio_to_baseline": median / baseline,
+        "peak_per_host": max(peaks),
+        "per_host_limit": settings.per_host_concurrency,
+    }
+
+
+def _timed(command: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, env=env, capture_output=True, check=True)
+    return time.perf_counter() - started
+
+
+def scenario_startup(smoke: bool) -> dict[str, Any]:
+    """`creditbot --help` wall time, and resident memory after start with both chat adapters imported."""
+    runs = 3 if smoke else 10
+    env = {**os.environ}
+    helps = [_timed([sys.executable, "-m", "bot", "--help"], env) for _ in range(runs)]
+    code = (
+        "import resource, asyncio\n"
+        "import bot.cli, bot.runtime, bot.chart_data, adapters.console, adapters.slack.adapter, "
+        "adapters.discord.adapter, matplotlib.figure\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    rss_kb = [
+        int(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            ).stdout.strip()
+        )
+        for _ in range(2 if smoke else 3)
+    ]
+    return {
+        "name": "startup",
+        "help_seconds": summary(helps),
+        "help_goal_s": 0.5,
+        "rss_mb_with_adapters": summary([kb / 1024 for kb in rss_kb]),
+        "rss_goal_mb": 150,
+    }
+
+
+SCENARIOS: dict[str, Callable[[bool], dict[str, Any]]] = {"polling": scenario_polling, "startup": scenario_startup}
+
+
+def markdown(results: list[dict[str, Any]], machine: str) -> str:
+    """A short table of medians and their ratios to limit and baseline."""
+    lines = [
+        f"Benchmarks on {machine}",
+        "",
+        "| scenario | median | goal | ratio to goal/ideal | baseline |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r["name"] == "polling":
+            lines.append(
+                f"| polling {r['accounts']} accounts / {r['hosts']} hosts | {r['seconds']['median']:.2f} s "
+                f"| ≤1.3× ideal {r['ideal_s']:.2f} s (peak/host {r['peak_per_host']} ≤ {r['per_host_limit']}) "
+                f"| {r['ratio_to_ideal']:.2f} | sequential {r['baseline_s']:.1f} s "
+                f"({r['ratio_to_baseline']:.3f}×) |"
+            )
+        if r["name"] == "startup":
+            lines.append(
+                f"| `creditbot --help` | {r['help_seconds']['median']:.3f} s | < 0.5 s "
+                f"| {r['help_seconds']['median'] / 0.5:.2f} | — |"
+            )
+            lines.append(
+                f"| RSS with both adapters | {r['rss_mb_with_adapters']['median']:.0f} MB | < 150 MB "
+                f"| {r['rss_mb_with_adapters']['median'] / 150:.2f} | — |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Run the scenarios and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="a seconds-long run that only checks the runner")
+    parser.add_argument("--only", choices=sorted(SCENARIOS), action="append")
+    args = parser.parse_args()
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    results = [SCENARIOS[name](args.smoke) for name in (args.only or SCENARIOS)]
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / ("smoke.json" if args.smoke else "report.json")).write_text(
+        json.dumps({"machine": machine, "results": results}, indent=2, default=str)
+    )
+    table = markdown(results, machine)
+    (RESULTS / ("smoke.md" if args.smoke else "report.md")).write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
