@@ -1,8 +1,8 @@
 """Benchmarks against loopback fakes, each beside the naive way (sequential, no cache, no pacing).
 
 `python -m bench.run` writes bench/results/report.json and report.md; `--smoke` runs a seconds-long version
-(used by `make test` to keep the runner working). Scenarios so far: polling at scale, and start-up
-weight. The /credits latency and fan-out scenarios of the benchmark issue are not written yet.
+(used by `make test` to keep the runner working). Scenarios so far: /credits latency over Slack's HTTP
+mode, polling at scale, and start-up weight. The Slack fan-out scenario is not written yet.
 """
 
 from __future__ import annotations
@@ -174,7 +174,119 @@ def scenario_startup(smoke: bool) -> dict[str, Any]:
     }
 
 
-SCENARIOS: dict[str, Callable[[bool], dict[str, Any]]] = {"polling": scenario_polling, "startup": scenario_startup}
+SIX_PROVIDERS = ("openai", "anthropic", "openrouter", "deepseek", "moonshot", "openai-legacy")
+
+
+async def _credits_latency(smoke: bool, latency: float, tmp: Path) -> dict[str, Any]:
+    from adapters.slack.adapter import SlackAdapter
+    from bot.runtime import Runtime
+    from bot.web import start_http
+    from tests.conftest import TEST_KEYS
+    from tests.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, signed_headers, slash_body
+    from tests.test_run_e2e import free_port
+
+    fakes = FakeHosts(len(SIX_PROVIDERS), latency)  # each provider on its own host, as in real life
+    slack = FakeSlack().__enter__()
+    try:
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            CREDITBOT_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'c.db'}",
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            SLACK_API_URL=slack.api_url,
+        )
+        accounts = tuple(
+            Account(p, p, SecretStr(TEST_KEYS[p]), f"{fakes.urls[i]}/{p}", "bench")
+            for i, p in enumerate(SIX_PROVIDERS)
+        )
+        store = await Store.open(settings.database_url)
+        async with httpx.AsyncClient() as http:
+            adapter = SlackAdapter(settings)
+            runtime = Runtime(AppConfig(settings, accounts, "bench"), store, http, [adapter])
+            port = free_port()
+            web = await start_http(port, adapter.http_routes(), host="127.0.0.1")
+            await adapter.start(runtime.handler)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
+                async def ask(name: str) -> tuple[float, float]:
+                    body = slash_body("", response_url=slack.response_url(name))
+                    started = time.perf_counter()
+                    response = await client.post("/slack/events", content=body, headers=signed_headers(body))
+                    acked = time.perf_counter() - started
+                    assert response.status_code == 200
+                    while not slack.state.called(f"/webhook/{name}"):
+                        await asyncio.sleep(0.002)
+                    return acked, time.perf_counter() - started
+
+                cold_ack, cold_answer = await ask("cold")
+                warm = [await ask(f"warm{i}") for i in range(5 if smoke else 50)]
+            await web.cleanup()
+        await store.close()
+    finally:
+        slack.__exit__(None, None, None)
+        fakes.close()
+    warm_answers = sorted(w[1] for w in warm)
+    p99 = warm_answers[min(len(warm_answers) - 1, math.ceil(0.99 * len(warm_answers)) - 1)]
+    return {"cold_ack": cold_ack, "cold_answer": cold_answer, "warm_p99": p99}
+
+
+def _naive_credits(latency: float) -> float:
+    """A script that asks each of the six providers in turn, one request after another."""
+    from tests.conftest import TEST_KEYS
+
+    paths = {
+        "openai": "/v1/organization/costs?start_time=0&limit=180",
+        "anthropic": "/v1/organizations/cost_report?starting_at=2026-10-25T00:00:00Z&limit=31",
+        "openrouter": "/api/v1/credits",
+        "deepseek": "/user/balance",
+        "moonshot": "/v1/users/me/balance",
+        "openai-legacy": "/dashboard/billing/credit_grants",
+    }
+    fakes = FakeHosts(1, latency)
+    try:
+        started = time.perf_counter()
+        with httpx.Client() as client:
+            for provider, path in paths.items():
+                headers = {
+                    "Authorization": f"Bearer {TEST_KEYS[provider]}",
+                    "x-api-key": TEST_KEYS[provider],
+                    "anthropic-version": "2023-06-01",
+                }
+                client.get(f"{fakes.urls[0]}/{provider}{path}", headers=headers)
+        return time.perf_counter() - started
+    finally:
+        fakes.close()
+
+
+def scenario_credits(smoke: bool) -> dict[str, Any]:
+    """`/credits` over Slack's HTTP mode with six accounts whose providers take 200 ms per request."""
+    latency = 0.2
+    runs = 1 if smoke else 3
+    results = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            results.append(asyncio.run(_credits_latency(smoke, latency, Path(tmp))))
+    # The longest chain of sequential requests one account needs: Anthropic's two pages, or OpenRouter's
+    # /credits then /activity.
+    chain = 2 * latency
+    return {
+        "name": "credits",
+        "latency_s": latency,
+        "cold_ack_s": summary([r["cold_ack"] for r in results]),
+        "cold_ack_goal_s": 0.1,
+        "cold_answer_s": summary([r["cold_answer"] for r in results]),
+        "cold_answer_goal_s": 1.2 * chain + 0.05,
+        "warm_p99_s": summary([r["warm_p99"] for r in results]),
+        "warm_goal_s": 0.02,
+        "baseline_s": _naive_credits(latency),
+    }
+
+
+SCENARIOS: dict[str, Callable[[bool], dict[str, Any]]] = {
+    "credits": scenario_credits,
+    "polling": scenario_polling,
+    "startup": scenario_startup,
+}
 
 
 def markdown(results: list[dict[str, Any]], machine: str) -> str:
@@ -186,6 +298,21 @@ def markdown(results: list[dict[str, Any]], machine: str) -> str:
         "|---|---|---|---|---|",
     ]
     for r in results:
+        if r["name"] == "credits":
+            lines.append(
+                f"| /credits cold: ack | {r['cold_ack_s']['median'] * 1000:.0f} ms | < 100 ms "
+                f"| {r['cold_ack_s']['median'] / 0.1:.2f} | — |"
+            )
+            lines.append(
+                f"| /credits cold: full answer | {r['cold_answer_s']['median'] * 1000:.0f} ms "
+                f"| ≤ {r['cold_answer_goal_s'] * 1000:.0f} ms "
+                f"| {r['cold_answer_s']['median'] / r['cold_answer_goal_s']:.2f} "
+                f"| sequential {r['baseline_s'] * 1000:.0f} ms |"
+            )
+            lines.append(
+                f"| /credits warm: answer p99 | {r['warm_p99_s']['median'] * 1000:.1f} ms | < 20 ms "
+                f"| {r['warm_p99_s']['median'] / 0.02:.2f} | — |"
+            )
         if r["name"] == "polling":
             lines.append(
                 f"| polling {r['accounts']} accounts / {r['hosts']} hosts | {r['seconds']['median']:.2f} s "
