@@ -29,14 +29,15 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
-# A seconds-long run of the benchmark runner, so that it keeps working; `make bench` for the real figures.
+# A seconds-long run of the benchmark runner, so that it keeps working (before pytest, whose summary
+# closes the output); `make bench` for the real figures.
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.run --smoke
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
-test: lint typecheck unit bench-smoke
+test: lint typecheck bench-smoke unit
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
