@@ -69,11 +69,6 @@ class ProviderReport:
     grants: tuple[Grant, ...] = ()
     notes: tuple[str, ...] = ()
 
-    @property
-    def spend_series_start(self) -> date | None:
-        """First day covered by the daily spend series, if any."""
-        return self.daily_spend[0].day if self.daily_spend else None
-
 
 @dataclass(frozen=True, slots=True)
 class Reading:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -75,14 +74,6 @@ class Money:
 
 
 CURRENCY_SYMBOLS = {"USD": "$", "CNY": "¥", "EUR": "€", "GBP": "£"}
-
-
-def total(amounts: Iterable[Money], currency: str) -> Money:
-    """Sum of amounts that must all be in `currency`."""
-    result = Money.zero(currency)
-    for item in amounts:
-        result = result + item
-    return result
 
 
 def parse_amount(value: Any, *, what: str = "amount") -> Decimal:

@@ -249,7 +249,7 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path, fake: FakeProvide
     assert "Traceback" not in result.stderr
 
 
-def test_help_is_fast_and_lists_commands(tmp_path: Path) -> None:
+def test_help_lists_commands(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "--help")
     assert result.returncode == 0
     for command in ("check", "accounts", "topup"):

@@ -23,8 +23,3 @@ PROVIDERS: dict[str, type[Provider]] = {
         DemoProvider,
     )
 }
-
-
-def get_provider(name: str) -> Provider:
-    """A client instance for a provider name from the registry."""
-    return PROVIDERS[name]()
