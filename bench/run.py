@@ -2,7 +2,7 @@
 
 `python -m bench.run` writes bench/results/report.json and report.md; `--smoke` runs a seconds-long version
 (used by `make test` to keep the runner working). Scenarios so far: /credits latency over Slack's HTTP
-mode, polling at scale, and start-up weight. The Slack fan-out scenario is not written yet.
+mode, polling at scale, a daily summary fanned out to many Slack channels, and start-up weight.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -38,24 +39,28 @@ def summary(samples: list[float]) -> dict[str, float]:
     return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "runs": len(samples)}
 
 
-class FakeHosts:
-    """Fake provider hosts in a child process; per-host peak concurrency is measured on our side."""
+class FakeProcess:
+    """A loopback fake in a child process, so that it does not share the benchmark's GIL; it prints its URLs."""
 
-    def __init__(self, count: int, latency: float) -> None:
+    def __init__(self, module: str, *args: str, urls: int = 1) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.fake_hosts", str(count), str(latency)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+            [sys.executable, "-m", module, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert self.process.stdout is not None
-        self.urls = [self.process.stdout.readline().strip() for _ in range(count)]
+        self.urls = [self.process.stdout.readline().strip() for _ in range(urls)]
 
     def close(self) -> None:
         """Stop the child process."""
         assert self.process.stdin is not None
         self.process.stdin.close()
         self.process.wait(timeout=10)
+
+
+class FakeHosts(FakeProcess):
+    """Fake provider hosts; per-host peak concurrency is measured on our side."""
+
+    def __init__(self, count: int, latency: float) -> None:
+        super().__init__("bench.fake_hosts", str(count), str(latency), urls=count)
 
 
 async def _poll_once(accounts: int, hosts: int, latency: float, tmp: Path) -> tuple[float, int]:
@@ -282,9 +287,114 @@ def scenario_credits(smoke: bool) -> dict[str, Any]:
     }
 
 
+async def _fan_out_once(channel_count: int, per_second: int, tmp: Path) -> dict[str, Any]:
+    from adapters.slack.adapter import SlackAdapter
+    from bot.channels import Channel
+    from bot.runtime import Runtime
+    from tests.conftest import TEST_KEYS
+    from tests.fake_slack import BOT_TOKEN, SIGNING_SECRET
+
+    slack = FakeProcess("bench.fake_slack_host", "1", str(per_second))
+    fakes = FakeHosts(1, 0.0)
+    try:
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            CREDITBOT_DATABASE_URL=f"sqlite+aiosqlite:///{tmp / 'f.db'}",
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            SLACK_API_URL=slack.urls[0],
+        )
+        accounts = tuple(
+            Account(p, p, SecretStr(TEST_KEYS[p]), f"{fakes.urls[0]}/{p}", "bench")
+            for p in ("deepseek", "moonshot")
+        )
+        channels = tuple(Channel("slack", f"C{i:04d}", daily_summary=dt_time(9, 0)) for i in range(channel_count))
+        store = await Store.open(settings.database_url)
+        async with httpx.AsyncClient() as http:
+            adapter = SlackAdapter(settings)
+            runtime = Runtime(AppConfig(settings, accounts, "bench", channels=channels), store, http, [adapter])
+            await adapter.start(runtime.handler)
+            await runtime.monitor.refresh()
+            await asyncio.sleep(1.1)  # auth.test and friends leave the fake's one-second window
+            started = time.perf_counter()
+            queued = await runtime.send_summaries(channels, day="bench")
+            elapsed = time.perf_counter() - started
+            items = await store.outbox_items("summary")
+            stats = (await http.get(slack.urls[0].replace("/api/", "/_stats"))).json()
+        await store.close()
+    finally:
+        slack.close()
+        fakes.close()
+    return {
+        "seconds": elapsed,
+        "queued": queued,
+        "sent": sum(1 for i in items if i.status == "sent"),
+        "delivered": sum(stats["posts"].values()),
+        "repeated": sum(1 for n in stats["posts"].values() if n > 1),
+        "throttled": stats["throttled"],
+    }
+
+
+def _naive_fan_out(channel_count: int, per_second: int) -> dict[str, float]:
+    """A cron script: one chat.postMessage after another, no pacing; it waits out each 429 and tries again."""
+    from tests.fake_slack import BOT_TOKEN
+
+    slack = FakeProcess("bench.fake_slack_host", "1", str(per_second))
+    throttled = 0
+    try:
+        started = time.perf_counter()
+        with httpx.Client(headers={"Authorization": f"Bearer {BOT_TOKEN}"}) as client:
+            for i in range(channel_count):
+                while True:
+                    response = client.post(
+                        slack.urls[0] + "chat.postMessage", json={"channel": f"C{i:04d}", "text": "summary"}
+                    )
+                    if response.status_code != 429:
+                        break
+                    throttled += 1
+                    time.sleep(float(response.headers.get("Retry-After", "1")))
+        return {"seconds": time.perf_counter() - started, "throttled": throttled}
+    finally:
+        slack.close()
+
+
+def scenario_fan_out(smoke: bool) -> dict[str, Any]:
+    """A daily summary to many Slack channels under 1 message/s per channel and a workspace-wide call rate."""
+    channel_count, per_second, runs = (30, 20, 1) if smoke else (200, 20, 3)
+    results = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            results.append(asyncio.run(_fan_out_once(channel_count, per_second, Path(tmp))))
+    for r in results:
+        assert r["queued"] == r["sent"] == r["delivered"] == channel_count, f"a message was lost: {r}"
+        assert r["repeated"] == 0, f"a message was repeated: {r}"
+    # The sustained rate allows `per_second` calls each second; the fake's moving window would also let a
+    # sender that bursts first finish one second sooner.
+    minimum = channel_count / per_second
+    median = statistics.median(r["seconds"] for r in results)
+    baseline = _naive_fan_out(channel_count, per_second)
+    return {
+        "name": "fan_out",
+        "channels": channel_count,
+        "calls_per_second": per_second,
+        "seconds": summary([r["seconds"] for r in results]),
+        "minimum_s": minimum,
+        "burst_minimum_s": math.ceil(channel_count / per_second) - 1,
+        "ratio_to_minimum": median / minimum,
+        "goal_ratio": 1.2,
+        "throttled_429": [r["throttled"] for r in results],
+        "lost": 0,
+        "repeated": 0,
+        "baseline_s": baseline["seconds"],
+        "baseline_429": baseline["throttled"],
+        "ratio_to_baseline": median / baseline["seconds"],
+    }
+
+
 SCENARIOS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "credits": scenario_credits,
     "polling": scenario_polling,
+    "fan_out": scenario_fan_out,
     "startup": scenario_startup,
 }
 
@@ -319,6 +429,13 @@ def markdown(results: list[dict[str, Any]], machine: str) -> str:
                 f"| ≤1.3× ideal {r['ideal_s']:.2f} s (peak/host {r['peak_per_host']} ≤ {r['per_host_limit']}) "
                 f"| {r['ratio_to_ideal']:.2f} | sequential {r['baseline_s']:.1f} s "
                 f"({r['ratio_to_baseline']:.3f}×) |"
+            )
+        if r["name"] == "fan_out":
+            lines.append(
+                f"| summary to {r['channels']} Slack channels | {r['seconds']['median']:.2f} s "
+                f"| ≤1.2× minimum {r['minimum_s']:.1f} s ({r['calls_per_second']} calls/s, 1 msg/s/channel) "
+                f"| {r['ratio_to_minimum']:.2f} (429s: {max(r['throttled_429'])}, lost 0, repeated 0) "
+                f"| sequential {r['baseline_s']:.1f} s, {r['baseline_429']} × 429 |"
             )
         if r["name"] == "startup":
             lines.append(

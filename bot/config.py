@@ -96,6 +96,7 @@ class Settings(BaseSettings):
 
     poll_seconds: float = Field(900, ge=1, alias="CREDITBOT_POLL_SECONDS")
     dispatch_seconds: float = Field(10, ge=0.1, alias="CREDITBOT_DISPATCH_SECONDS")
+    delivery_concurrency: int = Field(8, ge=1, le=100, alias="CREDITBOT_DELIVERY_CONCURRENCY")
     timezone: str = Field("UTC", alias="CREDITBOT_TIMEZONE")
     summary_time: str = Field("09:00", alias="CREDITBOT_SUMMARY_TIME")
     runway_warn_days: Decimal = Field(Decimal(7), ge=0, alias="CREDITBOT_RUNWAY_WARN_DAYS")
@@ -111,6 +112,7 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    slack_calls_per_second: float = Field(20, gt=0, le=100, alias="SLACK_CALLS_PER_SECOND")
     slack_viewers: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="CREDITBOT_SLACK_VIEWERS")
     slack_admins: Annotated[list[str], NoDecode] = Field(default_factory=list, alias="CREDITBOT_SLACK_ADMINS")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -77,6 +78,15 @@ def state_to_row(state: AlertState) -> dict[str, Any]:
         "peak_level": state.peak_level,
         "suppressed": state.suppressed,
     }
+
+
+@dataclass
+class SummaryParts:
+    """What the summaries of one fan-out share: views and chart per set of accounts, and the open alerts."""
+
+    views: dict[tuple[str, ...], tuple[list[AccountView], bytes | None]] = field(default_factory=dict)
+    open_alerts: dict[str, list[str]] | None = None
+    last_sent: dict[tuple[str, str], OutboxItem] | None = None  # each channel's previous summary
 
 
 class Runtime:
@@ -236,19 +246,33 @@ class Runtime:
 
     # Summaries
 
-    async def summary_message(self, channel: Channel | None = None) -> tuple[Message, dict[str, Any]]:
-        """The daily summary for a channel (or all accounts), and the values to compare with next time."""
+    async def summary_message(
+        self, channel: Channel | None = None, *, shared: SummaryParts | None = None
+    ) -> tuple[Message, dict[str, Any]]:
+        """The daily summary for a channel (or all accounts), and the values to compare with next time.
+
+        `shared` carries what channels with the same accounts have in common (views, chart, open alerts), so
+        a fan-out to many channels reads and draws them once.
+        """
+        shared = shared if shared is not None else SummaryParts()
         names = [a.name for a in self.monitor.accounts()]
         if channel is not None:
             names = channel.visible(names)
-        views = await self.monitor.views(names)
+        group = tuple(names)
+        if group not in shared.views:
+            views = await self.monitor.views(names)
+            shared.views[group] = (views, await self.charts(views))
+        views, chart = shared.views[group]
+        if shared.open_alerts is None:
+            shared.open_alerts = open_alerts([state_from_row(r) for r in await self.store.alert_states()])
         previous: dict[str, Money] = {}
         if channel is not None:
-            last = await self.store.latest_sent(channel.platform, channel.id, "summary")
+            if shared.last_sent is None:
+                shared.last_sent = await self.store.latest_sent_per_channel("summary")
+            last = shared.last_sent.get((channel.platform, channel.id))
             for name, value in ((last.message.get("values") or {}) if last else {}).items():
                 previous[name] = Money(Decimal(value[0]), value[1])
-        states = [state_from_row(r) for r in await self.store.alert_states()]
-        message = summary_message(views, self.clock(), previous, open_alerts(states), await self.charts(views))
+        message = summary_message(views, self.clock(), previous, shared.open_alerts, chart)
         values = {}
         for view in views:
             value = view.balance if view.balance is not None else view.spent_month
@@ -258,34 +282,53 @@ class Runtime:
 
     async def send_summary(self, channel: Channel, *, day: str | None = None) -> bool:
         """Queue and deliver the summary of one channel for its local day; False if it was already queued."""
+        return await self.send_summaries([channel], day=day) == 1
+
+    async def send_summaries(self, channels: Sequence[Channel], *, day: str | None = None) -> int:
+        """Queue the summaries of several channels for their local day, then deliver them in one fan-out.
+
+        Returns how many were newly queued (a channel whose summary for that day exists is skipped).
+        """
         now = self.clock()
-        if day is None:
-            # Keyed by the day it fell due, so a run delayed past midnight is still that day's summary.
-            due = channel.last_due(now)
-            day = channel.summary_date(due if due is not None else now)
-        key = f"summary:{channel.key}:{day}"
-        if await self.store.has_message(key):
-            return False
-        message, values = await self.summary_message(channel)
-        stored = {**message.to_json(), "values": values}
-        queued = await self.store.enqueue(
-            key, channel.platform, channel.id, "summary", message.severity.value, stored, now, now
-        )
-        if queued:
-            log.info("daily summary queued for %s", channel.key)
-            await self.dispatch(keys={key})
-        return queued
+        shared = SummaryParts()
+        queue = []
+        for channel in channels:
+            channel_day = day
+            if channel_day is None:
+                # Keyed by the day it fell due, so a run delayed past midnight is still that day's summary.
+                due = channel.last_due(now)
+                channel_day = channel.summary_date(due if due is not None else now)
+            message, values = await self.summary_message(channel, shared=shared)
+            queue.append(
+                {
+                    "key": f"summary:{channel.key}:{channel_day}",
+                    "platform": channel.platform,
+                    "channel": channel.id,
+                    "kind": "summary",
+                    "severity": message.severity.value,
+                    "message": {**message.to_json(), "values": values},
+                    "not_before": now,
+                }
+            )
+        keys = await self.store.enqueue_many(queue, now)
+        if keys:
+            log.info("daily summary queued for %d channel(s)", len(keys))
+            await self.dispatch(keys=set(keys))
+        return len(keys)
 
     async def catch_up(self) -> None:
         """Send once any summary that fell due today (local time) while the bot was down."""
         now = self.clock()
+        missed = []
         for channel in await self.channels():
             due = channel.last_due(now)
             if due is None:
                 continue
             # Recent enough, or the bot was already at work before it fell due (it was down meanwhile).
             if now - due <= CATCH_UP_WINDOW or await self.store.has_readings_before(due):
-                await self.send_summary(channel)
+                missed.append(channel)
+        if missed:
+            await self.send_summaries(missed)
 
     async def notify_test(self, channel: Channel) -> str:
         """Queue and deliver a test message to a channel; returns its outbox key."""
@@ -301,36 +344,47 @@ class Runtime:
     # Delivery
 
     async def dispatch(self, keys: Collection[str] | None = None) -> int:
-        """Deliver due outbox messages in order per channel: claim, send, mark; failures wait and retry.
+        """Deliver due outbox messages: channels in parallel (bounded), each channel in order; claim, send,
+        mark; failures wait and retry.
 
         A message waiting for a retry holds back the later ones of its channel, so a recovery never
         arrives before the alert it closes. `keys` limits the run to those messages (CLI commands).
         """
         async with self._dispatch_lock:
-            sent = 0
             now = self.clock()
-            blocked: set[tuple[str, str]] = set()
             snoozed = await self.store.snoozed_until(now)
+            queues: dict[tuple[str, str], list[OutboxItem]] = {}
             for item in await self.store.open_messages(now, CLAIM_LEASE):
-                channel = (item.platform, item.channel)
                 if (keys is not None and item.key not in keys) or item.platform not in self.adapters:
                     continue  # another process, or a later start with that platform configured, sends it
-                if channel in blocked:
-                    continue
-                if item.status == "pending" and item.not_before > now:
-                    if item.attempts > 0:
-                        blocked.add(channel)
-                    continue  # not due yet (a retry's back-off, or quiet hours)
-                if item.kind == "alert" and alert_account(item.key) in snoozed:
-                    await self.store.mark_skipped(item.id, "snoozed")
-                    continue
-                if not await self.store.claim(item, now, CLAIM_LEASE):
-                    continue
-                delivered = await self._deliver(item)
-                sent += delivered
-                if not delivered:
-                    blocked.add(channel)
-            return sent
+                queues.setdefault((item.platform, item.channel), []).append(item)
+            # The adapters pace their calls to the platform's limits; parallel channels keep those limits
+            # busy instead of waiting for one round trip after another.
+            slots = asyncio.Semaphore(self.settings.delivery_concurrency)
+
+            async def drain(items: list[OutboxItem]) -> int:
+                async with slots:
+                    return await self._drain_channel(items, now, snoozed)
+
+            return sum(await asyncio.gather(*(drain(items) for items in queues.values())))
+
+    async def _drain_channel(self, items: Sequence[OutboxItem], now: datetime, snoozed: Collection[str]) -> int:
+        sent = 0
+        for item in items:
+            if item.status == "pending" and item.not_before > now:
+                if item.attempts > 0:
+                    break  # a retry's back-off holds back the rest of the channel
+                continue  # not due yet (quiet hours)
+            if item.kind == "alert" and alert_account(item.key) in snoozed:
+                await self.store.mark_skipped(item.id, "snoozed")
+                continue
+            if not await self.store.claim(item, now, CLAIM_LEASE):
+                continue
+            delivered = await self._deliver(item)
+            sent += delivered
+            if not delivered:
+                break
+        return sent
 
     async def _deliver(self, item: OutboxItem) -> int:
         adapter = self.adapters[item.platform]
@@ -489,19 +543,18 @@ class Runtime:
         for job in self.scheduler.get_jobs():
             if job.id.startswith("summary:"):
                 job.remove()
+        # Channels that share a summary time form one job and one fan-out.
+        groups: dict[tuple[int, int, str], list[Channel]] = {}
         for channel in await self.channels():
-            if channel.daily_summary is None:
-                continue
-            trigger = CronTrigger(
-                hour=channel.daily_summary.hour,
-                minute=channel.daily_summary.minute,
-                timezone=ZoneInfo(channel.timezone),
-            )
+            if channel.daily_summary is not None:
+                when = (channel.daily_summary.hour, channel.daily_summary.minute, channel.timezone)
+                groups.setdefault(when, []).append(channel)
+        for (hour, minute, timezone), members in groups.items():
             self.scheduler.add_job(
                 self._job,
-                trigger,
-                args=(f"summary {channel.key}", _summary_job(self, channel)),
-                id=f"summary:{channel.key}",
+                CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(timezone)),
+                args=(f"summary {hour:02d}:{minute:02d} {timezone}", _summary_job(self, members)),
+                id=f"summary:{hour:02d}:{minute:02d}:{timezone}",
                 replace_existing=True,
             )
 
@@ -531,9 +584,9 @@ class Runtime:
         self.leading = False
 
 
-def _summary_job(runtime: Runtime, channel: Channel) -> Callable[[], Coroutine[Any, Any, Any]]:
+def _summary_job(runtime: Runtime, channels: Sequence[Channel]) -> Callable[[], Coroutine[Any, Any, Any]]:
     async def job() -> None:
-        await runtime.send_summary(channel)
+        await runtime.send_summaries(channels)
 
     return job
 

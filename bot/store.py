@@ -513,6 +513,47 @@ class Store:
             return False
         return True
 
+    async def enqueue_many(self, messages: Sequence[dict[str, Any]], now: datetime) -> list[str]:
+        """Queue several messages (each with the arguments of `enqueue`) in one transaction, skipping keys that
+        exist; returns the keys queued."""
+        if not messages:
+            return []
+        async with self.engine.connect() as connection:
+            keys = [m["key"] for m in messages]
+            existing = set(
+                (await connection.execute(sa.select(outbox.c.key).where(outbox.c.key.in_(keys)))).scalars()
+            )
+        rows = [
+            {**m, "status": "pending", "attempts": 0, "created_at": now}
+            for m in messages
+            if m["key"] not in existing
+        ]
+        if not rows:
+            return []
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(outbox.insert(), rows)
+        except IntegrityError:
+            # Another process queued some of them meanwhile: fall back to one at a time.
+            queued = []
+            for row in rows:
+                fields = {k: row[k] for k in ("key", "platform", "channel", "kind", "severity", "message")}
+                if await self.enqueue(**fields, not_before=row["not_before"], now=now):
+                    queued.append(row["key"])
+            return queued
+        return [row["key"] for row in rows]
+
+    async def latest_sent_per_channel(self, kind: str) -> dict[tuple[str, str], OutboxItem]:
+        """The latest delivered message of a kind in every channel, by (platform, channel)."""
+        latest = (
+            sa.select(sa.func.max(outbox.c.id))
+            .where(outbox.c.kind == kind, outbox.c.status == "sent")
+            .group_by(outbox.c.platform, outbox.c.channel)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(sa.select(outbox).where(outbox.c.id.in_(latest)))).mappings().all()
+        return {(row["platform"], row["channel"]): _outbox_item(row) for row in rows}
+
     async def open_messages(self, now: datetime, lease: timedelta, limit: int = 1000) -> list[OutboxItem]:
         """Messages not delivered yet (pending, or claimed by a process that gave no sign for a lease), oldest
         first, whether due or not."""

@@ -39,6 +39,14 @@ class SlackState:
     failing: int = 0  # answer this many chat.postMessage calls with 500
     failing_uploads: int = 0  # answer this many files.getUploadURLExternal calls with an error
     socket_url: str | None = None  # what apps.connections.open hands out (Socket Mode)
+    # Slack's pacing, when set: chat.postMessage per channel at most once per `channel_interval` seconds,
+    # and at most `workspace_per_second` Web API calls in any moving one-second window; beyond, 429.
+    channel_interval: float | None = None
+    workspace_per_second: int | None = None
+    throttled: int = 0  # how many calls were answered 429 by the pacing above
+    accepted: list[float] = field(default_factory=list)
+    last_post: dict[str, float] = field(default_factory=dict)
+    posted: dict[str, int] = field(default_factory=dict)  # chat.postMessage calls answered ok, per channel
     calls: list[SlackCall] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -92,6 +100,10 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.calls.append(SlackCall(path, data, time.monotonic()))
+        if path == "/_stats":  # for a benchmark that runs the fake in another process
+            with state.lock:
+                self._reply(200, {"posts": state.posted, "throttled": state.throttled})
+            return
         if path.startswith("/webhook/") or path.startswith("/upload/"):
             self._reply(200, "ok", "text/plain")
             return
@@ -101,6 +113,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not data["_auth"].endswith(BOT_TOKEN):
             self._reply(200, {"ok": False, "error": "invalid_auth"})
+            return
+        retry_after = self._over_limits(method, data)
+        if retry_after is not None:
+            self._reply(429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": str(retry_after)})
             return
         if method == "chat.postMessage":
             with state.lock:
@@ -119,6 +135,10 @@ class _Handler(BaseHTTPRequestHandler):
                     self._reply(200, {"ok": False, "error": "internal_error"})
                     return
         base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if method == "chat.postMessage":
+            with state.lock:
+                channel = str(data.get("channel"))
+                state.posted[channel] = state.posted.get(channel, 0) + 1
         answers: dict[str, Any] = {
             "auth.test": {"ok": True, "team_id": TEAM, "team": "Test", "user_id": "UBOT", "bot_id": "B1"},
             "chat.postMessage": {"ok": True, "channel": data.get("channel"), "ts": f"{time.time():.6f}"},
@@ -131,6 +151,27 @@ class _Handler(BaseHTTPRequestHandler):
             },
         }
         self._reply(200, answers.get(method, {"ok": True}))
+
+    def _over_limits(self, method: str, data: dict[str, Any]) -> int | None:
+        """Seconds to wait if this call breaks the configured pacing (it is then not counted), else None."""
+        state = self.server.state
+        now = time.monotonic()
+        with state.lock:
+            if state.workspace_per_second is not None:
+                state.accepted = [t for t in state.accepted if now - t < 1.0]
+                if len(state.accepted) >= state.workspace_per_second:
+                    state.throttled += 1
+                    return 1
+            channel = str(data.get("channel"))
+            if state.channel_interval is not None and method == "chat.postMessage":
+                last = state.last_post.get(channel)
+                if last is not None and now - last < state.channel_interval:
+                    state.throttled += 1
+                    return 1
+                state.last_post[channel] = now
+            if state.workspace_per_second is not None:
+                state.accepted.append(now)
+        return None
 
     def _reply(
         self, status: int, body: Any, kind: str = "application/json", headers: dict[str, str] | None = None

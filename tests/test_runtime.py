@@ -3,6 +3,7 @@ snoozes, retries, and the command layer with permissions and audit."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
@@ -233,6 +234,72 @@ async def test_commands_permissions_audit_and_effective_thresholds(env: dict[str
     assert "is not a duration" in bad.message.text
 
 
+class SlowAdapter(RecordingAdapter):
+    """Takes a while per message and records how many sends overlapped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.peak = 0
+
+    async def send(self, channel_id: str, message: Message, *, key: str | None = None) -> None:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(0.05)
+            await super().send(channel_id, message, key=key)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_summary_fan_out_runs_channels_in_parallel_within_the_limit(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    channels = tuple(Channel("slack", f"C{i:02d}", daily_summary=time(9, 0)) for i in range(30))
+    adapter = SlowAdapter()
+    fake: FakeProviderServer = env["fake"]
+    config = AppConfig(
+        make_settings(env["tmp"], CREDITBOT_DELIVERY_CONCURRENCY=5),
+        (make_account("ds", "deepseek", fake.base_url("deepseek")),),
+        "test",
+        channels=channels,
+    )
+    drawn = []
+
+    async def chart(views: Any) -> bytes:
+        drawn.append(views)
+        return b"png"
+
+    runtime = Runtime(config, env["store"], env["http"], [adapter], clock=clock, charts=chart)
+    assert await runtime.send_summaries(channels) == 30
+    assert sorted(c for c, _ in adapter.sent) == [c.id for c in channels]
+    assert adapter.peak == 5
+    assert len(drawn) == 1
+    assert await runtime.send_summaries(channels) == 0  # the day's summaries exist: nothing again
+
+
+async def test_channels_sharing_a_summary_time_share_one_job(env: dict[str, Any]) -> None:
+    clock = Clock(datetime.now(UTC))
+    channels = (
+        Channel("slack", "C1", daily_summary=time(9, 0)),
+        Channel("slack", "C2", daily_summary=time(9, 0)),
+        Channel("slack", "C3", daily_summary=time(9, 0), timezone="Europe/Paris"),
+    )
+    fake: FakeProviderServer = env["fake"]
+    config = AppConfig(
+        make_settings(env["tmp"]),
+        (make_account("ds", "deepseek", fake.base_url("deepseek")),),
+        "t",
+        channels=channels,
+    )
+    runtime = Runtime(config, env["store"], env["http"], [RecordingAdapter()], clock=clock)
+    await runtime.start()
+    try:
+        jobs = sorted(j.id for j in runtime.scheduler.get_jobs() if j.id.startswith("summary:"))
+        assert jobs == ["summary:09:00:Europe/Paris", "summary:09:00:UTC"]
+    finally:
+        await runtime.stop()
+
+
 async def test_subscribe_adds_a_channel_with_its_summary_job(env: dict[str, Any]) -> None:
     clock = Clock(datetime.now(UTC))
     runtime = runtime_for(env, clock, (), RecordingAdapter())
@@ -243,9 +310,9 @@ async def test_subscribe_adds_a_channel_with_its_summary_job(env: dict[str, Any]
     assert (channel.id, channel.daily_summary, channel.timezone) == ("C9", time(7, 30), "Europe/Paris")
     await runtime.start()
     try:
-        assert runtime.scheduler.get_job("summary:slack:C9") is not None
+        assert runtime.scheduler.get_job("summary:07:30:Europe/Paris") is not None
         await runtime.handler.handle("unsubscribe", admin)
-        assert runtime.scheduler.get_job("summary:slack:C9") is None
+        assert runtime.scheduler.get_job("summary:07:30:Europe/Paris") is None
     finally:
         await runtime.stop()
 

@@ -238,6 +238,65 @@ async def test_429_is_retried_honouring_retry_after_and_delivered_once(bot: dict
     assert len(slack.state.called("/api/chat.postMessage")) == 2  # the 429, then the delivery
 
 
+async def test_fan_out_keeps_to_slack_pacing_and_delivers_each_summary_once(
+    tmp_path: Path, fake: FakeProviderServer, slack: FakeSlack
+) -> None:
+    slack.state.channel_interval = 1.0
+    slack.state.workspace_per_second = 10
+    settings = make_settings(
+        tmp_path,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        SLACK_CALLS_PER_SECOND=10,
+    )
+    channels = tuple(Channel("slack", f"C{i:02d}", daily_summary=clock_time(9, 0)) for i in range(25))
+    config = AppConfig(
+        settings, (make_account("ds", "deepseek", fake.base_url("deepseek")),), "t", channels=channels
+    )
+    store = await Store.open(settings.database_url)
+    chart_calls = []
+
+    async def chart(views: Any) -> bytes:
+        chart_calls.append(views)
+        return b"\x89PNG\r\n\x1a\nchart"
+
+    async with httpx.AsyncClient() as http:
+        adapter = SlackAdapter(settings)
+        runtime = Runtime(config, store, http, [adapter], charts=chart)
+        await adapter.start(runtime.handler)
+        await asyncio.sleep(1.0)  # auth.test leaves the fake's window
+        started = time.monotonic()
+        assert await runtime.send_summaries(channels) == 25
+        elapsed = time.monotonic() - started
+        items = await store.outbox_items("summary")
+    await store.close()
+    assert [i.status for i in items] == ["sent"] * 25
+    assert slack.state.posted == {c.id: 1 for c in channels}  # every channel once, none twice
+    assert len(chart_calls) == 1  # channels with the same accounts share one drawing
+    # 25 messages and 25 uploads (two Web API calls each) at 10 calls/s cannot take less than 7.5 s; the
+    # fake answers 429 to anything faster, so few 429s show the pacing came from our side.
+    assert elapsed >= 7.0
+    assert slack.state.throttled <= 3
+
+
+async def test_a_429_pauses_every_delivery_for_its_retry_after(bot: dict[str, Any]) -> None:
+    slack: FakeSlack = bot["slack"]
+    slack.state.rate_limited = 1
+    from bot.messages import text_message
+
+    started = time.monotonic()
+    await asyncio.gather(
+        bot["adapter"].send("C1", text_message("one", "first")),
+        bot["adapter"].send("C2", text_message("two", "second")),
+    )
+    posts = slack.state.called("/api/chat.postMessage")
+    assert len(posts) == 3  # one 429, then both delivered
+    # The call after the 429 waited for Retry-After, whichever channel it was for.
+    assert posts[2].at - posts[0].at >= 0.95
+    assert time.monotonic() - started >= 1.0
+
+
 async def test_outage_goes_back_to_the_outbox_and_arrives_once(bot: dict[str, Any]) -> None:
     slack: FakeSlack = bot["slack"]
     runtime: Runtime = bot["runtime"]

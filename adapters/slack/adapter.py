@@ -10,15 +10,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from aiolimiter import AsyncLimiter
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.pacing import PacedWebClient, retry_after_seconds
 from adapters.slack.render import escape, parse_action_value, render, render_home
 from bot.adapter import DeliveryError
 from bot.commands import CommandError, Verb, parse_command
@@ -35,6 +34,8 @@ log = logging.getLogger(__name__)
 
 COMMAND = "/credits"
 PER_CHANNEL_INTERVAL = 1.0  # chat.postMessage allows about one message per second per channel
+RATE_LIMIT_RETRIES = 2  # 429s waited out within one send before the outbox takes over
+LONGEST_INLINE_PAUSE = 30.0  # a longer Retry-After goes back to the outbox instead of holding the send
 ADMIN_CACHE_SECONDS = 300
 PERMANENT_ERRORS = frozenset(
     {
@@ -74,13 +75,12 @@ class SlackAdapter:
         self.settings = settings
         self.socket_mode = settings.slack_app_token is not None
         token = settings.slack_bot_token.get_secret_value()
-        self.client = AsyncWebClient(
+        self.client = PacedWebClient(
+            calls_per_second=settings.slack_calls_per_second,
             token=token,
             base_url=settings.slack_api_url,
-            retry_handlers=[
-                AsyncConnectionErrorRetryHandler(),
-                AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-            ],
+            # 429s are handled by the client (a pause for every call) and by `_delivery_call` (retries).
+            retry_handlers=[AsyncConnectionErrorRetryHandler()],
         )
         if not self.socket_mode and settings.slack_signing_secret is None:
             raise ValueError("Slack HTTP mode needs SLACK_SIGNING_SECRET")
@@ -104,7 +104,7 @@ class SlackAdapter:
         self.bot_user_id: str | None = None
         self._handler: CommandHandler | None = None
         self._socket: Any = None
-        self._last_post: dict[str, float] = {}
+        self._channel_limiters: dict[str, AsyncLimiter] = {}
         self._channel_locks: dict[str, asyncio.Lock] = {}
         self._admin_cache: dict[str, tuple[bool, float]] = {}
         self._progress: dict[str, set[str]] = {}  # parts of a message already posted, by outbox key
@@ -297,7 +297,7 @@ class SlackAdapter:
                 if f"page{index}" in done:
                     continue
                 await self._pace(channel_id)
-                await self._call(
+                await self._delivery_call(
                     self.client.chat_postMessage,
                     channel=channel_id,
                     text=payload["text"],
@@ -314,7 +314,7 @@ class SlackAdapter:
 
     async def _upload_chart(self, channel_id: str, message: Message) -> None:
         assert message.chart is not None
-        await self._call(
+        await self._delivery_call(
             self.client.files_upload_v2,
             channel=channel_id,
             content=message.chart,
@@ -323,12 +323,22 @@ class SlackAdapter:
         )
 
     async def _pace(self, channel_id: str) -> None:
-        last = self._last_post.get(channel_id)
-        if last is not None:
-            wait = PER_CHANNEL_INTERVAL - (time.monotonic() - last)
-            if wait > 0:
-                await asyncio.sleep(wait)
-        self._last_post[channel_id] = time.monotonic()
+        limiter = self._channel_limiters.get(channel_id)
+        if limiter is None:
+            limiter = self._channel_limiters[channel_id] = AsyncLimiter(1, PER_CHANNEL_INTERVAL)
+        await limiter.acquire()
+
+    async def _delivery_call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
+        """A Web API call of a delivery: a 429 is waited out (the client pauses every call) a few times
+        before the outbox takes over."""
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            try:
+                return await self._call(method, **kwargs)
+            except DeliveryError as exc:
+                short = exc.retry_after is not None and exc.retry_after <= LONGEST_INLINE_PAUSE
+                if not short or attempt == RATE_LIMIT_RETRIES:
+                    raise
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
         try:
@@ -338,7 +348,7 @@ class SlackAdapter:
             retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
             raise DeliveryError(
                 f"Slack answered {error}",
-                retry_after=float(retry_after) if retry_after else None,
+                retry_after=retry_after_seconds(retry_after) if exc.response.status_code == 429 else None,
                 permanent=error in PERMANENT_ERRORS,
             ) from None
         except (TimeoutError, OSError) as exc:
