@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from bot.adapter import DeliveryError
 from bot.handler import Requester
-from bot.messages import Message, render_text
+from bot.messages import Message, render_text, safe_file_name
 
 if TYPE_CHECKING:
     from bot.handler import CommandHandler
@@ -65,7 +65,8 @@ class ConsoleAdapter:
         if message.chart:
             try:
                 self.chart_dir.mkdir(parents=True, exist_ok=True)
-                path = self.chart_dir / message.chart_name
+                # A bare file name, so a chart can only ever land inside the chart directory.
+                path = self.chart_dir / safe_file_name(message.chart_name)
                 path.write_bytes(message.chart)
             except OSError as exc:
                 raise DeliveryError(f"cannot save the chart: {exc.strerror}") from None

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 EX_USAGE = 64  # sysexits.h: so usage and configuration errors never look like a monitoring status
 EX_CONFIG = 78
-USER_AGENT = f"creditbot/{__version__} (+https://github.com/creditbot/creditbot)"
 NO_ACCOUNTS_HELP = (
     "No accounts are configured. Set one of OPENAI_ADMIN_KEY, ANTHROPIC_ADMIN_KEY, OPENROUTER_API_KEY, "
     "DEEPSEEK_API_KEY, MOONSHOT_API_KEY (in the environment or .env), or list [[accounts]] in creditbot.toml. "
@@ -52,19 +51,22 @@ def _config() -> AppConfig:
 
 @asynccontextmanager
 async def _monitor(config: AppConfig) -> AsyncIterator[Monitor]:
-    import httpx
-
+    from bot.httpclient import provider_client
     from bot.monitor import Monitor
-    from bot.store import Store, StoreError
+    from bot.store import Store, StoreError, database_problem, is_database_error
 
     try:
         store = await Store.open(config.settings.database_url)
     except StoreError as exc:
         raise CliFailure(str(exc), EX_CONFIG if exc.misconfigured else 1) from None
     try:
-        timeout = httpx.Timeout(config.settings.fetch_timeout.total_seconds(), connect=5.0)
-        async with httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT}) as http:
+        async with provider_client(config.settings) as http:
             yield Monitor(config, store, http)
+    except Exception as exc:
+        # A database that opened but fails later (a damaged page, a lost server) is one line, not a traceback.
+        if is_database_error(exc):
+            raise CliFailure(database_problem(config.settings.database_url, exc)) from None
+        raise
     finally:
         await store.close()
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import time, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -79,8 +80,20 @@ def help_text() -> str:
 
 
 def _shown(text: str) -> str:
-    # User input is echoed in errors: strip control characters and keep it short.
-    return clean_message(text, limit=40)
+    # User input is echoed in errors: no control or format character (ANSI escapes, bidi overrides,
+    # zero-width, C1), and short.
+    visible = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
+    return clean_message(visible, limit=40)
+
+
+def known_timezone(name: str) -> bool:
+    """True for an IANA timezone name; never raises (a directory such as America/Argentina, or an
+    over-long name, makes ZoneInfo raise OSError)."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
 
 
 def _fail(verb: Verb, problem: str) -> CommandError:
@@ -134,6 +147,16 @@ def parse_command(text: str, accounts: Collection[str]) -> Command:
     return _PARSERS[verb](verb, args, accounts)
 
 
+ACCOUNT_OPTION_VERBS = frozenset({Verb.CREDITS, Verb.SHARE, Verb.CHART})
+
+
+def with_account_option(command: Command, account: str, accounts: Collection[str]) -> Command:
+    """Apply a slash command's separate `account` option: always an account name, never a command word."""
+    if command.verb not in ACCOUNT_OPTION_VERBS or command.account is not None:
+        raise _fail(command.verb, "give the account once")
+    return replace(command, account=_account(command.verb, account, accounts))
+
+
 def _optional_account(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:
     if len(args) > 1:
         raise _fail(verb, "too many arguments")
@@ -163,10 +186,8 @@ def _subscribe(verb: Verb, args: list[str], accounts: Collection[str]) -> Comman
             at = time(int(match.group(1)), int(match.group(2)))
             continue
         if zone is None and ("/" in token or token.upper() == "UTC"):
-            try:
-                ZoneInfo(token)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise _fail(verb, f"'{_shown(token)}' is not a known timezone") from None
+            if not known_timezone(token):
+                raise _fail(verb, f"'{_shown(token)}' is not a known timezone")
             zone = token
             continue
         raise _fail(verb, f"'{_shown(token)}' is neither a time (HH:MM) nor a timezone")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -27,11 +27,12 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.channels import Channel, parse_clock, parse_quiet_hours
-from bot.commands import Verb
+from bot.commands import Verb, known_timezone
 from bot.errors import ConfigError
 from bot.models import Severity
 from bot.money import AmountError, Money, parse_amount
 from bot.providers import PROVIDERS
+from bot.providers.base import KEY_SHAPES
 from bot.providers.moonshot import host_currency
 
 __all__ = ["Account", "AppConfig", "ConfigError", "Settings", "load_config", "load_settings"]
@@ -88,6 +89,7 @@ class Settings(BaseSettings):
     fetch_timeout: timedelta = Field(timedelta(seconds=10), alias="CREDITBOT_FETCH_TIMEOUT")
     stale_after: timedelta = Field(timedelta(hours=24), alias="CREDITBOT_STALE_AFTER")
     cache_seconds: float = Field(60, ge=0, alias="CREDITBOT_CACHE_SECONDS")
+    answer_seconds: float = Field(2.5, gt=0, le=60, alias="CREDITBOT_ANSWER_SECONDS")
     retention_days: int = Field(400, ge=1, alias="CREDITBOT_RETENTION_DAYS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", alias="CREDITBOT_LOG_LEVEL"
@@ -132,6 +134,20 @@ class Settings(BaseSettings):
     moonshot_base_url: str | None = Field(None, alias="MOONSHOT_BASE_URL")
     openai_session_key: SecretStr | None = Field(None, alias="OPENAI_SESSION_KEY")
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # A PostgreSQL URL carries its password: the repr shows the URL without it.
+        for name, value in super().__repr_args__():
+            password = database_password(value) if name == "database_url" else None
+            yield name, value.replace(password, "***") if password else value
+
+    @field_validator("config_path", "chart_dir")
+    @classmethod
+    def _path(cls, value: Path | None) -> Path | None:
+        # A NUL or other control character would make every later file operation raise, far from here.
+        if value is not None and any(unicodedata.category(c) in ("Cc", "Cf") for c in str(value)):
+            raise ValueError("must not contain control characters")
+        return value
+
     @field_validator("fetch_timeout", "stale_after", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
@@ -166,9 +182,13 @@ class Settings(BaseSettings):
     def _gateway_url(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
+        if any(c.isspace() or not c.isprintable() for c in value.strip()):
+            raise ValueError("must not contain spaces or control characters")
         parts = urlsplit(value.strip())
         if parts.scheme not in ("ws", "wss") or not parts.hostname or parts.query or parts.fragment:
             raise ValueError("must be a ws:// or wss:// URL without a query string")
+        if parts.username or parts.password:
+            raise ValueError("must not carry a user name or password")
         return value.strip()
 
     @property
@@ -247,7 +267,8 @@ def _decimal(value: Any) -> Any:
 class AccountConfig(BaseModel):
     """One `[[accounts]]` table, validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The input of a failed field may be the key itself (a stray character in api_key, a key in the wrong field).
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     name: str
     provider: str
@@ -346,10 +367,8 @@ class AccountConfig(BaseModel):
 
 def check_timezone(value: str) -> str:
     """An IANA timezone name such as Europe/Paris, or ValueError."""
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"'{value[:60]}' is not an IANA timezone such as Europe/Paris or UTC") from None
+    if not known_timezone(value):
+        raise ValueError(f"'{value[:60]}' is not an IANA timezone such as Europe/Paris or UTC")
     return value
 
 
@@ -389,6 +408,14 @@ class ChannelConfig(BaseModel):
         return value
 
 
+def database_password(url: str) -> str | None:
+    """The password inside a database URL, as written (still percent-encoded), if it has one."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
 def check_key(value: str) -> str:
     """A key without surrounding whitespace; refuses empty keys and characters no HTTP header can carry."""
     key = value.strip()
@@ -401,6 +428,9 @@ def check_key(value: str) -> str:
 
 def validate_base_url(value: str) -> str:
     """A provider base URL: http(s)://host[:port][/prefix], no query, fragment or credentials."""
+    if any(c.isspace() or not c.isprintable() for c in value.strip()):
+        # urlsplit silently drops tabs and newlines, so the URL checked would not be the URL used.
+        raise ValueError("must not contain spaces or control characters")
     try:
         parts = urlsplit(value.strip())
         port = parts.port
@@ -463,7 +493,7 @@ class AppConfig:
     settings: Settings
     accounts: tuple[Account, ...]
     source: str  # human description of where accounts came from
-    raw_tables: Mapping[str, Any] = field(default_factory=dict)
+    raw_tables: Mapping[str, Any] = field(default_factory=dict, repr=False)  # holds literal keys
     channels: tuple[Channel, ...] = ()
     demo: bool = False  # nothing configured: a simulated account and the console
 
@@ -482,6 +512,9 @@ class AppConfig:
         ):
             if secret is not None:
                 values.append(secret.get_secret_value())
+        password = database_password(self.settings.database_url)
+        if password:
+            values += [password, unquote(password)]
         return values
 
 
@@ -504,6 +537,9 @@ def load_config(settings: Settings, environ: Mapping[str, str] | None = None) ->
     explicit = path is not None
     path = path if path is not None else DEFAULT_CONFIG_PATH
     tables: dict[str, Any] = {}
+    if path.exists() and not path.is_file():
+        # A directory fails to open; a device such as /dev/zero would be read forever.
+        raise ConfigError([f"{path}: is not a regular file (CREDITBOT_CONFIG names the TOML configuration file)"])
     if path.exists():
         tables = _read_toml(path)
     elif explicit:
@@ -644,8 +680,21 @@ def _toml_accounts(path: Path, raw_accounts: list[dict[str, Any]], env: Mapping[
         seen[folded] = index
         accounts.append(_account(parsed, str(path)))
     if problems:
-        raise ConfigError(problems)
+        keys = [str(_expand(table.get("api_key"), env, [])) for table in raw_accounts]
+        raise ConfigError(_without_keys(problems, keys))
     return accounts
+
+
+def _without_keys(problems: list[str], keys: list[str]) -> list[str]:
+    """The problems without any key of the file, or anything shaped like a key: a key pasted into the wrong field
+    (provider, name, an amount) would otherwise be quoted back."""
+    secrets = sorted({k for k in keys if len(k) >= 8}, key=len, reverse=True)
+    cleaned = []
+    for problem in problems:
+        for secret in secrets:
+            problem = problem.replace(secret, "[redacted]")
+        cleaned.append(KEY_SHAPES.sub("[redacted]", problem))
+    return cleaned
 
 
 def _account(parsed: AccountConfig, origin: str) -> Account:

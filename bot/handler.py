@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from bot.commands import Command, CommandError, Verb, help_text, parse_command
+from bot.commands import Command, CommandError, Verb, help_text, parse_command, with_account_option
 from bot.messages import Action, Message, credits_message, text_message
 from bot.models import Severity
 from bot.money import Money
@@ -74,12 +74,24 @@ class CommandHandler:
         """The monitor's clock."""
         return self.monitor.clock()
 
-    async def handle(self, text: str, requester: Requester, visible: Collection[str] | None = None) -> Reply:
-        """Parse and run one command line; malformed input gets usage, never an exception."""
+    async def handle(
+        self,
+        text: str,
+        requester: Requester,
+        visible: Collection[str] | None = None,
+        *,
+        account: str | None = None,
+    ) -> Reply:
+        """Parse and run one command line; malformed input gets usage, never an exception.
+
+        `account` is a slash command's separate account option: taken as an account name only.
+        """
         started = time.monotonic()
         names = [a.name for a in self.monitor.accounts() if visible is None or a.name in visible]
         try:
             command = parse_command(text, names)
+            if account is not None:
+                command = with_account_option(command, account, names)
         except CommandError as exc:
             return Reply(text_message("Not a creditbot command", str(exc), Severity.WARNING))
         reply = await self.run(command, requester, names)

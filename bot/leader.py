@@ -58,7 +58,7 @@ class PostgresLeadership:
             self.leading = bool(
                 await self._connection.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK_KEY)
             )
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("cannot reach PostgreSQL for leader election: %s", type(exc).__name__)
             await self._drop()
         return self.leading
@@ -71,7 +71,9 @@ class PostgresLeadership:
             return False
         try:
             await self._connection.fetchval("SELECT 1", timeout=5)
-        except (OSError, TimeoutError, asyncpg.PostgresError):
+        # A session that asyncpg already saw closing raises InterfaceError ("connection is closed"): the lock
+        # went with it, so this process must stop leading rather than believe it still holds the lock.
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             log.error("lost the database session that held the leader lock")
             await self._drop()
         return self.leading

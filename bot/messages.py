@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +14,34 @@ from typing import Any
 from bot.models import BalanceSource, Severity, Status
 from bot.money import Money
 from bot.monitor import AccountView
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_LINE_SEPARATORS = {"\u2028": "\n", "\u2029": "\n", "\t": " ", "\r": ""}
+
+
+def printable(text: str) -> str:
+    """Text without control, format (bidi overrides, zero-width) or surrogate characters; tabs become spaces
+    and Unicode line separators newlines. Data can then neither colour a terminal (ANSI escapes), reorder
+    what follows it (U+202E) nor hide characters, and always encodes as UTF-8."""
+    if text.isprintable():
+        return text
+    kept = []
+    for char in text:
+        if char == "\n":
+            kept.append(char)
+        elif char in _LINE_SEPARATORS:
+            kept.append(_LINE_SEPARATORS[char])
+        elif unicodedata.category(char) not in ("Cc", "Cf", "Cs"):
+            kept.append(char)
+    return "".join(kept)
+
+
+def safe_file_name(name: str, default: str = "credits.png") -> str:
+    """A bare file name of letters, digits, '.', '-' and '_' that cannot leave a directory (no '/', no
+    leading dot, so no '..'), at most 100 characters; `default` when nothing usable is left."""
+    base = _UNSAFE_NAME.sub("-", name.replace("\\", "/").rsplit("/", 1)[-1])[-100:].lstrip(".-")
+    return base or default
+
 
 STATUS_SEVERITY = {
     Status.CRITICAL: Severity.CRITICAL,
@@ -65,6 +95,10 @@ class Message:
     chart_name: str = "credits.png"
     mentions: tuple[str, ...] = ()  # platform syntax, e.g. "@here", "<@U123>"
     actions: tuple[Action, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Adapters use the chart name as a file name (console) or attachment name: never a path.
+        object.__setattr__(self, "chart_name", safe_file_name(self.chart_name))
 
     def with_mentions(self, mentions: Sequence[str]) -> Message:
         """The same message addressed to people."""
@@ -278,4 +312,5 @@ def render_text(message: Message) -> str:
             lines.append(f"  {item.note}")
     if message.footer:
         lines.append(message.footer)
-    return "\n".join(lines)
+    # The console is a terminal: no escape sequence or bidi override from data may reach it.
+    return printable("\n".join(lines))

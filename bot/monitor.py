@@ -167,6 +167,7 @@ class Monitor:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self.metrics: Metrics | None = None  # set by the runtime
         self._secrets = config.secrets()
+        self._refreshing: dict[str, asyncio.Task[list[Reading]]] = {}  # refreshes under way, by account
 
     def accounts(self, names: Sequence[str] | None = None) -> list[Account]:
         """Configured accounts, optionally narrowed to names (in configuration order)."""
@@ -276,9 +277,64 @@ class Monitor:
             coverage = await self.store.spend_coverage(a.name for a in accounts)
             due = [a.name for a in accounts if self._is_due(a, latest[a.name], ledger[a.name], coverage, now)]
         if due:
-            await self.refresh(due)
+            # With something stored for every account, a slow provider delays the answer by at most
+            # CREDITBOT_ANSWER_SECONDS: the answer then shows the stored readings and the fetch finishes
+            # in the background. With nothing stored there is nothing to show, so it waits for the fetch.
+            known = all(latest[name].latest is not None for name in due)
+            await self._refresh_within(due, self.settings.answer_seconds if known and not refresh else None)
             latest = await self.store.latest_readings(a.name for a in accounts)
-        return [await self._view(a, latest[a.name], ledger[a.name], now, overrides.get(a.name)) for a in accounts]
+        # Spend series and balance histories for every account in two queries rather than two per account.
+        as_of = {
+            a.name: good.fetched_at.date()
+            for a in accounts
+            if (good := latest[a.name].latest_good) is not None
+            and now - good.fetched_at <= self.settings.stale_after
+        }
+        series = await self.store.daily_spends(
+            {a.name: self._needed_since(a, ledger[a.name], as_of[a.name]) for a in accounts if a.name in as_of}
+        )
+        # Burn comes from the spend series when there is one; otherwise from how the balance moved.
+        histories = await self.store.balance_histories(
+            (
+                name
+                for name, day in as_of.items()
+                if not series[name] or burn_from_series(series[name], day) is None
+            ),
+            now - timedelta(days=8),
+        )
+        return [
+            self._view(
+                a,
+                latest[a.name],
+                ledger[a.name],
+                now,
+                overrides.get(a.name),
+                series.get(a.name, []),
+                histories.get(a.name, []),
+            )
+            for a in accounts
+        ]
+
+    async def _refresh_within(self, names: Sequence[str], budget: float | None) -> None:
+        """Refresh accounts, joining a refresh of them already under way; stop waiting (not fetching) after
+        `budget` seconds."""
+        joined = {self._refreshing[name] for name in names if name in self._refreshing}
+        new = [name for name in names if name not in self._refreshing]
+        if new:
+            task = asyncio.create_task(self.refresh(new))
+            self._refreshing.update(dict.fromkeys(new, task))
+            task.add_done_callback(lambda done: self._refreshed(done, new))
+            joined.add(task)
+        done, _pending = await asyncio.wait(joined, timeout=budget)
+        for task in done:
+            task.result()  # a failure to store is the caller's to see, as without a budget
+
+    def _refreshed(self, task: asyncio.Task[list[Reading]], names: Sequence[str]) -> None:
+        for name in names:
+            if self._refreshing.get(name) is task:
+                del self._refreshing[name]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background refresh of %s failed: %s", ", ".join(names), task.exception())
 
     def _is_due(
         self,
@@ -296,13 +352,15 @@ class Monitor:
         span = coverage.get(account.name)
         return bool(entries and account.spend_only and (span is None or span[0] > entries[0].on_day))
 
-    async def _view(
+    def _view(
         self,
         account: Account,
         readings: AccountReadings,
         entries: Sequence[LedgerEntry],
         now: datetime,
-        override: ThresholdOverride | None = None,
+        override: ThresholdOverride | None,
+        stored_series: Sequence[DailySpend],
+        history: Sequence[tuple[datetime, Money]],
     ) -> AccountView:
         thresholds = effective_thresholds(account, override)
         latest, good = readings.latest, readings.latest_good
@@ -329,9 +387,7 @@ class Monitor:
         assert good.report is not None
         report = good.report
         as_of = good.fetched_at
-        series = tuple(
-            await self.store.daily_spend(account.name, since=self._needed_since(account, entries, as_of.date()))
-        )
+        series = tuple(stored_series)
         currency = report.currency
         balance, source = report.balance, report.balance_source
         if balance is None and account.spend_only and entries:
@@ -344,7 +400,6 @@ class Monitor:
             spent_month = month_to_date(series, as_of.date()) or spent_month
         burn = burn_from_series(series, as_of.date()) if series else None
         if burn is None and balance is not None:
-            history = await self.store.balance_history(account.name, now - timedelta(days=8))
             burn = burn_from_balances(history, as_of)
         remaining = days_left(balance, burn)
         budget = Money(thresholds.monthly_budget, currency) if thresholds.monthly_budget is not None else None

@@ -24,7 +24,7 @@ from bot.messages import Action, Message, section, summary_message, text_message
 from bot.models import Severity
 from bot.money import Money
 from bot.monitor import AccountView, Monitor
-from bot.store import OutboxItem, Store
+from bot.store import OutboxItem, Store, database_problem, is_database_error
 
 log = logging.getLogger(__name__)
 
@@ -353,11 +353,15 @@ class Runtime:
         async with self._dispatch_lock:
             now = self.clock()
             snoozed = await self.store.snoozed_until(now)
+            # A message claimed within its lease may be in flight (or its sender died mid-send): the rest of
+            # its channel waits, so that a recovery never overtakes its alert after a crash.
+            busy = await self.store.claimed_channels(now - CLAIM_LEASE)
             queues: dict[tuple[str, str], list[OutboxItem]] = {}
             for item in await self.store.open_messages(now, CLAIM_LEASE):
                 if (keys is not None and item.key not in keys) or item.platform not in self.adapters:
                     continue  # another process, or a later start with that platform configured, sends it
-                queues.setdefault((item.platform, item.channel), []).append(item)
+                if (item.platform, item.channel) not in busy:
+                    queues.setdefault((item.platform, item.channel), []).append(item)
             # The adapters pace their calls to the platform's limits; parallel channels keep those limits
             # busy instead of waiting for one round trip after another.
             slots = asyncio.Semaphore(self.settings.delivery_concurrency)
@@ -424,7 +428,7 @@ class Runtime:
             await asyncio.wait_for(self.store.ping(), timeout=3)
             checks["store"] = "ok"
         except Exception as exc:  # any failure means not ready; the reason is reported, not raised
-            checks["store"] = f"unreachable: {type(exc).__name__}"
+            checks["store"] = f"unreachable: {database_problem(self.settings.database_url, exc)}"
         for platform, adapter in self.adapters.items():
             if self._runs(adapter):  # a follower is ready without the leader-only Discord gateway
                 checks[platform] = "ok" if adapter.connected() else "not connected"
@@ -457,8 +461,15 @@ class Runtime:
             await factory()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("%s failed; it runs again on schedule", name)
+        except Exception as exc:
+            if is_database_error(exc):  # one line per run while the database is away, not a traceback
+                log.error(
+                    "%s failed; it runs again on schedule: %s",
+                    name,
+                    database_problem(self.settings.database_url, exc),
+                )
+            else:
+                log.exception("%s failed; it runs again on schedule", name)
         finally:
             if task is not None:
                 self._tasks.discard(task)

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_KEY = 0x63726564_6D696772  # "credmigr": a fixed advisory lock id for schema upgrades
+CONNECT_TIMEOUT = 10.0  # seconds to reach a PostgreSQL server
 
 
 class StoreError(Exception):
@@ -122,6 +123,7 @@ class Store:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.damaged: str | None = None  # set once SQLite reported a damaged file: what to tell the operator
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -140,25 +142,28 @@ class Store:
             raise StoreError(
                 f"cannot create the database directory for {parsed.database}: {exc.strerror}"
             ) from None
+        # asyncpg waits 60 s for a server that accepts the connection but never answers; fail sooner.
+        connect_args = {"timeout": CONNECT_TIMEOUT} if parsed.get_driver_name() == "asyncpg" else {}
         try:
-            engine = create_async_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+            engine = create_async_engine(
+                parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite", connect_args=connect_args
+            )
         except (SQLAlchemyError, ImportError) as exc:
             raise StoreError(
                 f"CREDITBOT_DATABASE_URL cannot be used: {_short(exc)} (use an async driver such as "
                 "sqlite+aiosqlite:// or postgresql+asyncpg://)",
                 misconfigured=True,
             ) from None
+        store = cls(engine)
         if parsed.get_backend_name() == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        store = cls(engine)
+            event.listen(engine.sync_engine, "handle_error", store._note_damage)
         if migrate:
             try:
                 await store.migrate()
-            except (SQLAlchemyError, OSError) as exc:
+            except Exception as exc:  # driver errors (asyncpg's own, OSError, TimeoutError) are not all wrapped
                 await engine.dispose()
-                raise StoreError(
-                    f"cannot open the database ({parsed.render_as_string(hide_password=True)}): {_short(exc)}"
-                ) from None
+                raise StoreError(database_problem(parsed, exc, opening=True)) from None
         return store
 
     async def migrate(self) -> None:
@@ -169,6 +174,12 @@ class Store:
                 # Replicas starting together take turns: the lock is held until this transaction ends.
                 lock = sa.text("SELECT pg_advisory_xact_lock(:key)")
                 await connection.execute(lock, {"key": MIGRATION_LOCK_KEY})
+            elif connection.dialect.name == "sqlite":
+                # Python's sqlite3 opens a transaction only before INSERT/UPDATE/DELETE, so the DDL of an
+                # upgrade would be committed statement by statement, and a crash half-way would leave tables
+                # that the next start fails to create again. An explicit transaction makes the upgrade all or
+                # nothing; IMMEDIATE takes the write lock first, so processes starting together take turns.
+                await connection.exec_driver_sql("BEGIN IMMEDIATE")
             await connection.run_sync(_upgrade)
 
     async def close(self) -> None:
@@ -269,6 +280,30 @@ class Store:
             rows = (await connection.execute(query)).all()
         return [(row[0], Money(Decimal(row[1]), row[2])) for row in rows]
 
+    async def balance_histories(
+        self, accounts: Iterable[str], since: datetime
+    ) -> dict[str, list[tuple[datetime, Money]]]:
+        """`balance_history` of several accounts in one query."""
+        names = list(accounts)
+        result: dict[str, list[tuple[datetime, Money]]] = {name: [] for name in names}
+        if not names:
+            return result
+        query = (
+            sa.select(readings.c.account, readings.c.fetched_at, readings.c.balance, readings.c.currency)
+            .where(
+                readings.c.account.in_(names),
+                readings.c.ok.is_(True),
+                readings.c.fetched_at >= since,
+                readings.c.balance.is_not(None),
+            )
+            .order_by(readings.c.fetched_at)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        for row in rows:
+            result[row[0]].append((row[1], Money(Decimal(row[2]), row[3])))
+        return result
+
     async def failure_streak(self, account: str) -> int:
         """How many attempts in a row have failed, counting back from the latest."""
         last_good = (
@@ -294,6 +329,23 @@ class Store:
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query.order_by(daily_spend.c.day))).all()
         return [DailySpend(row[0], Money(Decimal(row[1]), row[2])) for row in rows]
+
+    async def daily_spends(self, since: dict[str, date]) -> dict[str, list[DailySpend]]:
+        """`daily_spend` of several accounts in one query, each from its own first day."""
+        result: dict[str, list[DailySpend]] = {name: [] for name in since}
+        if not since:
+            return result
+        query = (
+            sa.select(daily_spend.c.account, daily_spend.c.day, daily_spend.c.amount, daily_spend.c.currency)
+            .where(daily_spend.c.account.in_(list(since)), daily_spend.c.day >= min(since.values()))
+            .order_by(daily_spend.c.day)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        for row in rows:
+            if row[1] >= since[row[0]]:
+                result[row[0]].append(DailySpend(row[1], Money(Decimal(row[2]), row[3])))
+        return result
 
     async def spend_coverage(self, accounts: Iterable[str]) -> dict[str, tuple[date, date]]:
         """First and last stored spend day per account."""
@@ -572,6 +624,17 @@ class Store:
             rows = (await connection.execute(query)).mappings().all()
         return [_outbox_item(row) for row in rows]
 
+    async def claimed_channels(self, since: datetime) -> set[tuple[str, str]]:
+        """Channels (platform, channel) with a message claimed at or after `since`: being sent now, or left
+        claimed by a process that died while sending it."""
+        query = (
+            sa.select(outbox.c.platform, outbox.c.channel)
+            .where(outbox.c.status == "claimed", outbox.c.claimed_at >= since)
+            .distinct()
+        )
+        async with self.engine.connect() as connection:
+            return {(row[0], row[1]) for row in (await connection.execute(query)).all()}
+
     async def mark_skipped(self, item_id: int, reason: str) -> None:
         """Record that a message was deliberately not sent (e.g. its account was snoozed meanwhile)."""
         async with self.engine.begin() as connection:
@@ -651,8 +714,15 @@ class Store:
             await connection.execute(settings_kv.delete().where(settings_kv.c.key == key))
             await connection.execute(settings_kv.insert().values(key=key, value=value))
 
+    def _note_damage(self, context: Any) -> None:
+        # A damaged page fails only the queries that read it; remember it so that readiness reports it.
+        if _is_damage(context.original_exception):
+            self.damaged = database_problem(self.engine.url, context.original_exception)
+
     async def ping(self) -> None:
-        """Fail when the database cannot be reached."""
+        """Fail when the database cannot be reached, or when SQLite has reported the file damaged."""
+        if self.damaged:
+            raise StoreError(self.damaged)
         async with self.engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
 
@@ -692,8 +762,41 @@ def _upgrade(connection: sa.Connection) -> None:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
+    inner = getattr(exc, "orig", None) or exc
+    lines = str(inner).strip().splitlines()
+    return (lines[0] if lines else type(inner).__name__)[:200]
+
+
+def _is_damage(exc: BaseException) -> bool:
+    detail = _short(exc)  # SQLITE_NOTADB and SQLITE_CORRUPT
+    return "file is not a database" in detail or "database disk image is malformed" in detail
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """True for an error raised by the database layer (SQLAlchemy, or a driver's own exception)."""
+    module = type(exc).__module__.split(".")[0]
+    return isinstance(exc, SQLAlchemyError) or module in ("asyncpg", "sqlite3", "aiosqlite")
+
+
+def database_problem(url: str | sa.URL, exc: BaseException, *, opening: bool = False) -> str:
+    """One line that says which database failed, why, and what to do about it (never the password)."""
+    parsed = make_url(url)
+    shown = f"CREDITBOT_DATABASE_URL={parsed.render_as_string(hide_password=True)}"
+    detail = _short(exc)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "").expanduser().resolve()
+        if _is_damage(exc):
+            return (
+                f"the database file {path} is not a SQLite database or is damaged ({detail}); restore it from "
+                f"a backup, or move it away to start with an empty database ({shown})"
+            )
+        if "locked" in detail:
+            hint = "another process holds a write lock on it; try again when it is done"
+        else:
+            hint = f"check that {path} and its directory can be read and written"
+    else:
+        hint = "check that the server is running and reachable, and the URL's host, port, database and user"
+    return f"{'cannot open' if opening else 'error from'} the database at {shown}: {detail}; {hint}"
 
 
 def _money(value: Money | None) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,7 +38,11 @@ class SlackState:
     admins: set[str] = field(default_factory=set)
     rate_limited: int = 0  # answer this many chat.postMessage calls with 429
     failing: int = 0  # answer this many chat.postMessage calls with 500
+    failing_status: int = 500  # the status of those failures (e.g. 503)
     failing_uploads: int = 0  # answer this many files.getUploadURLExternal calls with an error
+    # Seconds each chat.postMessage is held after it was received (and recorded) before it is answered, so
+    # that a client can be killed while its post is in flight; setting it back to 0 releases held posts.
+    post_delay: float = 0.0
     socket_url: str | None = None  # what apps.connections.open hands out (Socket Mode)
     # Slack's pacing, when set: chat.postMessage per channel at most once per `channel_interval` seconds,
     # and at most `workspace_per_second` Web API calls in any moving one-second window; beyond, 429.
@@ -104,6 +109,10 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 self._reply(200, {"posts": state.posted, "throttled": state.throttled})
             return
+        if path.startswith("/_arrival/"):  # when a response_url post arrived (time.monotonic), waiting for it
+            (call,) = state.wait_for("/webhook/" + path.removeprefix("/_arrival/"), timeout=30)[:1]
+            self._reply(200, {"at": call.at})
+            return
         if path.startswith("/webhook/") or path.startswith("/upload/"):
             self._reply(200, "ok", "text/plain")
             return
@@ -126,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 if state.failing > 0:
                     state.failing -= 1
-                    self._reply(500, {"ok": False, "error": "internal_error"})
+                    self._reply(state.failing_status, {"ok": False, "error": "internal_error"})
                     return
         if method == "files.getUploadURLExternal":
             with state.lock:
@@ -135,6 +144,10 @@ class _Handler(BaseHTTPRequestHandler):
                     self._reply(200, {"ok": False, "error": "internal_error"})
                     return
         base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if method == "chat.postMessage" and state.post_delay > 0:
+            release = time.monotonic() + state.post_delay
+            while state.post_delay > 0 and time.monotonic() < release:
+                time.sleep(0.01)
         if method == "chat.postMessage":
             with state.lock:
                 channel = str(data.get("channel"))
@@ -189,6 +202,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: SlackState
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client killed while its request was held: answering it fails, which is expected.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class FakeSlack:

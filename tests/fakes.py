@@ -123,15 +123,29 @@ class FakeProviders:
     legacy_daily_cents: dict[date, float] = field(default_factory=dict)
     # scripted answers per provider, served first-in first-out before normal behaviour
     scripts: dict[str, list[Scripted]] = field(default_factory=lambda: defaultdict(list))
+    # provider -> one of ECHO_MODES: every request is answered by echoing the key it carried (secrecy tests)
+    echo_key: dict[str, str] = field(default_factory=dict)
+    # a lasting fault per provider: served to every request (once its scripted answers are used up) until
+    # cleared, so a test need not know how many requests and retries a fetch makes
+    faults: dict[str, Scripted] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
     in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     peak_in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stopping: threading.Event = field(default_factory=threading.Event)  # set when the server stops
 
     def script(self, provider: str, *answers: Scripted) -> None:
         """Queue canned answers for a provider."""
         with self.lock:
             self.scripts[provider].extend(answers)
+
+    def fail(self, provider: str, answer: Scripted | None) -> None:
+        """Answer every request of a provider with `answer` from now on; None ends the fault."""
+        with self.lock:
+            if answer is None:
+                self.faults.pop(provider, None)
+            else:
+                self.faults[provider] = answer
 
     def count(self, provider: str, path_suffix: str = "") -> int:
         """How many requests reached a provider (optionally one path)."""
@@ -160,12 +174,19 @@ class _Handler(BaseHTTPRequestHandler):
             )
             state.in_flight[provider] += 1
             state.peak_in_flight[provider] = max(state.peak_in_flight[provider], state.in_flight[provider])
-            scripted = state.scripts[provider].pop(0) if state.scripts.get(provider) else None
+            scripted = (
+                state.scripts[provider].pop(0) if state.scripts.get(provider) else state.faults.get(provider)
+            )
         try:
             if state.latency:
                 time.sleep(state.latency)
             if scripted is not None:
                 self._scripted(scripted)
+                return
+            if provider in state.echo_key:
+                key = _bearer(self.headers_lower()) or self.headers.get("x-api-key", "")
+                base = f"http://127.0.0.1:{self.server.server_address[1]}/{provider}"
+                self._scripted(echo_answer(state.echo_key[provider], key, base))
                 return
             handler = ROUTES.get(provider)
             if handler is None:
@@ -177,9 +198,14 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.in_flight[provider] -= 1
 
+    def headers_lower(self) -> dict[str, str]:
+        """Request headers with lower-case names."""
+        return {k.lower(): v for k, v in self.headers.items()}
+
     def _scripted(self, answer: Scripted) -> None:
-        if answer.delay:
-            time.sleep(answer.delay)
+        # Waits end early when the server stops, so no thread outlives its test to write to a closed socket.
+        if answer.delay and self.server.state.stopping.wait(answer.delay):
+            return
         body = answer.encoded()
         self.send_response(answer.status)
         content_type = answer.headers.get(
@@ -194,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
         if answer.stall:
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
-            time.sleep(30)
+            self.server.state.stopping.wait(30)
             return
         self.wfile.write(body)
 
@@ -212,6 +238,18 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: FakeProviders
+
+
+class _NoDelayHandler(_Handler):
+    # Headers and body go out in two writes; with Nagle's algorithm the second waits for the client's
+    # delayed ACK, about 40 ms per request.
+    disable_nagle_algorithm = True
+
+
+class _DeepQueueServer(_Server):
+    # The default accept queue of 5 drops connections when many are opened at once, and the client only
+    # tries again a second later: a delay no real provider adds.
+    request_queue_size = 128
 
 
 Answer = tuple[int, Any, dict[str, str]]
@@ -481,6 +519,95 @@ def _legacy(state: FakeProviders, path: str, query: dict[str, list[str]], header
     return _openai_error(404, "not found")
 
 
+# What each provider answers, as documented or observed, when a key that worked is revoked (all HTTP 401).
+REVOKED_KEY_ERRORS: dict[str, dict[str, Any]] = {
+    "openai": {
+        "error": {
+            "message": "Incorrect API key provided: sk-admin-****0000. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    },
+    "anthropic": {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}},
+    "openrouter": {"error": {"message": "User not found.", "code": 401}},
+    "deepseek": {
+        "error": {
+            "message": "Authentication Fails, Your api key: ****0000 is invalid",
+            "type": "authentication_error",
+            "param": None,
+            "code": "invalid_request_error",
+        }
+    },
+    "moonshot": {"error": {"message": "Invalid Authentication", "type": "invalid_authentication_error"}},
+    "openai-legacy": {
+        "error": {
+            "message": "Invalid authorization header",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+    },
+}
+
+
+# Ways real APIs and the proxies in front of them have been seen to hand a key back to its sender.
+ECHO_MODES = (
+    "401",
+    "html-500",
+    "error-200",
+    "header",
+    "redirect",
+    "text-400",
+    "status-false",
+    "detail-422",
+    "429",
+)
+
+
+def echo_answer(mode: str, key: str, base: str) -> Scripted:
+    """An answer that carries `key` back in its body, its headers or its redirect target."""
+    if mode == "401":
+        message = f"Incorrect API key provided: {key}. You can find your API key at https://platform.example/keys."
+        return Scripted(
+            401, {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}}
+        )
+    if mode == "html-500":
+        page = f"<!DOCTYPE html><html><body><h1>500</h1><pre>Authorization: Bearer {key}</pre></body></html>"
+        return Scripted(500, page, {"Content-Type": "text/html"})
+    if mode == "error-200":
+        return Scripted(200, {"error": {"message": f"Key {key} is disabled", "code": 401}})
+    if mode == "header":
+        return Scripted(
+            401,
+            {"error": {"message": "invalid_token"}},
+            {
+                "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{key} is revoked"',
+                "X-Key": key,
+            },
+        )
+    if mode == "redirect":
+        return Scripted(
+            302,
+            f"Redirecting to {base}/login?api_key={key}",
+            {"Location": f"{base}/login?api_key={key}", "Content-Type": "text/plain"},
+        )
+    if mode == "text-400":
+        return Scripted(
+            400, f"Bad Request: malformed header 'Authorization: Bearer {key}'", {"Content-Type": "text/plain"}
+        )
+    if mode == "status-false":  # Moonshot's envelope: no `error` member, the message beside `status`
+        return Scripted(
+            200, {"code": 401, "status": False, "message": f"Invalid Authentication: {key}", "scode": "0x5"}
+        )
+    if mode == "detail-422":
+        return Scripted(422, {"detail": f"api key {key} is not valid for this organization"})
+    if mode == "429":
+        return Scripted(429, {"error": {"message": f"Rate limit reached for key {key}"}}, {"Retry-After": "0"})
+    raise ValueError(f"unknown echo mode {mode!r}")
+
+
 ROUTES = {
     "openai": _openai,
     "anthropic": _anthropic,
@@ -494,9 +621,14 @@ ROUTES = {
 class FakeProviderServer:
     """Runs `FakeProviders` on 127.0.0.1 in a background thread."""
 
-    def __init__(self, state: FakeProviders | None = None) -> None:
+    def __init__(self, state: FakeProviders | None = None, *, many_requests: bool = False) -> None:
+        """`many_requests`: for tests that make hundreds of requests, many at once (no Nagle delay, a deep
+        accept queue)."""
         self.state = state or FakeProviders()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        if many_requests:
+            self._server: _Server = _DeepQueueServer(("127.0.0.1", 0), _NoDelayHandler)
+        else:
+            self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = self.state
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
@@ -511,9 +643,11 @@ class FakeProviderServer:
         return f"{self.url}/{provider}"
 
     def __enter__(self) -> FakeProviderServer:
+        self.state.stopping.clear()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.state.stopping.set()
         self._server.shutdown()
         self._server.server_close()

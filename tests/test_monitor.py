@@ -216,3 +216,40 @@ async def test_prune_drops_old_readings(
 
 async def _instant(_seconds: float) -> None:
     return None
+
+
+async def test_a_slow_provider_delays_an_answer_by_the_answer_budget_only(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
+) -> None:
+    monitor = build_monitor(
+        tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))], answer_seconds=0.5
+    )
+    (first,) = await monitor.views()
+    assert first.balance == Money(D("110.00"), "CNY")
+    fake.state.deepseek_infos = [{"currency": "CNY", "total_balance": "90.00"}]
+    fake.state.latency = 2.0  # the stored reading is older than the cache (0 s): a fetch is due
+    started = asyncio.get_running_loop().time()
+    answers = await asyncio.gather(monitor.views(), monitor.views())
+    assert asyncio.get_running_loop().time() - started < 1.5
+    assert [view.balance for (view,) in answers] == [Money(D("110.00"), "CNY")] * 2  # the stored reading
+    # Both answers joined one fetch, which goes on in the background and stores the new balance.
+    balance = None
+    for _ in range(100):
+        (view,) = await monitor.views(stored_only=True)
+        balance = view.balance
+        if balance == Money(D("90.00"), "CNY"):
+            break
+        await asyncio.sleep(0.05)
+    assert balance == Money(D("90.00"), "CNY")
+    assert fake.state.count("deepseek") == 2
+
+
+async def test_with_nothing_stored_an_answer_waits_for_the_fetch(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
+) -> None:
+    monitor = build_monitor(
+        tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))], answer_seconds=0.2
+    )
+    fake.state.latency = 0.6
+    (view,) = await monitor.views()
+    assert view.balance == Money(D("110.00"), "CNY")

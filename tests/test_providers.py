@@ -124,7 +124,8 @@ async def test_openai_error_inside_200_is_an_error() -> None:
 
 
 async def test_openai_base_url_prefix_is_kept() -> None:
-    page = {"object": "page", "data": [], "has_more": False, "next_page": None}
+    bucket = {"object": "bucket", "start_time": 1_700_000_000, "end_time": 1_700_086_400, "results": []}
+    page = {"object": "page", "data": [bucket], "has_more": False, "next_page": None}
     client, seen = mock_client(httpx.Response(200, json=page))
     async with client:
         await fetch("openai", fetch_request(client, "openai", "https://proxy.example/openai-proxy/"))

@@ -182,6 +182,26 @@ async def test_abandoned_claim_is_retried_after_the_lease(env: dict[str, Any]) -
     assert len(adapter.sent) == 1
 
 
+async def test_a_message_left_claimed_by_a_crash_holds_back_its_channel_until_the_lease_ends(
+    env: dict[str, Any],
+) -> None:
+    clock = Clock(datetime.now(UTC))
+    adapter = RecordingAdapter()
+    runtime = runtime_for(env, clock, (SLACK,), adapter)
+    store: Store = env["store"]
+    lease = timedelta(minutes=10)
+    for key, channel in (("alert:fired", "C1"), ("alert:recovered", "C1"), ("alert:other", "C2")):
+        message = Message(key, key).to_json()
+        await store.enqueue(key, "slack", channel, "alert", "warning", message, clock.now, clock.now)
+    fired = next(i for i in await store.open_messages(clock.now, lease) if i.key == "alert:fired")
+    assert await store.claim(fired, clock.now, lease)  # then that process dies while sending it
+    await runtime.dispatch()
+    assert [m.title for _, m in adapter.sent] == ["alert:other"]  # C1 waits: the recovery stays behind
+    clock.now += timedelta(minutes=11)
+    await runtime.dispatch()
+    assert [m.title for _, m in adapter.sent] == ["alert:other", "alert:fired", "alert:recovered"]
+
+
 async def test_summary_catch_up_sends_once_per_day(env: dict[str, Any]) -> None:
     today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
     clock = Clock(today)

@@ -51,6 +51,12 @@ def application_id_from_token(token: str) -> str | None:
     return decoded if decoded.isdigit() else None
 
 
+def word(value: str | None) -> str:
+    """An option value as exactly one word of the command line (spaces become '_'), so a value such as
+    "ds 90d" or "snooze ds 24h" can never smuggle extra arguments or a different command in."""
+    return "_".join((value or "").split())
+
+
 class RefreshButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     template=r"creditbot:refresh(?::(?P<account>[A-Za-z0-9_-]{1,64}))?",
@@ -252,8 +258,7 @@ class DiscordAdapter:
         async def credits(
             interaction: discord.Interaction[Any], account: str | None = None, public: bool = False
         ) -> None:
-            words = (["share"] if public else []) + ([account] if account else [])
-            await self.run_command(interaction, " ".join(words), ephemeral=not public)
+            await self.run_command(interaction, "share" if public else "", ephemeral=not public, account=account)
 
         group = app_commands.Group(
             name="creditbot",
@@ -273,18 +278,18 @@ class DiscordAdapter:
         @group.command(name="chart", description="Balances with a chart")
         @app_commands.autocomplete(account=account_names)
         async def chart(interaction: discord.Interaction[Any], account: str | None = None) -> None:
-            await self.run_command(interaction, f"chart {account or ''}")
+            await self.run_command(interaction, "chart", account=account)
 
         @group.command(name="snooze", description="Silence an account's alerts for a while (30m, 24h, 7d)")
         @app_commands.autocomplete(account=account_names)
         async def snooze(interaction: discord.Interaction[Any], account: str, duration: str = "24h") -> None:
-            await self.run_command(interaction, f"snooze {account} {duration}")
+            await self.run_command(interaction, f"snooze {word(account)} {word(duration)}")
 
         @group.command(name="subscribe", description="Daily summary and alerts in this channel")
         async def subscribe(
             interaction: discord.Interaction[Any], time: str | None = None, timezone: str | None = None
         ) -> None:
-            await self.run_command(interaction, " ".join(["subscribe", time or "", timezone or ""]))
+            await self.run_command(interaction, " ".join(["subscribe", word(time), word(timezone)]))
 
         @group.command(name="unsubscribe", description="Stop summaries and alerts in this channel")
         async def unsubscribe(interaction: discord.Interaction[Any]) -> None:
@@ -295,12 +300,12 @@ class DiscordAdapter:
         async def threshold(
             interaction: discord.Interaction[Any], account: str, warn: str, critical: str | None = None
         ) -> None:
-            await self.run_command(interaction, f"threshold {account} {warn} {critical or ''}")
+            await self.run_command(interaction, f"threshold {word(account)} {word(warn)} {word(critical)}")
 
         @group.command(name="topup", description="Record credit bought for a spend-only account")
         @app_commands.autocomplete(account=account_names)
         async def topup(interaction: discord.Interaction[Any], account: str, amount: str) -> None:
-            await self.run_command(interaction, f"topup {account} {amount}")
+            await self.run_command(interaction, f"topup {word(account)} {word(amount)}")
 
         tree.add_command(group)
 
@@ -322,7 +327,12 @@ class DiscordAdapter:
         return Requester("discord", str(interaction.user.id), channel, is_admin=admin, name=interaction.user.name)
 
     async def run_command(
-        self, interaction: discord.Interaction[Any], text: str, *, ephemeral: bool = True
+        self,
+        interaction: discord.Interaction[Any],
+        text: str,
+        *,
+        ephemeral: bool = True,
+        account: str | None = None,
     ) -> None:
         """Defer at once (Discord's 3 seconds), run the core command, answer with follow-ups."""
         if self._handler is None or not self._allowed(interaction):
@@ -330,7 +340,7 @@ class DiscordAdapter:
             await interaction.response.send_message(REFUSED_VIEW, ephemeral=True)
             return
         await interaction.response.defer(ephemeral=ephemeral, thinking=True)
-        reply = await self._handler.handle(text, self._requester(interaction))
+        reply = await self._handler.handle(text, self._requester(interaction), account=account)
         await self._follow_up(interaction, reply, ephemeral=ephemeral and not reply.public)
 
     async def on_action(self, interaction: discord.Interaction[Any], action: Action) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.messages import Message, Section
+from bot.messages import Message, Section, printable
 
 MAX_EMBEDS = 10
 MAX_TOTAL = 6000
@@ -18,19 +18,28 @@ MAX_FOOTER = 2048
 MAX_CONTENT = 2000
 # Colour-blind-safe (Okabe-Ito) colours per status and severity.
 COLOURS = {"critical": 0xD55E00, "warning": 0xE69F00, "error": 0xCC79A7, "ok": 0x009E73, "info": 0x0072B2}
-_MENTION = re.compile(r"<@[!&]?\d+>|@everyone|@here")
+_MENTION = re.compile(r"<@[!&]?\d+|@everyone|@here")
+_HEADING = re.compile(r"(?m)^(\s*)(-?#)")
 
 
 def neutralise(text: str) -> str:
-    """Data shown in a message can never ping anyone or start markdown: mentions and markup are escaped."""
-    text = text.replace("\\", "\\\\")
-    for char in "*_`~|>":
+    """Data shown in a message can never ping anyone, link or start markdown: control characters are
+    dropped, markup (`*_`~|>`, masked links `[x](url)`, `<@1>`/`<#1>`/`<t:1>` syntax, headings) is
+    escaped, and @everyone/@here are broken with a zero-width space."""
+    text = printable(text).replace("\\", "\\\\")
+    for char in "*_`~|<>[]":
         text = text.replace(char, f"\\{char}")
+    text = _HEADING.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", text)
     return _MENTION.sub(lambda m: m.group(0).replace("@", "@\u200b"), text)
 
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plain(text: str, limit: int) -> str:
+    # Our own wording (titles, labels, footers): no markup to escape, but never a control character.
+    return _cut(printable(text), limit)
 
 
 def _size(embed: dict[str, Any]) -> int:
@@ -44,14 +53,14 @@ def section_embed(item: Section, footer: str) -> dict[str, Any]:
     """One account: title, headline, inline fields, colour by status."""
     fields = [f for f in item.fields if f.label not in ("Balance", "Spend")][:MAX_FIELDS]
     embed: dict[str, Any] = {
-        "title": _cut(f"{item.account} ({item.provider})", MAX_TITLE),
+        "title": _plain(f"{item.account} ({item.provider})", MAX_TITLE),
         "description": _cut(
             neutralise(item.headline) + (f"\n{neutralise(item.note)}" if item.note else ""), MAX_DESCRIPTION
         ),
         "color": COLOURS.get(item.status, COLOURS["info"]),
         "fields": [
             {
-                "name": _cut(f.label, MAX_FIELD_NAME),
+                "name": _plain(f.label, MAX_FIELD_NAME),
                 "value": _cut(neutralise(f.value) or "—", MAX_FIELD_VALUE),
                 "inline": True,
             }
@@ -59,7 +68,7 @@ def section_embed(item: Section, footer: str) -> dict[str, Any]:
         ],
     }
     if footer:
-        embed["footer"] = {"text": _cut(footer, MAX_FOOTER)}
+        embed["footer"] = {"text": _plain(footer, MAX_FOOTER)}
     while _size(embed) > MAX_TOTAL and embed["fields"]:
         embed["fields"].pop()  # the least important fields come last
     if _size(embed) > MAX_TOTAL:
@@ -77,15 +86,15 @@ def render(message: Message, *, chart_name: str | None = None) -> list[dict[str,
     if text or not message.sections:
         chunks = [text[i : i + MAX_DESCRIPTION] for i in range(0, len(text), MAX_DESCRIPTION)] or [""]
         for index, chunk in enumerate(chunks):
-            intro: dict[str, Any] = {"title": _cut(message.title, MAX_TITLE), "color": colour}
+            intro: dict[str, Any] = {"title": _plain(message.title, MAX_TITLE), "color": colour}
             if chunk:
                 intro["description"] = chunk
             if index:
-                intro["title"] = _cut(f"{message.title} (continued)", MAX_TITLE)
+                intro["title"] = _plain(f"{message.title} (continued)", MAX_TITLE)
             embeds.append(intro)
     embeds += [section_embed(item, message.footer) for item in message.sections]
     if not message.sections and message.footer:
-        embeds[-1]["footer"] = {"text": _cut(message.footer, MAX_FOOTER)}
+        embeds[-1]["footer"] = {"text": _plain(message.footer, MAX_FOOTER)}
     if chart_name:
         embeds[-1]["image"] = {"url": f"attachment://{chart_name}"}
     pages: list[list[dict[str, Any]]] = [[]]
@@ -95,7 +104,7 @@ def render(message: Message, *, chart_name: str | None = None) -> list[dict[str,
             pages.append([])
         pages[-1].append(embed)
     mentions = " ".join(message.mentions)
-    content = _cut(f"{mentions} {message.title}".strip() if mentions else "", MAX_CONTENT)
+    content = _plain(f"{mentions} {message.title}".strip() if mentions else "", MAX_CONTENT)
     return [{"content": content if index == 0 else "", "embeds": page} for index, page in enumerate(pages)]
 
 

@@ -166,6 +166,10 @@ class SlackAdapter:
 
             if self._handler is None:
                 return web.Response(status=503, text="starting")
+            # slack_sdk's verifier raises on a timestamp that is not a number (bolt then answers 500 and logs
+            # a traceback); such a request is simply not signed by Slack.
+            if not request.headers.get("X-Slack-Request-Timestamp", "0").isdigit():
+                return web.Response(status=401, text="invalid request")
             response = await self.app.async_dispatch(await to_bolt_request(request))
             return await to_aiohttp_response(response)
 

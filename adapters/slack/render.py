@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from bot.messages import Action, Message, Section
+from bot.messages import Action, Message, Section, printable
 
 MAX_BLOCKS = 50
 MAX_HOME_BLOCKS = 100
@@ -20,11 +21,24 @@ STATUS_EMOJI = {
     "error": ":warning:",
 }
 SEVERITY_EMOJI = {"critical": ":rotating_light:", "warning": ":warning:", "info": ":information_source:"}
+# Plain-text broadcast words that Slack's automatic parsing may turn into mentions.
+_BROADCAST = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 
 
 def escape(text: str) -> str:
-    """Slack's three control characters escaped, so data can never become a mention or a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Data made inert for mrkdwn: Slack's three control characters escaped (no `<!channel>`, `<@U1>` or
+    `<http://x|link>`), a word joiner after the @ of @channel/@here/@everyone, and no control characters."""
+    text = printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _BROADCAST.sub("@\u2060\\1", text)
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    # verbatim: Slack adds no links or mentions of its own to text that is already escaped.
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": _cut(printable(text), limit), "emoji": True}
 
 
 def _cut(text: str, limit: int) -> str:
@@ -50,16 +64,12 @@ def section_blocks(item: Section) -> list[dict[str, Any]]:
     title = f"{emoji} *{escape(item.account)}* ({escape(item.provider)}) · {escape(item.status)}"
     text = f"{title}\n{escape(item.headline)}"
     fields = [f for f in item.fields if f.label not in ("Balance", "Spend", "Status")][:MAX_FIELDS]
-    block: dict[str, Any] = {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, MAX_TEXT)}}
+    block: dict[str, Any] = {"type": "section", "text": _mrkdwn(_cut(text, MAX_TEXT))}
     if fields:
-        block["fields"] = [
-            {"type": "mrkdwn", "text": _cut(f"*{escape(f.label)}*\n{escape(f.value)}", MAX_FIELD)} for f in fields
-        ]
+        block["fields"] = [_mrkdwn(_cut(f"*{escape(f.label)}*\n{escape(f.value)}", MAX_FIELD)) for f in fields]
     blocks = [block]
     if item.note:
-        blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(escape(item.note), MAX_TEXT)}]}
-        )
+        blocks.append({"type": "context", "elements": [_mrkdwn(_cut(escape(item.note), MAX_TEXT))]})
     return blocks
 
 
@@ -81,7 +91,7 @@ def _actions(actions: tuple[Action, ...]) -> dict[str, Any] | None:
     for action in actions[:25]:
         element: dict[str, Any] = {
             "type": "button",
-            "text": {"type": "plain_text", "text": _cut(action.label, 75)},
+            "text": {"type": "plain_text", "text": _cut(printable(action.label), 75)},
             "action_id": f"credits_{action.kind}" + (f"_{len(elements)}" if action.kind == "snooze" else ""),
             "value": action_value(action),
         }
@@ -90,7 +100,7 @@ def _actions(actions: tuple[Action, ...]) -> dict[str, Any] | None:
                 "title": {"type": "plain_text", "text": "Snooze alerts?"},
                 "text": {
                     "type": "plain_text",
-                    "text": _cut(f"No alerts for {action.account} for {action.duration}.", 300),
+                    "text": _cut(printable(f"No alerts for {action.account} for {action.duration}."), 300),
                 },
                 "confirm": {"type": "plain_text", "text": "Snooze"},
                 "deny": {"type": "plain_text", "text": "Cancel"},
@@ -111,24 +121,16 @@ def render(message: Message, *, max_blocks: int = MAX_BLOCKS, with_actions: bool
     """One or more `{"text", "blocks"}` payloads; many accounts are split over several messages."""
     body: list[dict[str, Any]] = []
     if message.text:
-        body += [
-            {"type": "section", "text": {"type": "mrkdwn", "text": chunk}}
-            for chunk in _chunks(escape(message.text))
-        ]
+        body += [{"type": "section", "text": _mrkdwn(chunk)} for chunk in _chunks(escape(message.text))]
     for item in message.sections:
         body += section_blocks(item)
     tail: list[dict[str, Any]] = []
     if message.footer:
-        tail.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(escape(message.footer), MAX_TEXT)}]}
-        )
+        tail.append({"type": "context", "elements": [_mrkdwn(_cut(escape(message.footer), MAX_TEXT))]})
     actions = _actions(message.actions) if with_actions else None
     if actions:
         tail.append(actions)
-    header = {
-        "type": "header",
-        "text": {"type": "plain_text", "text": _cut(message.title, MAX_HEADER), "emoji": True},
-    }
+    header = {"type": "header", "text": _plain(message.title, MAX_HEADER)}
     room = max_blocks - 1 - len(tail)
     pages: list[list[dict[str, Any]]] = []
     while body or not pages:

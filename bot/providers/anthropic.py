@@ -55,6 +55,10 @@ class AnthropicProvider:
         except AuthError as exc:
             raise AuthError(f"{exc.message}. {ADMIN_KEY_HELP}", status=exc.status) from None
         today = request.now.date()
+        if not by_day:
+            # The report has one bucket per day, empty days included: none at all is a broken answer, and
+            # reading it as nothing spent would fill the whole window with $0 days.
+            raise BadResponseError(f"anthropic returned no cost buckets for {request.since} to {today}")
         series = daily_series(by_day, "USD", request.since, today)
         return ProviderReport(
             currency="USD",

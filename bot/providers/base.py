@@ -8,8 +8,9 @@ import json
 import logging
 import random
 import re
+import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -116,7 +117,8 @@ class ProviderHttp:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     max_attempts: int = MAX_ATTEMPTS
     max_body_bytes: int = MAX_BODY_BYTES
-    secrets: tuple[str, ...] = ()  # removed from any provider text before it is cut or shown
+    # Removed from any provider text before it is cut or shown; kept out of the repr, which would print them.
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
     def _remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()
@@ -260,7 +262,7 @@ def clean_message(text: str, limit: int = 300, secrets: tuple[str, ...] = ()) ->
         if len(secret) >= 6:
             text = text.replace(secret, "[redacted]")
     text = KEY_SHAPES.sub("[redacted]", text)
-    text = re.sub(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]+", " ", text)
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)  # controls, bidi
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -53,6 +53,10 @@ class OpenAIProvider:
             if "scope" in exc.message.lower():
                 raise AuthError(ADMIN_KEY_HELP, status=exc.status) from None
             raise AuthError(f"{exc.message}. {ADMIN_KEY_HELP}", status=exc.status) from None
+        if not by_day:
+            # Costs come as one bucket per day, empty days included: none at all is a broken answer, and
+            # reading it as nothing spent would fill the whole window with $0 days.
+            raise BadResponseError(f"openai returned no cost buckets for {request.since} to {request.now.date()}")
         if len(currencies) > 1:
             raise BadResponseError(f"openai reported costs in several currencies: {sorted(currencies)}")
         currency = currencies.pop() if currencies else "USD"
@@ -76,6 +80,7 @@ def _read_page(body: Any, by_day: dict[date, Decimal], currencies: set[str]) -> 
             day = datetime.fromtimestamp(start_time, UTC).date()
         except (OverflowError, OSError, ValueError):
             raise BadResponseError("openai cost bucket has an impossible start_time") from None
+        by_day[day] += Decimal(0)  # an empty bucket still proves the day was covered
         # The first published spec called the array "result"; everything since says "results".
         results = bucket.get("results", bucket.get("result"))
         for result in expect_list(results, "cost bucket 'results'", "openai"):
