@@ -274,7 +274,9 @@ class Monitor:
         elif refresh:
             due = [a.name for a in accounts]
         else:
-            coverage = await self.store.spend_coverage(a.name for a in accounts)
+            # Coverage matters only for top-ups of spend-only accounts (see _is_due): skip the query otherwise.
+            topped_up = [a.name for a in accounts if a.spend_only and ledger[a.name]]
+            coverage = await self.store.spend_coverage(topped_up) if topped_up else {}
             due = [a.name for a in accounts if self._is_due(a, latest[a.name], ledger[a.name], coverage, now)]
         if due:
             # With something stored for every account, a slow provider delays the answer by at most
