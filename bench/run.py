@@ -240,6 +240,7 @@ async def _credits_latency(smoke: bool, latency: float, tmp: Path) -> dict[str, 
 
                 cold_ack, cold_answer = await ask("cold")
                 warm = [await ask(f"warm{i}") for i in range(5 if smoke else 50)]
+            await adapter.stop()
             await web.cleanup()
         await store.close()
     finally:
@@ -342,6 +343,7 @@ async def _fan_out_once(channel_count: int, per_second: int, tmp: Path) -> dict[
             elapsed = time.perf_counter() - started
             items = await store.outbox_items("summary")
             stats = (await http.get(slack.urls[0].replace("/api/", "/_stats"))).json()
+            await adapter.stop()
         await store.close()
     finally:
         slack.close()

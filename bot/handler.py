@@ -68,6 +68,8 @@ class CommandHandler:
         self.default_timezone = default_timezone
         self.default_summary_time = default_summary_time
         self.metrics: Metrics | None = None  # set by the runtime
+        # A chat answer waits this long for a slow provider, then shows the stored reading.
+        self.answer_seconds = monitor.settings.answer_seconds
 
     @property
     def now(self) -> datetime:
@@ -137,10 +139,10 @@ class CommandHandler:
         match command.verb:
             case Verb.CREDITS | Verb.SHARE:
                 # An empty list means "no account visible here", never "all accounts".
-                views = await self.monitor.views(wanted) if wanted else []
+                views = await self.monitor.views(wanted, wait=self.answer_seconds) if wanted else []
                 return Reply(credits_message(views, self.now), public=command.verb is Verb.SHARE)
             case Verb.CHART:
-                views = await self.monitor.views(wanted) if wanted else []
+                views = await self.monitor.views(wanted, wait=self.answer_seconds) if wanted else []
                 message = credits_message(views, self.now, chart=await self.charts(views))
                 return Reply(message)
             case Verb.ALERTS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -76,12 +77,20 @@ class Money:
 CURRENCY_SYMBOLS = {"USD": "$", "CNY": "¥", "EUR": "€", "GBP": "£"}
 
 
+_DECIMAL_TEXT = re.compile(
+    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)", re.I
+)
+
+
 def parse_amount(value: Any, *, what: str = "amount") -> Decimal:
     """Read a JSON number or numeric string as an exact Decimal; refuse bools, NaN, infinity and junk."""
     if isinstance(value, bool) or value is None:
         raise AmountError(f"{what} is {value!r}, not a number")
     if isinstance(value, int | float | str):
         text = str(value).strip() if not isinstance(value, float) else repr(value)
+        # Decimal() also takes "1_5" and non-ASCII digits; an amount is plain ASCII decimal notation.
+        if not _DECIMAL_TEXT.fullmatch(text):
+            raise AmountError(f"{what} is not a number: {_preview(value)}")
         try:
             result = Decimal(text)
         except InvalidOperation:

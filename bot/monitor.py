@@ -260,10 +260,20 @@ class Monitor:
         return Reading(account.name, account.provider, now, error=message, error_kind=error.kind)
 
     async def views(
-        self, names: Sequence[str] | None = None, *, refresh: bool = False, stored_only: bool = False
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        refresh: bool = False,
+        stored_only: bool = False,
+        wait: float | None = None,
     ) -> list[AccountView]:
         """Current view of each account, fetching those whose cached reading is too old (or all with refresh);
-        `stored_only` never fetches (the poller has just done so)."""
+        `stored_only` never fetches (the poller has just done so).
+
+        With `wait` (chat answers), a slow fetch delays the answer by at most that many seconds when something
+        is stored for every account: the answer then shows the stored readings and the fetch finishes in the
+        background. With nothing stored there is nothing to show, so it waits for the fetch.
+        """
         accounts = self.accounts(names)
         latest = await self.store.latest_readings(a.name for a in accounts)
         ledger = await self.ledger(accounts)
@@ -279,11 +289,8 @@ class Monitor:
             coverage = await self.store.spend_coverage(topped_up) if topped_up else {}
             due = [a.name for a in accounts if self._is_due(a, latest[a.name], ledger[a.name], coverage, now)]
         if due:
-            # With something stored for every account, a slow provider delays the answer by at most
-            # CREDITBOT_ANSWER_SECONDS: the answer then shows the stored readings and the fetch finishes
-            # in the background. With nothing stored there is nothing to show, so it waits for the fetch.
             known = all(latest[name].latest is not None for name in due)
-            await self._refresh_within(due, self.settings.answer_seconds if known and not refresh else None)
+            await self._refresh_within(due, wait if known else None)
             latest = await self.store.latest_readings(a.name for a in accounts)
         # Spend series and balance histories for every account in two queries rather than two per account.
         as_of = {
@@ -330,6 +337,11 @@ class Monitor:
         done, _pending = await asyncio.wait(joined, timeout=budget)
         for task in done:
             task.result()  # a failure to store is the caller's to see, as without a budget
+
+    async def aclose(self) -> None:
+        """Let fetches still running for earlier answers finish, so their readings are stored."""
+        if self._refreshing:
+            await asyncio.wait(set(self._refreshing.values()))
 
     def _refreshed(self, task: asyncio.Task[list[Reading]], names: Sequence[str]) -> None:
         for name in names:

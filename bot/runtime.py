@@ -138,6 +138,7 @@ class Runtime:
         self._poll_lock = asyncio.Lock()
         self._caught_up = False
         self._stopping = False
+        self._store_problem: str | None = None  # the database failure last logged by readiness
         self.polls = 0
 
     @staticmethod
@@ -291,17 +292,27 @@ class Runtime:
         """
         now = self.clock()
         shared = SummaryParts()
-        queue = []
+        keyed = {}
         for channel in channels:
             channel_day = day
             if channel_day is None:
                 # Keyed by the day it fell due, so a run delayed past midnight is still that day's summary.
                 due = channel.last_due(now)
                 channel_day = channel.summary_date(due if due is not None else now)
-            message, values = await self.summary_message(channel, shared=shared)
+            keyed[f"summary:{channel.key}:{channel_day}"] = channel
+        existing = await self.store.existing_keys(keyed)
+        queue = []
+        for key, channel in keyed.items():
+            if key in existing:
+                continue
+            try:
+                message, values = await self.summary_message(channel, shared=shared)
+            except Exception:  # one channel's failure must not cost the others their summary
+                log.exception("the summary for %s could not be built; it is tried again on the next run", key)
+                continue
             queue.append(
                 {
-                    "key": f"summary:{channel.key}:{channel_day}",
+                    "key": key,
                     "platform": channel.platform,
                     "channel": channel.id,
                     "kind": "summary",
@@ -370,7 +381,12 @@ class Runtime:
                 async with slots:
                     return await self._drain_channel(items, now, snoozed)
 
-            return sum(await asyncio.gather(*(drain(items) for items in queues.values())))
+            # Every channel finishes before the lock is released, even when one of them fails.
+            results = await asyncio.gather(*(drain(items) for items in queues.values()), return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                raise failures[0]
+            return sum(r for r in results if isinstance(r, int))
 
     async def _drain_channel(self, items: Sequence[OutboxItem], now: datetime, snoozed: Collection[str]) -> int:
         sent = 0
@@ -382,7 +398,7 @@ class Runtime:
             if item.kind == "alert" and alert_account(item.key) in snoozed:
                 await self.store.mark_skipped(item.id, "snoozed")
                 continue
-            if not await self.store.claim(item, now, CLAIM_LEASE):
+            if not await self.store.claim(item, self.clock(), CLAIM_LEASE):
                 continue
             delivered = await self._deliver(item)
             sent += delivered
@@ -427,8 +443,15 @@ class Runtime:
         try:
             await asyncio.wait_for(self.store.ping(), timeout=3)
             checks["store"] = "ok"
+            self._store_problem = None
         except Exception as exc:  # any failure means not ready; the reason is reported, not raised
-            checks["store"] = f"unreachable: {database_problem(self.settings.database_url, exc)}"
+            # /readyz is public (same port as Slack's HTTP mode): it names the kind of failure only, and
+            # the full line (URL without password, what to do) goes to the log once per change.
+            checks["store"] = f"unreachable: {'damaged file' if self.store.damaged else type(exc).__name__}"
+            problem = database_problem(self.settings.database_url, exc)
+            if problem != self._store_problem:
+                log.error("not ready: %s", problem)
+                self._store_problem = problem
         for platform, adapter in self.adapters.items():
             if self._runs(adapter):  # a follower is ready without the leader-only Discord gateway
                 checks[platform] = "ok" if adapter.connected() else "not connected"
@@ -530,7 +553,7 @@ class Runtime:
                 await adapter.stop()
 
     async def reschedule(self) -> None:
-        """(Re)create the jobs: polling, delivery, and one summary job per channel (on the leader)."""
+        """(Re)create the jobs: polling, delivery, and one summary job per summary time (on the leader)."""
         if self.scheduler is None or not self.leading:
             return
         from apscheduler.triggers.cron import CronTrigger
@@ -590,6 +613,8 @@ class Runtime:
                 await adapter.stop()
             except Exception:
                 log.exception("stopping the %s adapter failed", adapter.platform)
+        # Fetches started for chat answers that gave up waiting still store their readings.
+        await asyncio.wait_for(self.monitor.aclose(), timeout=grace)
         if self.leadership is not None:
             await self.leadership.release()
         self.leading = False

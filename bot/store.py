@@ -168,6 +168,10 @@ class Store:
 
     async def migrate(self) -> None:
         """Upgrade the schema with Alembic (imported here: only needed at start)."""
+        # An up-to-date schema needs no lock: a read-only database still opens, and starts stay quick.
+        async with self.engine.connect() as connection:
+            if await connection.run_sync(_at_head):
+                return
         # Alembic keeps its migration context in module globals: one upgrade at a time per process.
         async with _migration_lock(), self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
@@ -570,11 +574,7 @@ class Store:
         exist; returns the keys queued."""
         if not messages:
             return []
-        async with self.engine.connect() as connection:
-            keys = [m["key"] for m in messages]
-            existing = set(
-                (await connection.execute(sa.select(outbox.c.key).where(outbox.c.key.in_(keys)))).scalars()
-            )
+        existing = await self.existing_keys(m["key"] for m in messages)
         rows = [
             {**m, "status": "pending", "attempts": 0, "created_at": now}
             for m in messages
@@ -694,11 +694,14 @@ class Store:
             row = (await connection.execute(query)).mappings().first()
         return _outbox_item(row) if row else None
 
-    async def has_message(self, key: str) -> bool:
-        """True when a message with this key was ever queued."""
+    async def existing_keys(self, keys: Iterable[str]) -> set[str]:
+        """Which of these outbox keys were ever queued."""
+        wanted = list(keys)
+        if not wanted:
+            return set()
         async with self.engine.connect() as connection:
-            found = (await connection.execute(sa.select(outbox.c.id).where(outbox.c.key == key))).first()
-        return found is not None
+            rows = await connection.execute(sa.select(outbox.c.key).where(outbox.c.key.in_(wanted)))
+            return set(rows.scalars())
 
     async def get_value(self, key: str) -> str | None:
         """A bookkeeping value, if set."""
@@ -751,14 +754,27 @@ def _migration_lock() -> asyncio.Lock:
     return _MIGRATION_LOCKS.setdefault(id(loop), asyncio.Lock())
 
 
-def _upgrade(connection: sa.Connection) -> None:
-    from alembic import command
+def _alembic_config(connection: sa.Connection) -> Any:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    return config
+
+
+def _at_head(connection: sa.Connection) -> bool:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
+    return bool(MigrationContext.configure(connection).get_current_revision() == head)
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    from alembic import command
+
+    command.upgrade(_alembic_config(connection), "head")
 
 
 def _short(exc: BaseException) -> str:

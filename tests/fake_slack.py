@@ -37,6 +37,7 @@ class SlackState:
 
     admins: set[str] = field(default_factory=set)
     rate_limited: int = 0  # answer this many chat.postMessage calls with 429
+    retry_after: str = "1"  # the Retry-After of those 429s
     failing: int = 0  # answer this many chat.postMessage calls with 500
     failing_status: int = 500  # the status of those failures (e.g. 503)
     failing_uploads: int = 0  # answer this many files.getUploadURLExternal calls with an error
@@ -131,7 +132,9 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 if state.rate_limited > 0:
                     state.rate_limited -= 1
-                    self._reply(429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": "1"})
+                    self._reply(
+                        429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": state.retry_after}
+                    )
                     return
                 if state.failing > 0:
                     state.failing -= 1

@@ -481,21 +481,28 @@ async def test_hostile_discord_options_come_back_escaped_and_cut(discord_bot: di
 
 
 async def test_spaces_in_a_discord_option_cannot_smuggle_in_another_command(discord_bot: dict[str, Any]) -> None:
-    # Options are joined into one command line; a value with spaces must stay one (unknown) word.
+    # Options are joined into one command line: a value with spaces is refused, never split or glued.
     fake: FakeDiscord = discord_bot["discord"]
     store: Store = discord_bot["store"]
     smuggled = [
         ("credits", {"account": "snooze ds 90d"}),
         ("creditbot snooze", {"account": "ds", "duration": "1h extra words"}),
         ("creditbot threshold", {"account": "ds 1", "warn": "0"}),
+        ("creditbot topup", {"account": "ds", "amount": "1 5"}),  # must not become 15 (or 1_5)
+        ("creditbot threshold", {"account": "ds", "warn": "5 0.50"}),
     ]
     for count, (name, options) in enumerate(smuggled, start=1):
         fake.send_interaction(command_interaction(fake, name, options, permissions=MANAGE_GUILD))
-        await fake.wait_for_async("POST", "/webhooks/*", count=count)
+        await fake.wait_for_async("POST", "/interactions/*", count=count)
+    await fake.wait_for_async("POST", "/webhooks/*")  # /credits' account option: deferred, then answered
     now = discord_bot["runtime"].clock()
     assert await store.snoozed_until(now) == {}
     assert await store.threshold_overrides() == {}
+    assert await store.ledger_entries(["ds"]) == {"ds": []}
     assert await store.audit_entries() == []
+    # The settings commands are refused at once, privately, saying why; nothing was split into arguments.
+    answers = [r.json for r in fake.recorded("POST", "/interactions/*")][1:]
+    assert all("one word" in json.dumps(a) and a["data"]["flags"] == 64 for a in answers), answers
 
 
 async def test_a_discord_account_option_is_only_ever_an_account_name(discord_bot: dict[str, Any]) -> None:

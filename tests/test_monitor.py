@@ -221,15 +221,13 @@ async def _instant(_seconds: float) -> None:
 async def test_a_slow_provider_delays_an_answer_by_the_answer_budget_only(
     tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
 ) -> None:
-    monitor = build_monitor(
-        tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))], answer_seconds=0.5
-    )
+    monitor = build_monitor(tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))])
     (first,) = await monitor.views()
     assert first.balance == Money(D("110.00"), "CNY")
     fake.state.deepseek_infos = [{"currency": "CNY", "total_balance": "90.00"}]
     fake.state.latency = 2.0  # the stored reading is older than the cache (0 s): a fetch is due
     started = asyncio.get_running_loop().time()
-    answers = await asyncio.gather(monitor.views(), monitor.views())
+    answers = await asyncio.gather(monitor.views(wait=0.5), monitor.views(wait=0.5))
     assert asyncio.get_running_loop().time() - started < 1.5
     assert [view.balance for (view,) in answers] == [Money(D("110.00"), "CNY")] * 2  # the stored reading
     # Both answers joined one fetch, which goes on in the background and stores the new balance.
@@ -247,9 +245,19 @@ async def test_a_slow_provider_delays_an_answer_by_the_answer_budget_only(
 async def test_with_nothing_stored_an_answer_waits_for_the_fetch(
     tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
 ) -> None:
-    monitor = build_monitor(
-        tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))], answer_seconds=0.2
-    )
+    monitor = build_monitor(tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))])
+    fake.state.latency = 0.6
+    (view,) = await monitor.views(wait=0.2)
+    assert view.balance == Money(D("110.00"), "CNY")
+
+
+async def test_without_a_wait_a_slow_fetch_is_waited_for_and_stored(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, fake: FakeProviderServer
+) -> None:
+    # The CLI and the summaries ask without `wait`: they must show (and store) the new reading.
+    monitor = build_monitor(tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))])
+    await monitor.views()
+    fake.state.deepseek_infos = [{"currency": "CNY", "total_balance": "90.00"}]
     fake.state.latency = 0.6
     (view,) = await monitor.views()
-    assert view.balance == Money(D("110.00"), "CNY")
+    assert view.balance == Money(D("90.00"), "CNY")

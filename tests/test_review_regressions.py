@@ -134,3 +134,21 @@ async def test_too_old_reading_is_reported_stale_with_its_time(
     assert view.stale is True
     assert view.fetched_at is not None
     assert view.balance is None
+
+
+async def test_a_lone_surrogate_in_a_provider_error_cannot_break_storing_the_poll(
+    tmp_path: Path, store: Store
+) -> None:
+    # JSON may escape a lone surrogate; no database can encode it, and a poll stores all accounts at once.
+    body = b'{"error": {"message": "down \\ud800 for maintenance"}}'
+    transport = httpx.MockTransport(lambda _request: httpx.Response(400, content=body))
+    async with httpx.AsyncClient(transport=transport) as http:
+        monitor = build_monitor(
+            tmp_path, store, http, [make_account("ds", "deepseek", "https://api.deepseek.com")]
+        )
+        (reading,) = await monitor.refresh()
+    assert "down" in (reading.error or "")
+    assert "\ud800" not in (reading.error or "")
+    stored = (await store.latest_readings(["ds"]))["ds"].latest
+    assert stored is not None
+    assert stored.error == reading.error

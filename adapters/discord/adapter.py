@@ -8,6 +8,7 @@ import contextlib
 import io
 import logging
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -51,10 +52,7 @@ def application_id_from_token(token: str) -> str | None:
     return decoded if decoded.isdigit() else None
 
 
-def word(value: str | None) -> str:
-    """An option value as exactly one word of the command line (spaces become '_'), so a value such as
-    "ds 90d" or "snooze ds 24h" can never smuggle extra arguments or a different command in."""
-    return "_".join((value or "").split())
+ONE_WORD = "Each option takes one word, without spaces. Nothing was changed; try again."
 
 
 class RefreshButton(
@@ -283,13 +281,13 @@ class DiscordAdapter:
         @group.command(name="snooze", description="Silence an account's alerts for a while (30m, 24h, 7d)")
         @app_commands.autocomplete(account=account_names)
         async def snooze(interaction: discord.Interaction[Any], account: str, duration: str = "24h") -> None:
-            await self.run_command(interaction, f"snooze {word(account)} {word(duration)}")
+            await self.run_command(interaction, "snooze", options=(account, duration))
 
         @group.command(name="subscribe", description="Daily summary and alerts in this channel")
         async def subscribe(
             interaction: discord.Interaction[Any], time: str | None = None, timezone: str | None = None
         ) -> None:
-            await self.run_command(interaction, " ".join(["subscribe", word(time), word(timezone)]))
+            await self.run_command(interaction, "subscribe", options=(time, timezone))
 
         @group.command(name="unsubscribe", description="Stop summaries and alerts in this channel")
         async def unsubscribe(interaction: discord.Interaction[Any]) -> None:
@@ -300,12 +298,12 @@ class DiscordAdapter:
         async def threshold(
             interaction: discord.Interaction[Any], account: str, warn: str, critical: str | None = None
         ) -> None:
-            await self.run_command(interaction, f"threshold {word(account)} {word(warn)} {word(critical)}")
+            await self.run_command(interaction, "threshold", options=(account, warn, critical))
 
         @group.command(name="topup", description="Record credit bought for a spend-only account")
         @app_commands.autocomplete(account=account_names)
         async def topup(interaction: discord.Interaction[Any], account: str, amount: str) -> None:
-            await self.run_command(interaction, f"topup {word(account)} {word(amount)}")
+            await self.run_command(interaction, "topup", options=(account, amount))
 
         tree.add_command(group)
 
@@ -333,14 +331,23 @@ class DiscordAdapter:
         *,
         ephemeral: bool = True,
         account: str | None = None,
+        options: Sequence[str | None] = (),
     ) -> None:
-        """Defer at once (Discord's 3 seconds), run the core command, answer with follow-ups."""
+        """Defer at once (Discord's 3 seconds), run the core command, answer with follow-ups.
+
+        `options` are appended to `text` as words; a value with spaces is refused rather than split, so it can
+        never become several arguments (or another command).
+        """
         if self._handler is None or not self._allowed(interaction):
             # Refused before deferring: a public defer would make the refusal public too.
             await interaction.response.send_message(REFUSED_VIEW, ephemeral=True)
             return
+        if any(value is not None and len(value.split()) > 1 for value in options):
+            await interaction.response.send_message(ONE_WORD, ephemeral=True)
+            return
         await interaction.response.defer(ephemeral=ephemeral, thinking=True)
-        reply = await self._handler.handle(text, self._requester(interaction), account=account)
+        line = " ".join([text, *(value.strip() for value in options if value is not None and value.strip())])
+        reply = await self._handler.handle(line, self._requester(interaction), account=account)
         await self._follow_up(interaction, reply, ephemeral=ephemeral and not reply.public)
 
     async def on_action(self, interaction: discord.Interaction[Any], action: Action) -> None:

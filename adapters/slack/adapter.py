@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.pacing import PacedWebClient, retry_after_seconds
+from adapters.slack.pacing import LONGEST_INLINE_PAUSE, PacedWebClient, SlackPaused, retry_after_seconds
 from adapters.slack.render import escape, parse_action_value, render, render_home
 from bot.adapter import DeliveryError
 from bot.commands import CommandError, Verb, parse_command
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 COMMAND = "/credits"
 PER_CHANNEL_INTERVAL = 1.0  # chat.postMessage allows about one message per second per channel
 RATE_LIMIT_RETRIES = 2  # 429s waited out within one send before the outbox takes over
-LONGEST_INLINE_PAUSE = 30.0  # a longer Retry-After goes back to the outbox instead of holding the send
 ADMIN_CACHE_SECONDS = 300
 PERMANENT_ERRORS = frozenset(
     {
@@ -168,7 +167,7 @@ class SlackAdapter:
                 return web.Response(status=503, text="starting")
             # slack_sdk's verifier raises on a timestamp that is not a number (bolt then answers 500 and logs
             # a traceback); such a request is simply not signed by Slack.
-            if not request.headers.get("X-Slack-Request-Timestamp", "0").isdigit():
+            if not re.fullmatch(r"[0-9]{1,12}", request.headers.get("X-Slack-Request-Timestamp", "0")):
                 return web.Response(status=401, text="invalid request")
             response = await self.app.async_dispatch(await to_bolt_request(request))
             return await to_aiohttp_response(response)
@@ -198,6 +197,9 @@ class SlackAdapter:
         except SlackApiError as exc:
             log.warning("users.info failed for %s: %s; treating as not an admin", user, exc.response.get("error"))
             admin = False
+        except SlackPaused as exc:
+            log.warning("users.info for %s not tried: %s; treating as not an admin", user, exc)
+            return False  # not cached: asked again once Slack accepts calls
         self._admin_cache[user] = (admin, time.monotonic())
         return admin
 
@@ -349,12 +351,14 @@ class SlackAdapter:
             return await method(**kwargs)
         except SlackApiError as exc:
             error = str(exc.response.get("error") or exc.response.status_code)
-            retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
+            retry_after = exc.response.headers.get("Retry-After")
             raise DeliveryError(
                 f"Slack answered {error}",
                 retry_after=retry_after_seconds(retry_after) if exc.response.status_code == 429 else None,
                 permanent=error in PERMANENT_ERRORS,
             ) from None
+        except SlackPaused as exc:
+            raise DeliveryError(str(exc), retry_after=exc.retry_after) from None
         except (TimeoutError, OSError) as exc:
             raise DeliveryError(f"Slack is unreachable: {type(exc).__name__}") from None
         except Exception as exc:

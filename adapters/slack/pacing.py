@@ -18,7 +18,17 @@ log = logging.getLogger(__name__)
 # Slack counts calls over a moving window and the network adds jitter: staying a little under the
 # configured rate costs 5 % of throughput and saves the one-second pause that each 429 costs.
 RATE_MARGIN = 0.95
-LONGEST_PAUSE = 3600.0
+RETRY_AFTER_CAP = 3600.0  # an absurd Retry-After is read as an hour
+LONGEST_INLINE_PAUSE = 30.0  # a longer pause fails the call at once (the outbox retries) instead of holding it
+PAUSES_PER_CALL = 5
+
+
+class SlackPaused(Exception):
+    """Slack asked for a pause longer than a call should wait; `retry_after` says how long is left."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"Slack asked to wait {retry_after:.0f} s more")
+        self.retry_after = retry_after
 
 
 def retry_after_seconds(value: str | None) -> float:
@@ -27,7 +37,7 @@ def retry_after_seconds(value: str | None) -> float:
         seconds = float(value) if value else 1.0
     except ValueError:
         return 1.0
-    return min(max(seconds, 0.0), LONGEST_PAUSE) if math.isfinite(seconds) else 1.0
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP) if math.isfinite(seconds) else 1.0
 
 
 class PacedWebClient(AsyncWebClient):
@@ -40,11 +50,16 @@ class PacedWebClient(AsyncWebClient):
         self._paused_until = 0.0  # monotonic time before which no call goes out
 
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
-        """Wait for the pause and for a slot, then make the call; remember a 429's Retry-After."""
-        pause = self._paused_until - time.monotonic()
-        if pause > 0:
-            await asyncio.sleep(pause)
-        await self._limiter.acquire()
+        """Wait for a slot (and out any pause), then make the call; remember a 429's Retry-After."""
+        for _ in range(PAUSES_PER_CALL):
+            await self._limiter.acquire()
+            # Checked after the slot: calls already queued in the limiter must not go out during a pause.
+            pause = self._paused_until - time.monotonic()
+            if pause <= 0:
+                break
+            if pause > LONGEST_INLINE_PAUSE:
+                raise SlackPaused(pause)
+            await asyncio.sleep(pause)  # then queue again, so the calls resume spaced, not all at once
         try:
             return await super().api_call(api_method, **kwargs)
         except SlackApiError as exc:

@@ -262,7 +262,8 @@ def clean_message(text: str, limit: int = 300, secrets: tuple[str, ...] = ()) ->
         if len(secret) >= 6:
             text = text.replace(secret, "[redacted]")
     text = KEY_SHAPES.sub("[redacted]", text)
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)  # controls, bidi
+    # Controls, bidi and zero-width marks, and lone surrogates (which no database can encode).
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Cs") else c for c in text)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
