@@ -43,6 +43,8 @@ async def chart_series(monitor: Monitor, views: Sequence[AccountView]) -> list[C
     now = monitor.clock()
     today = now.date()
     ledgers = await monitor.ledger([v.account for v in views])
+    reported = [v.name for v in views if v.balance is not None and v.balance_source is not BalanceSource.ESTIMATED]
+    histories = await monitor.store.balance_histories(reported, now - timedelta(days=HISTORY_DAYS))
     result = []
     for view in views:
         currency = view.currency or "USD"
@@ -60,7 +62,7 @@ async def chart_series(monitor: Monitor, views: Sequence[AccountView]) -> list[C
                     spent = sum((v for d, v in spend.items() if entries[0].on_day <= d <= day), Decimal(0))
                     points.append((day, bought - spent))
             else:
-                history = await monitor.store.balance_history(view.name, now - timedelta(days=HISTORY_DAYS))
+                history = histories.get(view.name, [])
                 points = _balance_points([(w, m.amount) for w, m in history if m.currency == currency])
             if not points:
                 points = [(today, view.balance.amount)]

@@ -268,26 +268,10 @@ class Store:
         async with self.engine.connect() as connection:
             return (await connection.execute(query)).first() is not None
 
-    async def balance_history(self, account: str, since: datetime) -> list[tuple[datetime, Money]]:
-        """Reported balances of one account since a time, oldest first (for burn from balance changes)."""
-        query = (
-            sa.select(readings.c.fetched_at, readings.c.balance, readings.c.currency)
-            .where(
-                readings.c.account == account,
-                readings.c.ok.is_(True),
-                readings.c.fetched_at >= since,
-                readings.c.balance.is_not(None),
-            )
-            .order_by(readings.c.fetched_at)
-        )
-        async with self.engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        return [(row[0], Money(Decimal(row[1]), row[2])) for row in rows]
-
     async def balance_histories(
         self, accounts: Iterable[str], since: datetime
     ) -> dict[str, list[tuple[datetime, Money]]]:
-        """`balance_history` of several accounts in one query."""
+        """Reported balances of several accounts since a time, oldest first (for burn from balance changes)."""
         names = list(accounts)
         result: dict[str, list[tuple[datetime, Money]]] = {name: [] for name in names}
         if not names:

@@ -105,7 +105,7 @@ async def test_readings_round_trip_and_latest(store: Store) -> None:
     assert good.report.balance == Money(Decimal("11.00"), "CNY")
     assert good.report.balances[1] == Money(Decimal(0), "USD")
     assert await store.failure_streak("a") == 1
-    history = await store.balance_history("a", NOW - timedelta(days=1))
+    history = (await store.balance_histories(["a"], NOW - timedelta(days=1)))["a"]
     assert [m.amount for _, m in history] == [Decimal("12.00"), Decimal("11.00")]
     assert await store.has_readings_before(NOW - timedelta(minutes=90))
 
