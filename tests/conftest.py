@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import traceback
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from decimal import Decimal
@@ -108,3 +110,27 @@ async def fetch(provider: str, request: FetchRequest) -> Any:
 
 
 D = Decimal
+
+
+# Every test doubles as a secrecy check: the keys and tokens the suite runs with are canaries, and no log
+# record of any test, at INFO or above, may carry one, not even before the redacting filter that
+# `creditbot run` installs (that filter is the second line of defence, not the first).
+CANARIES = (
+    *(key[key.index("TESTKEY") :] for key in TEST_KEYS.values()),
+    "test-bot-token-0123456789",  # tests/fake_slack.py
+    "test-signing-secret-0123456789",
+    "test-app-token-0123456789",
+    "fake.discord-token-0123456789",  # tests/test_discord.py
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_canary_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    caplog.set_level(logging.INFO)
+    yield
+    for record in [*caplog.get_records("setup"), *caplog.get_records("call")]:
+        text = record.getMessage() + (record.exc_text or "")
+        if record.exc_info and record.exc_info[1] is not None:
+            text += "".join(traceback.format_exception(record.exc_info[1]))
+        leaked = [canary for canary in CANARIES if canary in text]
+        assert not leaked, f"a canary secret reached the log ({record.name}): {text[:300]}"
