@@ -152,3 +152,19 @@ async def test_a_lone_surrogate_in_a_provider_error_cannot_break_storing_the_pol
     stored = (await store.latest_readings(["ds"]))["ds"].latest
     assert stored is not None
     assert stored.error == reading.error
+
+
+async def test_an_html_403_from_something_in_between_is_not_a_refused_key(
+    tmp_path: Path, store: Store, fake: FakeProviderServer
+) -> None:
+    # A firewall or proxy page is a failing source (alert after N failures), not a key to replace (at once).
+    from bot.models import ErrorKind
+    from tests.fakes import HTML_PAGE
+
+    fake.state.script("deepseek", Scripted(403, HTML_PAGE))
+    async with httpx.AsyncClient() as http:
+        monitor = build_monitor(tmp_path, store, http, [make_account("ds", "deepseek", fake.base_url("deepseek"))])
+        (reading,) = await monitor.refresh()
+    assert reading.error_kind is ErrorKind.BAD_RESPONSE
+    assert "HTML page" in (reading.error or "")
+    assert "refused the key" not in (reading.error or "")

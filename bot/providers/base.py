@@ -287,6 +287,13 @@ def _status_error(
             text = body[:2000].decode("utf-8", "replace").strip()
             detail = clean_message(text, limit=200, secrets=secrets) if text else None
     suffix = f": {detail}" if detail else ""
+    if status in (401, 403) and detail == "an HTML error page":
+        # The APIs refuse keys in JSON; an HTML 401/403 comes from something in between (a firewall, a
+        # proxy, a captive portal). It counts as a failing source, not as a refused key alerting at once.
+        return BadResponseError(
+            f"{provider} answered HTTP {status} with an HTML page, not its API: a proxy or firewall in between?",
+            status=status,
+        )
     if status in (401, 403):
         return AuthError(f"{provider} refused the key (HTTP {status}){suffix}", status=status)
     if status == 429:
