@@ -440,7 +440,8 @@ def markdown(results: list[dict[str, Any]], machine: str) -> str:
                 f"| /credits cold: full answer | {r['cold_answer_s']['median'] * 1000:.0f} ms "
                 f"| ≤ {r['cold_answer_goal_s'] * 1000:.0f} ms "
                 f"| {r['cold_answer_s']['median'] / r['cold_answer_goal_s']:.2f} "
-                f"| sequential {r['baseline_s'] * 1000:.0f} ms |"
+                f"| sequential {r['baseline_s'] * 1000:.0f} ms "
+                f"({r['cold_answer_s']['median'] / r['baseline_s']:.2f}×) |"
             )
             lines.append(
                 f"| /credits warm: answer p99 (median {r['warm_median_s']['median'] * 1000:.1f} ms) "
@@ -460,7 +461,8 @@ def markdown(results: list[dict[str, Any]], machine: str) -> str:
                 f"| summary to {r['channels']} Slack channels | {r['seconds']['median']:.2f} s "
                 f"| ≤1.2× minimum {r['minimum_s']:.1f} s ({r['calls_per_second']} calls/s, 1 msg/s/channel) "
                 f"| {r['ratio_to_minimum']:.2f} (429s: {max(r['throttled_429'])}, lost 0, repeated 0) "
-                f"| sequential {r['baseline_s']:.1f} s, {r['baseline_429']} × 429 |"
+                f"| sequential {r['baseline_s']:.1f} s, {r['baseline_429']} × 429 "
+                f"({r['ratio_to_baseline']:.2f}×) |"
             )
         if r["name"] == "startup":
             lines.append(
