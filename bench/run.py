@@ -199,7 +199,7 @@ SIX_PROVIDERS = ("openai", "anthropic", "openrouter", "deepseek", "moonshot", "o
 
 async def _credits_latency(smoke: bool, latency: float, tmp: Path) -> dict[str, Any]:
     from adapters.slack.adapter import SlackAdapter
-    from bot.runtime import Runtime
+    from bot.runtime import Runtime, settle_heap
     from bot.web import start_http
     from tests.conftest import TEST_KEYS
     from tests.fake_slack import BOT_TOKEN, SIGNING_SECRET, signed_headers, slash_body
@@ -227,6 +227,7 @@ async def _credits_latency(smoke: bool, latency: float, tmp: Path) -> dict[str, 
             port = free_port()
             web = await start_http(port, adapter.http_routes(), host="127.0.0.1")
             await adapter.start(runtime.handler)
+            settle_heap()  # as `creditbot run` does once started
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
 
                 async def ask(name: str) -> tuple[float, float]:

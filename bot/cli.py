@@ -315,7 +315,7 @@ async def _run(config: AppConfig) -> int:
 
     from adapters.console import ConsoleAdapter
     from bot.chart_data import make_chart
-    from bot.runtime import Runtime
+    from bot.runtime import Runtime, settle_heap
 
     settings = config.settings
     stop = asyncio.Event()
@@ -373,6 +373,7 @@ async def _run(config: AppConfig) -> int:
             for channel in config.channels:
                 if channel.source == "demo":
                     await runtime.send_summary(channel)
+        settle_heap()
         import logging
 
         logging.getLogger("bot").info(

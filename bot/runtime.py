@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -618,6 +619,16 @@ class Runtime:
         if self.leadership is not None:
             await self.leadership.release()
         self.leading = False
+
+
+def settle_heap() -> None:
+    """Collect the garbage of start-up, then leave what survives out of later garbage collections.
+
+    A running bot keeps hundreds of thousands of start-up objects (modules, SDK clients, the schema) that
+    every full collection would scan again; frozen, they no longer add pauses to chat answers.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _summary_job(runtime: Runtime, channels: Sequence[Channel]) -> Callable[[], Coroutine[Any, Any, Any]]:

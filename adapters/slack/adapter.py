@@ -16,6 +16,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.slack.pacing import LONGEST_INLINE_PAUSE, PacedWebClient, SlackPaused, retry_after_seconds
 from adapters.slack.render import escape, parse_action_value, render, render_home
@@ -25,7 +26,7 @@ from bot.handler import Requester
 from bot.messages import Action, Message
 
 if TYPE_CHECKING:
-    from aiohttp import web
+    from aiohttp import ClientSession, web
 
     from bot.config import Settings
     from bot.handler import CommandHandler
@@ -104,6 +105,7 @@ class SlackAdapter:
         self._handler: CommandHandler | None = None
         self._socket: Any = None
         self._channel_limiters: dict[str, AsyncLimiter] = {}
+        self._webhook_session: ClientSession | None = None  # for response_url answers, opened on first use
         self._channel_locks: dict[str, asyncio.Lock] = {}
         self._admin_cache: dict[str, tuple[bool, float]] = {}
         self._progress: dict[str, set[str]] = {}  # parts of a message already posted, by outbox key
@@ -148,6 +150,8 @@ class SlackAdapter:
         """Close the Socket Mode connection, if any."""
         if self._socket is not None:
             await self._socket.close_async()
+        if self._webhook_session is not None:
+            await self._webhook_session.close()
         self._connected = False
 
     def connected(self) -> bool:
@@ -283,8 +287,14 @@ class SlackAdapter:
         await self.client.views_publish(user_id=user, view=view)
 
     async def _respond(self, respond: Any, message: Message, public: bool, replace_original: bool = False) -> None:
+        # bolt's `respond` opens a new HTTP session (and connection) per answer; one kept session saves that.
+        if self._webhook_session is None or self._webhook_session.closed:
+            from aiohttp import ClientSession
+
+            self._webhook_session = ClientSession()
+        client = AsyncWebhookClient(url=respond.response_url, session=self._webhook_session)
         for index, payload in enumerate(render(message)):
-            await respond(
+            await client.send(
                 text=payload["text"],
                 blocks=payload["blocks"],
                 response_type="in_channel" if public else "ephemeral",
