@@ -380,6 +380,7 @@ async def _inprocess(
             outbox = await store.outbox_items()
         finally:
             await discord_adapter.stop()
+            await slack_adapter.stop()
 
         # Every provider and echo mode fetched directly, to see the ProviderError itself.
         async def direct(provider: str, mode: str, base_url: str) -> None:

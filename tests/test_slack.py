@@ -68,6 +68,7 @@ async def bot(tmp_path: Path, fake: FakeProviderServer, slack: FakeSlack) -> Asy
                 "store": store,
                 "channel": channel,
             }
+        await adapter.stop()
         await web.cleanup()
     await store.close()
 
