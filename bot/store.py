@@ -307,17 +307,6 @@ class Store:
 
     # Daily spend
 
-    async def daily_spend(self, account: str, since: date | None = None) -> list[DailySpend]:
-        """Stored daily spend of one account, oldest first."""
-        query = sa.select(daily_spend.c.day, daily_spend.c.amount, daily_spend.c.currency).where(
-            daily_spend.c.account == account
-        )
-        if since is not None:
-            query = query.where(daily_spend.c.day >= since)
-        async with self.engine.connect() as connection:
-            rows = (await connection.execute(query.order_by(daily_spend.c.day))).all()
-        return [DailySpend(row[0], Money(Decimal(row[1]), row[2])) for row in rows]
-
     async def daily_spends(self, since: dict[str, date]) -> dict[str, list[DailySpend]]:
         """`daily_spend` of several accounts in one query, each from its own first day."""
         result: dict[str, list[DailySpend]] = {name: [] for name in since}
@@ -660,23 +649,6 @@ class Store:
             query = query.where(outbox.c.kind == kind)
         async with self.engine.connect() as connection:
             return [_outbox_item(row) for row in (await connection.execute(query)).mappings().all()]
-
-    async def latest_sent(self, platform: str, channel: str, kind: str) -> OutboxItem | None:
-        """The latest delivered message of a kind in a channel."""
-        query = (
-            sa.select(outbox)
-            .where(
-                outbox.c.platform == platform,
-                outbox.c.channel == channel,
-                outbox.c.kind == kind,
-                outbox.c.status == "sent",
-            )
-            .order_by(outbox.c.id.desc())
-            .limit(1)
-        )
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(query)).mappings().first()
-        return _outbox_item(row) if row else None
 
     async def existing_keys(self, keys: Iterable[str]) -> set[str]:
         """Which of these outbox keys were ever queued."""

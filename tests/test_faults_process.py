@@ -53,7 +53,7 @@ from tests.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.fakes import FakeProviderServer
 from tests.test_cli import run_cli
 from tests.test_run_e2e import BotProcess, bot_env, free_port
-from tests.test_store_backends import PG_ADMIN_DSN, _drop, _postgres_database, reading
+from tests.test_store_backends import PG_ADMIN_DSN, _drop, postgres_database, reading
 
 SUMMARY = "Daily LLM credits summary"
 CANARY = "p4ssCANARY"  # a password put in database URLs: it must never be printed
@@ -62,12 +62,7 @@ CANARY = "p4ssCANARY"  # a password put in database URLs: it must never be print
 @pytest.fixture
 def pg() -> Iterator[tuple[str, str]]:
     """A fresh PostgreSQL database (URL, name), dropped afterwards; skips without a server unless CI=true."""
-    database = asyncio.run(_postgres_database())
-    if database is None:
-        reason = f"no PostgreSQL server at {PG_ADMIN_DSN}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    database = asyncio.run(postgres_database())
     yield database
     asyncio.run(_drop(database[1]))
 

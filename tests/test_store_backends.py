@@ -40,6 +40,17 @@ async def _postgres_database() -> tuple[str, str] | None:
     return f"{base}/{name}", name
 
 
+async def postgres_database() -> tuple[str, str]:
+    """A fresh database (URL, name) on the local server; skips without a server, fails under CI=true."""
+    database = await _postgres_database()
+    if database is None:
+        reason = f"no PostgreSQL server at {PG_ADMIN_DSN} (set CREDITBOT_TEST_PG to point at one)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return database
+
+
 async def _drop(name: str) -> None:
     import asyncpg
 
@@ -57,13 +68,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield opened
         await opened.close()
         return
-    database = await _postgres_database()
-    if database is None:
-        reason = f"no PostgreSQL server at {PG_ADMIN_DSN} (set CREDITBOT_TEST_PG to point at one)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    url, name = database
+    url, name = await postgres_database()
     opened = await Store.open(url)
     try:
         yield opened
@@ -117,7 +122,7 @@ async def test_daily_spend_upsert_and_ledger(store: Store) -> None:
         Reading("o", "openai", NOW, ProviderReport("USD")),
         [DailySpend(date(2026, 11, 25), Money(Decimal("3.5"), "USD"))],
     )
-    spend = await store.daily_spend("o")
+    spend = (await store.daily_spends({"o": date.min}))["o"]
     assert [s.amount.amount for s in spend][-2:] == [Decimal("1.25"), Decimal("3.5")]
     assert await store.spend_coverage(["o"]) == {"o": (date(2026, 11, 20), date(2026, 11, 25))}
     await store.add_ledger_entry(LedgerEntry("o", Money(Decimal("50"), "USD"), date(2026, 11, 1), "cli", NOW))
@@ -139,7 +144,7 @@ async def test_outbox_claims_once_and_skips_duplicates(store: Store) -> None:
     await store.mark_sent(again.id, later)
     (sent,) = await store.outbox_items()
     assert (sent.status, sent.attempts) == ("sent", 2)
-    assert await store.latest_sent("slack", "C1", "alert") is not None
+    assert ("slack", "C1") in await store.latest_sent_per_channel("alert")
 
 
 async def test_settings_tables(store: Store) -> None:
@@ -185,7 +190,7 @@ async def test_prune_keeps_what_ledgers_need(store: Store) -> None:
     ]
     await store.add_reading(Reading("o", "openai", NOW, ProviderReport("USD")), old)
     assert await store.prune(NOW, timedelta(days=400), {"o": date(2025, 6, 15)}) == 1
-    assert [s.day for s in await store.daily_spend("o")] == [date(2025, 7, 1)]
+    assert [s.day for s in (await store.daily_spends({"o": date.min}))["o"]] == [date(2025, 7, 1)]
 
 
 async def test_replicas_starting_together_migrate_once(store: Store) -> None:
@@ -203,12 +208,7 @@ async def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
     import asyncio
     import sys
 
-    database = await _postgres_database()
-    if database is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"no PostgreSQL server at {PG_ADMIN_DSN}")
-        pytest.skip(f"no PostgreSQL server at {PG_ADMIN_DSN}")
-    url, name = database
+    url, name = await postgres_database()
     code = (
         "import asyncio, sys\nfrom bot.store import Store\n"
         "async def main():\n    s = await Store.open(sys.argv[1])\n    await s.ping()\n    await s.close()\n"
