@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from bot.config import Account, AppConfig, Settings
 from bot.httpclient import provider_client
 from bot.monitor import Monitor
+from bot.providers import PROVIDERS
 from bot.store import Store
 
 RESULTS = Path(__file__).with_name("results")
@@ -217,7 +218,9 @@ async def _credits_latency(smoke: bool, latency: float, tmp: Path) -> dict[str, 
             SLACK_API_URL=slack.urls[0],
         )
         accounts = tuple(
-            Account(p, p, SecretStr(TEST_KEYS[p]), f"{fakes.urls[i]}/{p}", "bench")
+            Account(
+                p, p, SecretStr(TEST_KEYS[p]), f"{fakes.urls[i]}/{p}", "bench", spend_only=PROVIDERS[p].spend_only
+            )
             for i, p in enumerate(SIX_PROVIDERS)
         )
         store = await Store.open(settings.database_url)
@@ -328,7 +331,9 @@ async def _fan_out_once(channel_count: int, per_second: int, tmp: Path) -> dict[
             SLACK_API_URL=slack.urls[0],
         )
         accounts = tuple(
-            Account(p, p, SecretStr(TEST_KEYS[p]), f"{fakes.urls[0]}/{p}", "bench")
+            Account(
+                p, p, SecretStr(TEST_KEYS[p]), f"{fakes.urls[0]}/{p}", "bench", spend_only=PROVIDERS[p].spend_only
+            )
             for p in ("deepseek", "moonshot")
         )
         channels = tuple(Channel("slack", f"C{i:04d}", daily_summary=dt_time(9, 0)) for i in range(channel_count))

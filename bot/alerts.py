@@ -5,94 +5,28 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 
-from bot.models import ErrorKind, Severity, Status
-from bot.money import Money
-from bot.monitor import AccountView
+from bot.messages import condition_text
+from bot.models import (
+    AccountView,
+    AlertEvent,
+    AlertKind,
+    AlertSettings,
+    AlertState,
+    Condition,
+    ErrorKind,
+    Rule,
+    Severity,
+    SourceHealth,
+    Status,
+)
 
 NOT_RUNNING_OUT = Decimal("1e9")
 
-
-class Rule(StrEnum):
-    """The alert rules."""
-
-    BALANCE = "balance"
-    RUNWAY = "runway"
-    BUDGET = "budget"
-    FORECAST = "forecast"
-    SPIKE = "spike"
-    EXPIRING = "expiring"
-    SOURCE = "source"
-
-
 # Rules whose end sends a "recovered" message; the others end with their period or simply lapse.
 RECOVERY_RULES = frozenset({Rule.BALANCE, Rule.RUNWAY, Rule.FORECAST, Rule.SOURCE})
-
-
-@dataclass(frozen=True)
-class AlertSettings:
-    """Tunables of the rules."""
-
-    runway_warn_days: Decimal = Decimal(7)
-    failures_before_alert: int = 3
-    hysteresis: Decimal = Decimal("0.10")
-    spike_factor: Decimal = Decimal(3)
-    spike_min: Decimal = Decimal(1)
-    reminder: timedelta | None = None  # repeat while critical; off by default
-    expiring_warn: timedelta = timedelta(days=7)
-    expiring_critical: timedelta = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class AlertState:
-    """Where one rule of one account stands, persisted between polls and restarts."""
-
-    account: str
-    rule: Rule
-    level: int = 0  # 0 is fine; 1.. are the rule's levels, rising
-    fired_level: int = 0  # highest level announced in this episode
-    episode: int = 0  # counts episodes, so each gets its own delivery keys
-    period: str | None = None
-    since: datetime | None = None
-    notified_at: datetime | None = None
-    reminders: int = 0  # announcements made in this episode, so each gets its own delivery key
-    detail: str | None = None
-    peak_level: int = 0  # loudest level announced in this episode: where its recovery goes
-    suppressed: bool = False  # reached while snoozed and not announced yet
-
-
-@dataclass(frozen=True)
-class AlertEvent:
-    """Something to tell people: a rule fired, recovered, or reminds."""
-
-    account: str
-    rule: Rule
-    kind: str  # "fired", "recovered" or "reminder"
-    severity: Severity
-    level: int
-    episode: int
-    title: str
-    text: str
-    routing_severity: Severity  # recoveries go where the alert they close went
-    sequence: int = 1  # the how-many-th announcement of its episode
-
-    @property
-    def key(self) -> str:
-        """Unique per account, rule, episode and announcement: the same alert is never delivered twice."""
-        return f"{self.account}:{self.rule.value}:{self.episode}:{self.sequence}:{self.kind}:{self.level}"
-
-
-@dataclass(frozen=True)
-class SourceHealth:
-    """How the account's billing source has been answering."""
-
-    latest_ok: bool
-    failure_streak: int
-    latest_error: str | None = None
-    latest_error_kind: ErrorKind | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +35,7 @@ class _Measure:
     thresholds: tuple[Decimal | None, ...]  # per level; None disables a level
     below: bool
     severities: tuple[Severity, ...]
-    describe: tuple[str, ...]  # what crossing each level means, for the message
+    conditions: tuple[Condition, ...]  # what holding each level means, in numbers
 
 
 def _raw_level(m: _Measure) -> int:
@@ -130,10 +64,6 @@ def next_level(m: _Measure, current: int, margin: Decimal) -> int:
     return level
 
 
-def _money(view: AccountView, amount: Decimal) -> str:
-    return Money(amount, view.currency or "USD").format()
-
-
 def _balance(view: AccountView) -> _Measure | None:
     if view.balance is None:
         return None
@@ -152,7 +82,9 @@ def _balance(view: AccountView) -> _Measure | None:
         (warn, critical),
         below=True,
         severities=(Severity.WARNING, Severity.CRITICAL),
-        describe=tuple("" if x is None else f"below {_money(view, x)}" for x in (warn, critical)),
+        conditions=tuple(
+            Condition(Rule.BALANCE, level, x, view.currency) for level, x in enumerate((warn, critical), start=1)
+        ),
     )
 
 
@@ -165,7 +97,7 @@ def _runway(view: AccountView, settings: AlertSettings) -> _Measure | None:
         (settings.runway_warn_days,),
         True,
         (Severity.WARNING,),
-        (f"runs out within {settings.runway_warn_days} days",),
+        (Condition(Rule.RUNWAY, 1, settings.runway_warn_days),),
     )
 
 
@@ -178,11 +110,7 @@ def _budget(view: AccountView) -> _Measure | None:
         (budget / 2, budget * Decimal("0.8"), budget),
         below=False,
         severities=(Severity.INFO, Severity.WARNING, Severity.CRITICAL),
-        describe=(
-            f"50% of the {_money(view, budget)} monthly budget",
-            f"80% of the {_money(view, budget)} monthly budget",
-            f"the whole {_money(view, budget)} monthly budget",
-        ),
+        conditions=tuple(Condition(Rule.BUDGET, level, budget, view.currency) for level in (1, 2, 3)),
     )
 
 
@@ -195,7 +123,7 @@ def _forecast(view: AccountView) -> _Measure | None:
         (budget,),
         False,
         (Severity.WARNING,),
-        (f"projected to exceed the {_money(view, budget)} monthly budget",),
+        (Condition(Rule.FORECAST, 1, budget, view.currency),),
     )
 
 
@@ -211,7 +139,7 @@ def _spike(view: AccountView, settings: AlertSettings, today: str) -> _Measure |
         (limit,),
         False,
         (Severity.WARNING,),
-        (f"more than {settings.spike_factor}x the usual daily spend",),
+        (Condition(Rule.SPIKE, 1, settings.spike_factor),),
     )
 
 
@@ -233,7 +161,7 @@ def _expiring(view: AccountView, settings: AlertSettings, now: datetime) -> _Mea
         ),
         below=True,
         severities=(Severity.WARNING, Severity.CRITICAL),
-        describe=("a credit grant expires within 7 days", "a credit grant expires within a day"),
+        conditions=(Condition(Rule.EXPIRING, 1), Condition(Rule.EXPIRING, 2)),
     )
 
 
@@ -299,7 +227,7 @@ def evaluate(
         (Decimal(1), Decimal(2)),
         False,
         (Severity.WARNING, Severity.CRITICAL),
-        (f"{health.failure_streak} fetches in a row failed", "the key was refused"),
+        (Condition(Rule.SOURCE, 1, Decimal(health.failure_streak)), Condition(Rule.SOURCE, 2)),
     )
     step(Rule.SOURCE, source_measure, None, level=source_level)
 
@@ -330,10 +258,12 @@ def _transition(
     events: list[AlertEvent],
     snoozed: bool,
 ) -> AlertState:
-    def announce(kind: str, at_level: int, episode: int, sequence: int) -> None:
+    def announce(kind: AlertKind, at_level: int, episode: int, sequence: int) -> None:
         severity = measure.severities[at_level - 1]
-        description = measure.describe[at_level - 1]
-        events.append(_event(view, rule, kind, severity, at_level, episode, description, severity, sequence))
+        condition = measure.conditions[at_level - 1]
+        events.append(
+            AlertEvent(view.name, rule, kind, severity, at_level, episode, condition, severity, sequence)
+        )
 
     if level > 0 and (level > state.fired_level or (state.suppressed and not snoozed)):
         episode = state.episode + 1 if state.level == 0 else state.episode
@@ -348,9 +278,9 @@ def _transition(
                 reminders=sequence - 1,
                 since=state.since if state.level else now,
                 suppressed=True,
-                detail=measure.describe[level - 1],
+                detail=condition_text(measure.conditions[level - 1]),
             )
-        announce("fired", level, episode, sequence)
+        announce(AlertKind.FIRED, level, episode, sequence)
         return replace(
             state,
             level=level,
@@ -361,15 +291,26 @@ def _transition(
             notified_at=now,
             reminders=sequence,
             suppressed=False,
-            detail=measure.describe[level - 1],
+            detail=condition_text(measure.conditions[level - 1]),
         )
     if level == 0:
         announced = state.peak_level > 0 and not state.suppressed
         if state.level > 0 and announced and rule in RECOVERY_RULES and not snoozed:
             # The recovery goes wherever the loudest alert of the episode went.
             routing = measure.severities[state.peak_level - 1]
+            held = measure.conditions[state.peak_level - 1]
             events.append(
-                _event(view, rule, "recovered", Severity.INFO, 0, state.episode, "", routing, state.reminders + 1)
+                AlertEvent(
+                    view.name,
+                    rule,
+                    AlertKind.RECOVERED,
+                    Severity.INFO,
+                    0,
+                    state.episode,
+                    held,
+                    routing,
+                    state.reminders + 1,
+                )
             )
         return replace(
             state, level=0, fired_level=0, peak_level=0, since=None, reminders=0, detail=None, suppressed=False
@@ -377,7 +318,10 @@ def _transition(
     if level < state.level:
         # Falling past a level's margin re-arms it, so a later fall below it is announced again.
         return replace(
-            state, level=level, fired_level=min(state.fired_level, level), detail=measure.describe[level - 1]
+            state,
+            level=level,
+            fired_level=min(state.fired_level, level),
+            detail=condition_text(measure.conditions[level - 1]),
         )
     severity = measure.severities[level - 1]
     due = (
@@ -389,50 +333,9 @@ def _transition(
         and now - state.notified_at >= settings.reminder
     )
     if due:
-        announce("reminder", level, state.episode, state.reminders + 1)
+        announce(AlertKind.REMINDER, level, state.episode, state.reminders + 1)
         return replace(state, level=level, notified_at=now, reminders=state.reminders + 1)
     return replace(state, level=level)
-
-
-def _event(
-    view: AccountView,
-    rule: Rule,
-    kind: str,
-    severity: Severity,
-    level: int,
-    episode: int,
-    description: str,
-    routing: Severity,
-    sequence: int = 1,
-) -> AlertEvent:
-    where = (
-        view.balance.format() + " left"
-        if view.balance is not None
-        else (f"{view.spent_month.format()} spent this month" if view.spent_month is not None else "")
-    )
-    if rule is Rule.SOURCE:
-        if kind == "recovered":
-            title, text = f"{view.name}: billing source works again", f"{view.name} answered normally again."
-        else:
-            title = f"{view.name}: billing source failing"
-            text = f"{description}: {view.error or 'no answer'}. Balances shown may be out of date."
-    elif kind == "recovered":
-        title = f"{view.name}: {rule.value} alert recovered"
-        text = f"{view.name} is back to normal" + (f" ({where})." if where else ".")
-    else:
-        prefix = "Reminder: " if kind == "reminder" else ""
-        title = f"{prefix}{view.name}: {description}"
-        extra = ""
-        if rule is Rule.RUNWAY and view.run_out:
-            extra = (
-                f" At {view.burn_rate.format() if view.burn_rate else '?'}/day it runs out around {view.run_out}."
-            )
-        if rule is Rule.SPIKE and view.spent_today is not None:
-            extra = f" Spent today: {view.spent_today.format()}."
-        if rule is Rule.FORECAST and view.projected_month is not None:
-            extra = f" Projected month end: {view.projected_month.format()}."
-        text = f"{view.name} ({view.account.provider}): {where}.{extra}" if where else f"{view.name}.{extra}"
-    return AlertEvent(view.name, rule, kind, severity, level, episode, title, text, routing, sequence)
 
 
 def open_alerts(states: Sequence[AlertState]) -> dict[str, list[str]]:

@@ -9,8 +9,8 @@ from decimal import Decimal
 
 from bot.chart import ChartSeries, render_chart
 from bot.forecast import month_end
-from bot.models import BalanceSource
-from bot.monitor import AccountView, Monitor
+from bot.models import AccountView, BalanceSource
+from bot.monitor import Monitor
 
 HISTORY_DAYS = 30
 PROJECTION_DAYS = 45

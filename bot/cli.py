@@ -17,8 +17,9 @@ from bot import __version__
 
 if TYPE_CHECKING:
     from bot.config import AppConfig
+    from bot.models import AccountView
     from bot.money import Money
-    from bot.monitor import AccountView, Monitor
+    from bot.monitor import Monitor
 
 # Commands import the core lazily so that `creditbot --help` starts fast.
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -29,13 +28,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot.channels import Channel, parse_clock, parse_quiet_hours
 from bot.commands import Verb, known_timezone
 from bot.errors import ConfigError
-from bot.models import Severity
+from bot.models import Account, Severity
 from bot.money import AmountError, Money, parse_amount
 from bot.providers import PROVIDERS
-from bot.providers.base import KEY_SHAPES
 from bot.providers.moonshot import host_currency
+from bot.text import has_control, mask_secret, redact
 
-__all__ = ["Account", "AppConfig", "ConfigError", "Settings", "load_config", "load_settings"]
+__all__ = ["Account", "AppConfig", "ConfigError", "Settings", "load_config", "load_settings", "mask_secret"]
 
 # Command words of the chat command layer: an account named like one would make commands ambiguous.
 RESERVED_NAMES = frozenset(verb.value for verb in Verb)
@@ -144,7 +143,7 @@ class Settings(BaseSettings):
     @classmethod
     def _path(cls, value: Path | None) -> Path | None:
         # A NUL or other control character would make every later file operation raise, far from here.
-        if value is not None and any(unicodedata.category(c) in ("Cc", "Cf") for c in str(value)):
+        if value is not None and has_control(str(value)):
             raise ValueError("must not contain control characters")
         return value
 
@@ -452,41 +451,6 @@ def validate_base_url(value: str) -> str:
 
 
 @dataclass(frozen=True)
-class Account:
-    """A configured account, ready to fetch."""
-
-    name: str
-    provider: str
-    api_key: SecretStr
-    base_url: str
-    origin: str  # where it was configured, e.g. "creditbot.toml" or "env OPENAI_ADMIN_KEY"
-    currency: str | None = None
-    prepaid_credit: Money | None = None
-    prepaid_since: date | None = None
-    monthly_budget: Decimal | None = None
-    warn_below: Decimal | None = None
-    critical_below: Decimal | None = None
-    warn_below_percent: Decimal | None = None
-    critical_below_percent: Decimal | None = None
-
-    @property
-    def spend_only(self) -> bool:
-        """True for providers without a balance endpoint."""
-        return PROVIDERS[self.provider].spend_only
-
-    def masked_key(self) -> str:
-        """The key reduced to a recognisable but useless hint, for `creditbot accounts`."""
-        return mask_secret(self.api_key.get_secret_value())
-
-
-def mask_secret(secret: str) -> str:
-    """`sk-admin-…` style hint: a short prefix and the length, never the tail."""
-    prefix_match = re.match(r"^([a-z]+(?:-[a-z0-9]+){0,2}-)", secret)
-    prefix = prefix_match.group(1)[:12] if prefix_match and len(secret) > 16 else ""
-    return f"{prefix}… ({len(secret)} chars)"
-
-
-@dataclass(frozen=True)
 class AppConfig:
     """Settings plus the accounts and channels they define."""
 
@@ -688,13 +652,7 @@ def _toml_accounts(path: Path, raw_accounts: list[dict[str, Any]], env: Mapping[
 def _without_keys(problems: list[str], keys: list[str]) -> list[str]:
     """The problems without any key of the file, or anything shaped like a key: a key pasted into the wrong field
     (provider, name, an amount) would otherwise be quoted back."""
-    secrets = sorted({k for k in keys if len(k) >= 8}, key=len, reverse=True)
-    cleaned = []
-    for problem in problems:
-        for secret in secrets:
-            problem = problem.replace(secret, "[redacted]")
-        cleaned.append(KEY_SHAPES.sub("[redacted]", problem))
-    return cleaned
+    return [redact(problem, keys) for problem in problems]
 
 
 def _account(parsed: AccountConfig, origin: str) -> Account:
@@ -718,6 +676,7 @@ def _account(parsed: AccountConfig, origin: str) -> Account:
         critical_below=parsed.critical_below,
         warn_below_percent=parsed.warn_below_percent,
         critical_below_percent=parsed.critical_below_percent,
+        spend_only=provider.spend_only,
     )
 
 
@@ -744,6 +703,7 @@ def _discovered_accounts(settings: Settings) -> list[Account]:
                 base_url=base_url,
                 origin=f"env {variable}",
                 currency=currency,
+                spend_only=provider.spend_only,
             )
         )
     return accounts

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from bot.commands import Command, CommandError, Verb, help_text, parse_command, with_account_option
 from bot.messages import Action, Message, credits_message, text_message
-from bot.models import Severity
+from bot.models import AccountView, Severity
 from bot.money import Money
-from bot.monitor import AccountView, Monitor
+from bot.monitor import Monitor
 from bot.store import Store, Subscription, ThresholdOverride
 
 if TYPE_CHECKING:

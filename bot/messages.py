@@ -3,45 +3,15 @@
 from __future__ import annotations
 
 import base64
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from bot.models import BalanceSource, Severity, Status
+from bot.formatting import balance_suffix, money_text, runway_text, signed_money_text, time_text
+from bot.models import AccountView, AlertEvent, AlertKind, Condition, Rule, Severity, Status
 from bot.money import Money
-from bot.monitor import AccountView
-
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-_LINE_SEPARATORS = {"\u2028": "\n", "\u2029": "\n", "\t": " ", "\r": ""}
-
-
-def printable(text: str) -> str:
-    """Text without control, format (bidi overrides, zero-width) or surrogate characters; tabs become spaces
-    and Unicode line separators newlines. Data can then neither colour a terminal (ANSI escapes), reorder
-    what follows it (U+202E) nor hide characters, and always encodes as UTF-8."""
-    if text.isprintable():
-        return text
-    kept = []
-    for char in text:
-        if char == "\n":
-            kept.append(char)
-        elif char in _LINE_SEPARATORS:
-            kept.append(_LINE_SEPARATORS[char])
-        elif unicodedata.category(char) not in ("Cc", "Cf", "Cs"):
-            kept.append(char)
-    return "".join(kept)
-
-
-def safe_file_name(name: str, default: str = "credits.png") -> str:
-    """A bare file name of letters, digits, '.', '-' and '_' that cannot leave a directory (no '/', no
-    leading dot, so no '..'), at most 100 characters; `default` when nothing usable is left."""
-    base = _UNSAFE_NAME.sub("-", name.replace("\\", "/").rsplit("/", 1)[-1])[-100:].lstrip(".-")
-    return base or default
-
+from bot.text import printable, safe_file_name
 
 STATUS_SEVERITY = {
     Status.CRITICAL: Severity.CRITICAL,
@@ -156,28 +126,10 @@ class Message:
         )
 
 
-def money_text(value: Money | None) -> str:
-    """`$12.34`, or an em dash when unknown."""
-    return "—" if value is None else value.format()
-
-
-def days_text(value: Decimal | None) -> str:
-    """Days left with one decimal, or a dash when the balance is not running out."""
-    return "—" if value is None else f"{value:.1f}"
-
-
-def time_text(when: datetime) -> str:
-    """`2026-11-25 09:00 UTC`."""
-    return when.strftime("%Y-%m-%d %H:%M UTC")
-
-
 def headline(view: AccountView) -> str:
     """One phrase saying where an account stands."""
     if view.balance is not None:
-        suffix = {BalanceSource.ESTIMATED: " (estimated)", BalanceSource.KEY_LIMIT: " (key limit)"}.get(
-            view.balance_source or BalanceSource.REPORTED, ""
-        )
-        return f"{view.balance.format()} left{suffix}"
+        return f"{view.balance.format()} left{balance_suffix(view.balance_source)}"
     if view.spent_month is not None:
         return f"{view.spent_month.format()} spent this month"
     return "no data" if view.error else "no balance reported"
@@ -192,8 +144,8 @@ def section(view: AccountView, change: Money | None = None) -> Section:
         ("Month to date", money_text(view.spent_month) if view.spent_month is not None else ""),
         ("Budget", money_text(view.monthly_budget) if view.monthly_budget is not None else ""),
         ("Burn/day", money_text(view.burn_rate) if view.burn_rate is not None else ""),
-        ("Days left", days_text(view.days_left) if view.days_left is not None else ""),
-        ("Change", _signed(change) if change is not None else ""),
+        ("Days left", runway_text(view) if view.days_left is not None else ""),
+        ("Change", signed_money_text(change) if change is not None else ""),
     ):
         if value:
             fields.append(Field(label, value))
@@ -202,11 +154,6 @@ def section(view: AccountView, change: Money | None = None) -> Section:
     if view.error:
         note = f"stale: {view.error}" if view.stale else view.error
     return Section(view.name, view.account.provider, view.status.value, headline(view), tuple(fields), note)
-
-
-def _signed(change: Money) -> str:
-    sign = "+" if change.amount > 0 else ""
-    return f"{sign}{change.format()}"
 
 
 def footer(views: Sequence[AccountView], now: datetime) -> str:
@@ -263,14 +210,7 @@ def summary_message(
         base = section(view, change)
         alerts = open_alerts.get(view.name)
         if alerts:
-            base = Section(
-                base.account,
-                base.provider,
-                base.status,
-                base.headline,
-                (*base.fields, Field("Open alerts", ", ".join(alerts))),
-                base.note,
-            )
+            base = replace(base, fields=(*base.fields, Field("Open alerts", ", ".join(alerts))))
         sections.append(base)
     worst = worst_severity(views)
     counts = {status: sum(1 for v in views if v.status is status) for status in Status}
@@ -291,6 +231,88 @@ def text_message(title: str, text: str, severity: Severity = Severity.INFO) -> M
     """A plain reply such as a confirmation, help or a refusal."""
     first = text.splitlines()[0] if text else title
     return Message(title=title, summary=first[:300], severity=severity, text=text)
+
+
+def condition_text(condition: Condition) -> str:
+    """What holding one level of a rule means, e.g. "below $5.00" or "80% of the $100.00 monthly budget"."""
+    amount, level = condition.amount, condition.level
+
+    def money(value: Any) -> str:
+        return Money(value, condition.currency or "USD").format()
+
+    match condition.rule:
+        case Rule.BALANCE:
+            return "" if amount is None else f"below {money(amount)}"
+        case Rule.RUNWAY:
+            return f"runs out within {amount} days"
+        case Rule.BUDGET:
+            share = {1: "50% of the", 2: "80% of the"}.get(level, "the whole")
+            return f"{share} {money(amount)} monthly budget"
+        case Rule.FORECAST:
+            return f"projected to exceed the {money(amount)} monthly budget"
+        case Rule.SPIKE:
+            return f"more than {amount}x the usual daily spend"
+        case Rule.EXPIRING:
+            return "a credit grant expires within 7 days" if level == 1 else "a credit grant expires within a day"
+        case Rule.SOURCE:
+            return f"{amount} fetches in a row failed" if level == 1 else "the key was refused"
+    raise ValueError(f"no wording for rule {condition.rule}")
+
+
+def alert_message(event: AlertEvent, view: AccountView) -> Message:
+    """The chat message of one alert event: what holds, where the account stands, and a Snooze button."""
+    title, text = _alert_words(event, view)
+    actions = (
+        ()
+        if event.kind is AlertKind.RECOVERED
+        else (Action("snooze", f"Snooze {event.account} 24h", event.account, "24h"),)
+    )
+    return Message(
+        title=title,
+        summary=title,
+        severity=event.severity,
+        sections=(section(view),),
+        text=text,
+        footer=f"rule: {event.rule.value}" + (f" · as of {time_text(view.fetched_at)}" if view.fetched_at else ""),
+        actions=actions,
+    )
+
+
+def alert_title(event: AlertEvent, view: AccountView) -> str:
+    """The one-line title of an alert event (also its notification text)."""
+    return _alert_words(event, view)[0]
+
+
+def _alert_words(event: AlertEvent, view: AccountView) -> tuple[str, str]:
+    where = (
+        view.balance.format() + " left"
+        if view.balance is not None
+        else (f"{view.spent_month.format()} spent this month" if view.spent_month is not None else "")
+    )
+    recovered = event.kind is AlertKind.RECOVERED
+    if event.rule is Rule.SOURCE:
+        if recovered:
+            return f"{view.name}: billing source works again", f"{view.name} answered normally again."
+        description = condition_text(event.condition)
+        return (
+            f"{view.name}: billing source failing",
+            f"{description}: {view.error or 'no answer'}. Balances shown may be out of date.",
+        )
+    if recovered:
+        return (
+            f"{view.name}: {event.rule.value} alert recovered",
+            f"{view.name} is back to normal" + (f" ({where})." if where else "."),
+        )
+    prefix = "Reminder: " if event.kind is AlertKind.REMINDER else ""
+    extra = ""
+    if event.rule is Rule.RUNWAY and view.run_out:
+        extra = f" At {view.burn_rate.format() if view.burn_rate else '?'}/day it runs out around {view.run_out}."
+    if event.rule is Rule.SPIKE and view.spent_today is not None:
+        extra = f" Spent today: {view.spent_today.format()}."
+    if event.rule is Rule.FORECAST and view.projected_month is not None:
+        extra = f" Projected month end: {view.projected_month.format()}."
+    text = f"{view.name} ({view.account.provider}): {where}.{extra}" if where else f"{view.name}.{extra}"
+    return f"{prefix}{view.name}: {condition_text(event.condition)}", text
 
 
 def render_text(message: Message) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from bot.monitor import AccountView
+from bot.models import AccountView
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -1,13 +1,16 @@
-"""Value objects shared by providers, the store, the forecast and the CLI."""
+"""Value objects shared by every part of the core (no I/O: importing this module loads no driver or SDK)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
+from pydantic import SecretStr
+
 from bot.money import Money
+from bot.text import mask_secret
 
 
 class BalanceSource(StrEnum):
@@ -125,3 +128,156 @@ class Severity(StrEnum):
 
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+@dataclass(frozen=True)
+class Account:
+    """A configured account, ready to fetch."""
+
+    name: str
+    provider: str
+    api_key: SecretStr
+    base_url: str
+    origin: str  # where it was configured, e.g. "creditbot.toml" or "env OPENAI_ADMIN_KEY"
+    currency: str | None = None
+    prepaid_credit: Money | None = None
+    prepaid_since: date | None = None
+    monthly_budget: Decimal | None = None
+    warn_below: Decimal | None = None
+    critical_below: Decimal | None = None
+    warn_below_percent: Decimal | None = None
+    critical_below_percent: Decimal | None = None
+    spend_only: bool = False  # the provider has no balance endpoint: the balance is estimated from the ledger
+
+    def masked_key(self) -> str:
+        """The key reduced to a recognisable but useless hint, for `creditbot accounts`."""
+        return mask_secret(self.api_key.get_secret_value())
+
+
+@dataclass(frozen=True)
+class AccountView:
+    """Everything the CLI and chat adapters show about one account, derived once by the monitor."""
+
+    account: Account
+    status: Status
+    thresholds: Thresholds
+    fetched_at: datetime | None = None  # of the reading whose values count
+    stale: bool = False  # values come from an earlier good reading because the latest fetch failed
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    currency: str | None = None
+    balance: Money | None = None
+    balance_source: BalanceSource | None = None
+    balances: tuple[Money, ...] = ()
+    spent_today: Money | None = None
+    spent_month: Money | None = None
+    monthly_budget: Money | None = None
+    burn_rate: Money | None = None
+    days_left: Decimal | None = None
+    run_out: date | None = None
+    projected_month: Money | None = None
+    report: ProviderReport | None = None
+    spend_series: tuple[DailySpend, ...] = field(default_factory=tuple)
+
+    @property
+    def name(self) -> str:
+        """The account name."""
+        return self.account.name
+
+    def age(self, now: datetime) -> timedelta | None:
+        """How old the counted reading is."""
+        return None if self.fetched_at is None else now - self.fetched_at
+
+
+class Rule(StrEnum):
+    """The alert rules."""
+
+    BALANCE = "balance"
+    RUNWAY = "runway"
+    BUDGET = "budget"
+    FORECAST = "forecast"
+    SPIKE = "spike"
+    EXPIRING = "expiring"
+    SOURCE = "source"
+
+
+class AlertKind(StrEnum):
+    """What an alert announcement says: a rule fired, recovered, or reminds that it still holds."""
+
+    FIRED = "fired"
+    RECOVERED = "recovered"
+    REMINDER = "reminder"
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Tunables of the rules."""
+
+    runway_warn_days: Decimal = Decimal(7)
+    failures_before_alert: int = 3
+    hysteresis: Decimal = Decimal("0.10")
+    spike_factor: Decimal = Decimal(3)
+    spike_min: Decimal = Decimal(1)
+    reminder: timedelta | None = None  # repeat while critical; off by default
+    expiring_warn: timedelta = timedelta(days=7)
+    expiring_critical: timedelta = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The level of a rule that holds, in numbers: `amount` is the rule's reference figure (the threshold
+    crossed, the monthly budget, the runway days, the spike factor, the failures in a row)."""
+
+    rule: Rule
+    level: int
+    amount: Decimal | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """Where one rule of one account stands, persisted between polls and restarts."""
+
+    account: str
+    rule: Rule
+    level: int = 0  # 0 is fine; 1.. are the rule's levels, rising
+    fired_level: int = 0  # highest level announced in this episode
+    episode: int = 0  # counts episodes, so each gets its own delivery keys
+    period: str | None = None
+    since: datetime | None = None
+    notified_at: datetime | None = None
+    reminders: int = 0  # announcements made in this episode, so each gets its own delivery key
+    detail: str | None = None  # the condition that holds, in words (shown by `alerts` and in summaries)
+    peak_level: int = 0  # loudest level announced in this episode: where its recovery goes
+    suppressed: bool = False  # reached while snoozed and not announced yet
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """Something to tell people: a rule fired, recovered, or reminds (codes and numbers; the wording is
+    `bot.messages.alert_message`'s)."""
+
+    account: str
+    rule: Rule
+    kind: AlertKind
+    severity: Severity
+    level: int
+    episode: int
+    condition: Condition  # for a recovery: the condition that held
+    routing_severity: Severity  # recoveries go where the alert they close went
+    sequence: int = 1  # the how-many-th announcement of its episode
+
+    @property
+    def key(self) -> str:
+        """Unique per account, rule, episode and announcement: the same alert is never delivered twice."""
+        return f"{self.account}:{self.rule.value}:{self.episode}:{self.sequence}:{self.kind.value}:{self.level}"
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """How the account's billing source has been answering."""
+
+    latest_ok: bool
+    failure_streak: int
+    latest_error: str | None = None
+    latest_error_kind: ErrorKind | None = None

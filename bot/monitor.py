@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bot.clock import Clock, system_clock
-from bot.config import Account, AppConfig
+from bot.config import AppConfig
 from bot.forecast import (
     burn_from_balances,
     burn_from_series,
@@ -22,12 +21,13 @@ from bot.forecast import (
     projected_month_spend,
     run_out_date,
 )
+from bot.formatting import age_text
 from bot.models import (
+    Account,
+    AccountView,
     BalanceSource,
     DailySpend,
-    ErrorKind,
     LedgerEntry,
-    ProviderReport,
     Reading,
     Status,
     Thresholds,
@@ -35,7 +35,6 @@ from bot.models import (
 from bot.money import Money
 from bot.providers import PROVIDERS
 from bot.providers.base import (
-    KEY_SHAPES,
     BadResponseError,
     FetchRequest,
     HostLimiter,
@@ -45,6 +44,7 @@ from bot.providers.base import (
 )
 from bot.providers.spend import month_to_date, spent_on
 from bot.store import AccountReadings, Store, ThresholdOverride
+from bot.text import redact
 
 if TYPE_CHECKING:
     from bot.metrics import Metrics
@@ -55,41 +55,6 @@ SERIES_DAYS = 31  # daily spend kept at hand for charts and burn, at the least
 REFETCH_OVERLAP_DAYS = 3  # providers settle late costs for a few days, so recent days are fetched again
 MAX_LOOKBACK_DAYS = 3 * 366
 BUDGET_WARN_RATIO = Decimal("0.8")
-
-
-@dataclass(frozen=True)
-class AccountView:
-    """Everything the CLI and chat adapters show about one account, derived once here."""
-
-    account: Account
-    status: Status
-    thresholds: Thresholds
-    fetched_at: datetime | None = None  # of the reading whose values count
-    stale: bool = False  # values come from an earlier good reading because the latest fetch failed
-    error: str | None = None
-    error_kind: ErrorKind | None = None
-    currency: str | None = None
-    balance: Money | None = None
-    balance_source: BalanceSource | None = None
-    balances: tuple[Money, ...] = ()
-    spent_today: Money | None = None
-    spent_month: Money | None = None
-    monthly_budget: Money | None = None
-    burn_rate: Money | None = None
-    days_left: Decimal | None = None
-    run_out: date | None = None
-    projected_month: Money | None = None
-    report: ProviderReport | None = None
-    spend_series: tuple[DailySpend, ...] = field(default_factory=tuple)
-
-    @property
-    def name(self) -> str:
-        """The account name."""
-        return self.account.name
-
-    def age(self, now: datetime) -> timedelta | None:
-        """How old the counted reading is."""
-        return None if self.fetched_at is None else now - self.fetched_at
 
 
 def effective_thresholds(account: Account, override: ThresholdOverride | None = None) -> Thresholds:
@@ -126,23 +91,6 @@ def account_status(
     if budget is not None and projected is not None and projected.amount > budget:
         return Status.WARNING
     return Status.OK
-
-
-def _age_text(age: timedelta) -> str:
-    seconds = int(age.total_seconds())
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 2 * 86400:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} days"
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace any secret value inside a text (provider errors sometimes echo keys)."""
-    for secret in secrets:
-        if secret and len(secret) >= 6:
-            text = text.replace(secret, "[redacted]")
-    return KEY_SHAPES.sub("[redacted]", text)
 
 
 class Monitor:
@@ -255,7 +203,7 @@ class Monitor:
             if self.metrics is not None:
                 self.metrics.fetch_seconds.labels(account.provider).observe(loop.time() - started)
                 self.metrics.fetch_failures.labels(account.provider, error.kind.value).inc()
-        message = scrub(error.message, self._secrets)
+        message = redact(error.message, self._secrets)
         log.warning("fetch failed for %s: %s", account.name, message)
         return Reading(account.name, account.provider, now, error=message, error_kind=error.kind)
 
@@ -385,7 +333,7 @@ class Monitor:
             if good is None:
                 reason = current_error or "no reading yet"
             else:
-                old = f"last good reading is {_age_text(now - good.fetched_at)} old (CREDITBOT_STALE_AFTER)"
+                old = f"last good reading is {age_text(now - good.fetched_at)} old (CREDITBOT_STALE_AFTER)"
                 reason = f"{current_error}; {old}" if current_error else old
             return AccountView(
                 account,

@@ -7,9 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from bot.models import Status
+from bot.models import AccountView, Status
 from bot.money import Money
-from bot.monitor import AccountView
 
 # Monitoring-plugin convention: 0 ok, 1 warning, 2 critical, 3 unknown.
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3

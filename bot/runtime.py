@@ -15,16 +15,16 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from bot.adapter import Adapter, DeliveryError
-from bot.alerts import AlertEvent, AlertSettings, AlertState, Rule, SourceHealth, evaluate, open_alerts
+from bot.alerts import evaluate, open_alerts
 from bot.channels import Channel, parse_clock
 from bot.clock import Clock, system_clock
 from bot.config import AppConfig
 from bot.handler import CommandHandler
 from bot.leader import Leadership
-from bot.messages import Action, Message, section, summary_message, text_message
-from bot.models import Severity
+from bot.messages import Message, alert_message, alert_title, summary_message, text_message
+from bot.models import AccountView, AlertEvent, AlertKind, AlertSettings, AlertState, Rule, Severity, SourceHealth
 from bot.money import Money
-from bot.monitor import AccountView, Monitor
+from bot.monitor import Monitor
 from bot.store import OutboxItem, Store, database_problem, is_database_error
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class Runtime:
             self.metrics.observe_views(views)
             events = await self.evaluate_alerts(views)
             for event in events:
-                self.metrics.alerts.labels(event.rule.value, event.severity.value, event.kind).inc()
+                self.metrics.alerts.labels(event.rule.value, event.severity.value, event.kind.value).inc()
             self.polls += 1
             await self.monitor.prune()
         if not self._caught_up:
@@ -210,7 +210,13 @@ class Runtime:
             all_states.extend(states)
             all_events.extend(events)
             for event in events:
-                log.info("alert %s %s for %s: %s", event.kind, event.rule.value, event.account, event.title)
+                log.info(
+                    "alert %s %s for %s: %s",
+                    event.kind.value,
+                    event.rule.value,
+                    event.account,
+                    alert_title(event, view),
+                )
         # Queue before saving the states: after a crash in between, the same events come again and their
         # unique keys make the second queueing a no-op, whereas the other order would lose them.
         if all_events:
@@ -232,7 +238,7 @@ class Runtime:
                     not_before = channel.quiet_until(now) or now
                 addressed = (
                     message.with_mentions([channel.mention])
-                    if channel.mention and event.kind != "recovered"
+                    if channel.mention and event.kind is not AlertKind.RECOVERED
                     else message
                 )
                 await self.store.enqueue(
@@ -642,22 +648,3 @@ def alert_account(key: str) -> str:
     """The account of an alert outbox key (`alert:<platform>:<channel>:<account>:...`)."""
     parts = key.split(":")
     return parts[3] if len(parts) > 3 else ""
-
-
-def alert_message(event: AlertEvent, view: AccountView) -> Message:
-    """The chat message of one alert event."""
-    actions = (
-        ()
-        if event.kind == "recovered"
-        else (Action("snooze", f"Snooze {event.account} 24h", event.account, "24h"),)
-    )
-    return Message(
-        title=event.title,
-        summary=event.title,
-        severity=event.severity,
-        sections=(section(view),),
-        text=event.text,
-        footer=f"rule: {event.rule.value}"
-        + (f" · as of {view.fetched_at:%Y-%m-%d %H:%M} UTC" if view.fetched_at else ""),
-        actions=actions,
-    )

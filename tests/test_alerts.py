@@ -9,10 +9,22 @@ from typing import Any
 
 import pytest
 
-from bot.alerts import AlertSettings, AlertState, Rule, SourceHealth, evaluate, open_alerts
-from bot.models import DailySpend, ErrorKind, Grant, ProviderReport, Severity, Status, Thresholds
+from bot.alerts import evaluate, open_alerts
+from bot.models import (
+    AccountView,
+    AlertSettings,
+    AlertState,
+    DailySpend,
+    ErrorKind,
+    Grant,
+    ProviderReport,
+    Rule,
+    Severity,
+    SourceHealth,
+    Status,
+    Thresholds,
+)
 from bot.money import Money
-from bot.monitor import AccountView
 from tests.conftest import make_account
 
 D = Decimal

@@ -15,12 +15,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from bot.alerts import AlertEvent, Rule
 from bot.channels import Channel
 from bot.config import AppConfig
 from bot.handler import Requester
 from bot.messages import Message, render_text
-from bot.models import ErrorKind, Severity
+from bot.models import AlertEvent, ErrorKind, Rule, Severity
 from bot.money import Money
 from bot.providers.base import MAX_ATTEMPTS, MAX_BODY_BYTES
 from bot.runtime import Runtime

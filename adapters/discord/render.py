@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.messages import Message, Section, printable
+from bot.messages import Message, Section
+from bot.text import printable
 
 MAX_EMBEDS = 10
 MAX_TOTAL = 6000

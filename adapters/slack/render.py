@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.messages import Action, Message, Section, printable
+from bot.messages import Action, Message, Section
+from bot.text import printable
 
 MAX_BLOCKS = 50
 MAX_HOME_BLOCKS = 100
