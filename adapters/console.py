@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from bot.adapter import DeliveryError
+from bot.adapter import BaseAdapter, DeliveryError
 from bot.handler import Requester
 from bot.messages import Message, render_text
 from bot.text import safe_file_name
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class ConsoleAdapter:
+class ConsoleAdapter(BaseAdapter):
     """The `console` platform: channel ids are labels such as `stdout`; charts are saved as PNG files."""
 
     platform = "console"
@@ -34,17 +34,17 @@ class ConsoleAdapter:
         interactive: bool | None = None,
         stdin: TextIO | None = None,
     ) -> None:
+        super().__init__()
         self.out = out or sys.stdout
         self.chart_dir = chart_dir
         self.stdin = stdin or sys.stdin
         self.interactive = self.stdin.isatty() if interactive is None else interactive
         self.user = getpass.getuser()
         self._reader: asyncio.Task[None] | None = None
-        self._handler: CommandHandler | None = None
 
     async def start(self, handler: CommandHandler) -> None:
         """Begin answering typed commands when attached to a terminal."""
-        self._handler = handler
+        self.handler = handler
         if self.interactive:
             self._reader = asyncio.create_task(self._read_commands())
             self._write("Type /credits help for commands.")
@@ -55,10 +55,6 @@ class ConsoleAdapter:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-
-    def connected(self) -> bool:
-        """The console is always there."""
-        return True
 
     async def send(self, channel_id: str, message: Message, *, key: str | None = None) -> None:
         """Print a message; a chart is written next to the data and its path printed."""
@@ -76,9 +72,9 @@ class ConsoleAdapter:
 
     async def answer(self, line: str) -> str:
         """Run one typed command through the core and return the printed reply."""
-        assert self._handler is not None
+        assert self.handler is not None
         requester = Requester("console", self.user, "stdout", is_admin=True, name=self.user)
-        reply = await self._handler.handle(line, requester)
+        reply = await self.handler.handle(line, requester)
         if reply.message.chart:
             await self.send("stdout", reply.message)
             return ""

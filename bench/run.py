@@ -226,7 +226,7 @@ async def _credits_latency(smoke: bool, latency: float, tmp: Path) -> dict[str, 
         store = await Store.open(settings.database_url)
         async with provider_client(settings) as http:
             adapter = SlackAdapter(settings)
-            runtime = Runtime(AppConfig(settings, accounts, "bench"), store, http, [adapter])
+            runtime = Runtime(Monitor(AppConfig(settings, accounts, "bench"), store, http), [adapter])
             port = free_port()
             web = await start_http(port, adapter.http_routes(), host="127.0.0.1")
             await adapter.start(runtime.handler)
@@ -340,14 +340,16 @@ async def _fan_out_once(channel_count: int, per_second: int, tmp: Path) -> dict[
         store = await Store.open(settings.database_url)
         async with httpx.AsyncClient() as http:
             adapter = SlackAdapter(settings)
-            runtime = Runtime(AppConfig(settings, accounts, "bench", channels=channels), store, http, [adapter])
+            runtime = Runtime(
+                Monitor(AppConfig(settings, accounts, "bench", channels=channels), store, http), [adapter]
+            )
             await adapter.start(runtime.handler)
             await runtime.monitor.refresh()
             await asyncio.sleep(1.1)  # auth.test and friends leave the fake's one-second window
             started = time.perf_counter()
             queued = await runtime.send_summaries(channels, day="bench")
             elapsed = time.perf_counter() - started
-            items = await store.outbox_items("summary")
+            items = await store.outbox.items("summary")
             stats = (await http.get(slack.urls[0].replace("/api/", "/_stats"))).json()
             await adapter.stop()
         await store.close()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.models import Severity
+
+if TYPE_CHECKING:
+    from bot.store import Subscription
 
 PLATFORMS = ("console", "slack", "discord")
 
@@ -99,3 +103,21 @@ def parse_quiet_hours(value: str) -> tuple[time, time]:
     if parsed[0] == parsed[1]:
         raise ValueError("start and end must differ")
     return parsed
+
+
+def merge_subscriptions(configured: Sequence[Channel], subscribed: Iterable[Subscription]) -> list[Channel]:
+    """Channels from the TOML file plus those subscribed from chat (the TOML file wins on the same id)."""
+    channels = list(configured)
+    known = {c.key for c in channels}
+    for sub in subscribed:
+        channel = Channel(
+            platform=sub.platform,
+            id=sub.channel,
+            daily_summary=parse_clock(sub.daily_summary) if sub.daily_summary else None,
+            timezone=sub.timezone,
+            alerts=None if sub.alerts == "none" else Severity(sub.alerts),
+            source=f"subscribed by {sub.created_by}",
+        )
+        if channel.key not in known:
+            channels.append(channel)
+    return channels

@@ -44,7 +44,7 @@ async def chart_series(monitor: Monitor, views: Sequence[AccountView]) -> list[C
     today = now.date()
     ledgers = await monitor.ledger([v.account for v in views])
     reported = [v.name for v in views if v.balance is not None and v.balance_source is not BalanceSource.ESTIMATED]
-    histories = await monitor.store.balance_histories(reported, now - timedelta(days=HISTORY_DAYS))
+    histories = await monitor.store.readings.balance_histories(reported, now - timedelta(days=HISTORY_DAYS))
     result = []
     for view in views:
         currency = view.currency or "USD"

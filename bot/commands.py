@@ -67,6 +67,7 @@ class Command:
     warn_below: Decimal | None = None
     critical_below: Decimal | None = None
     amount: Decimal | None = None
+    refresh: bool = False  # fetch again now rather than show what is cached (the Refresh button)
 
     @property
     def changes_settings(self) -> bool:
@@ -145,6 +146,13 @@ def parse_command(text: str, accounts: Collection[str]) -> Command:
     if verb is Verb.CREDITS:
         raise CommandError(f"'credits' is the command itself. Commands:\n{help_text()}")
     return _PARSERS[verb](verb, args, accounts)
+
+
+def command_from_words(verb: Verb, words: list[str], accounts: Collection[str]) -> Command:
+    """A command from its verb and argument words (typed options), validated as a typed line would be."""
+    if verb is Verb.CREDITS:
+        return _optional_account(verb, words, accounts)
+    return _PARSERS[verb](verb, words, accounts)
 
 
 ACCOUNT_OPTION_VERBS = frozenset({Verb.CREDITS, Verb.SHARE, Verb.CHART})

@@ -7,14 +7,23 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from bot.commands import Command, CommandError, Verb, help_text, parse_command, with_account_option
+from bot.commands import (
+    Command,
+    CommandError,
+    Verb,
+    command_from_words,
+    help_text,
+    parse_command,
+    with_account_option,
+)
+from bot.formatting import time_text
 from bot.messages import Action, Message, credits_message, text_message
 from bot.models import AccountView, Severity
 from bot.money import Money
 from bot.monitor import Monitor
-from bot.store import Store, Subscription, ThresholdOverride
+from bot.store import AuditEntry, Store, Subscription, ThresholdOverride
 
 if TYPE_CHECKING:
     from bot.metrics import Metrics
@@ -48,8 +57,20 @@ class Reply:
     public: bool = False
 
 
+class KeyValue(Protocol):
+    """A small key-value store that adapters may keep bookkeeping in (e.g. Discord's command-sync hash)."""
+
+    async def get_value(self, key: str) -> str | None:
+        """The value, if set."""
+        ...
+
+    async def set_value(self, key: str, value: str) -> None:
+        """Store a value."""
+        ...
+
+
 class CommandHandler:
-    """The one place where chat commands do things."""
+    """The one place where chat commands do things; adapters hand it parsed commands."""
 
     def __init__(
         self,
@@ -60,6 +81,7 @@ class CommandHandler:
         on_subscriptions_changed: Callable[[], Awaitable[None]] | None = None,
         default_timezone: str = "UTC",
         default_summary_time: str = "09:00",
+        metrics: Metrics | None = None,
     ) -> None:
         self.monitor = monitor
         self.store = store
@@ -67,66 +89,83 @@ class CommandHandler:
         self.on_subscriptions_changed = on_subscriptions_changed
         self.default_timezone = default_timezone
         self.default_summary_time = default_summary_time
-        self.metrics: Metrics | None = None  # set by the runtime
+        self.metrics = metrics
         # A chat answer waits this long for a slow provider, then shows the stored reading.
         self.answer_seconds = monitor.settings.answer_seconds
+        self.kv: KeyValue = store.settings
 
     @property
     def now(self) -> datetime:
         """The monitor's clock."""
         return self.monitor.clock()
 
-    async def handle(
+    def account_names(self, visible: Collection[str] | None = None) -> list[str]:
+        """Configured account names (those in `visible` only, when given), in configuration order."""
+        return [a.name for a in self.monitor.accounts() if visible is None or a.name in visible]
+
+    def parse(self, text: str, visible: Collection[str] | None = None) -> Command:
+        """A typed command line (`credits ...`) as a command, or CommandError with usage."""
+        return parse_command(text, self.account_names(visible))
+
+    def typed(
         self,
-        text: str,
-        requester: Requester,
+        verb: Verb,
+        arguments: Sequence[str] = (),
         visible: Collection[str] | None = None,
         *,
         account: str | None = None,
-    ) -> Reply:
-        """Parse and run one command line; malformed input gets usage, never an exception.
+    ) -> Command:
+        """A command from a verb and its typed options (Discord's slash commands), or CommandError.
 
-        `account` is a slash command's separate account option: taken as an account name only.
+        `account` is a separate account option: taken as an account name only, never a command word.
         """
-        started = time.monotonic()
-        names = [a.name for a in self.monitor.accounts() if visible is None or a.name in visible]
+        names = self.account_names(visible)
+        command = command_from_words(verb, list(arguments), names)
+        return command if account is None else with_account_option(command, account, names)
+
+    def action(self, action: Action, visible: Collection[str] | None = None) -> Command:
+        """The command of a button press: Snooze silences one account, Refresh fetches again."""
+        if action.kind == "snooze" and action.account:
+            return command_from_words(
+                Verb.SNOOZE, [action.account, action.duration or "24h"], self.account_names(visible)
+            )
+        return Command(Verb.CREDITS, account=action.account, refresh=True)
+
+    @staticmethod
+    def usage(error: CommandError) -> Reply:
+        """The reply to input that is not a valid command."""
+        return Reply(text_message("Not a creditbot command", str(error), Severity.WARNING))
+
+    async def handle(self, text: str, requester: Requester, visible: Collection[str] | None = None) -> Reply:
+        """Parse and run one typed command line; malformed input gets usage, never an exception."""
         try:
-            command = parse_command(text, names)
-            if account is not None:
-                command = with_account_option(command, account, names)
+            command = self.parse(text, visible)
         except CommandError as exc:
-            return Reply(text_message("Not a creditbot command", str(exc), Severity.WARNING))
-        reply = await self.run(command, requester, names)
-        if self.metrics is not None:
-            self.metrics.command_seconds.labels(requester.platform).observe(time.monotonic() - started)
-        return reply
+            return self.usage(exc)
+        return await self.run(command, requester, visible)
 
     async def handle_action(
         self, action: Action, requester: Requester, visible: Collection[str] | None = None
     ) -> Reply:
         """A button press: Refresh re-fetches, Snooze silences one account."""
-        if action.kind == "snooze" and action.account:
-            return await self.handle(f"snooze {action.account} {action.duration or '24h'}", requester, visible)
-        names = [a.name for a in self.monitor.accounts() if visible is None or a.name in visible]
-        if action.account:
-            names = [n for n in names if n == action.account]
-        if not names:
-            return Reply(credits_message([], self.now))
-        views = await self.monitor.views(names, refresh=True)
-        return Reply(credits_message(views, self.now))
+        try:
+            command = self.action(action, visible)
+        except CommandError as exc:
+            return self.usage(exc)
+        return await self.run(command, requester, visible)
 
-    async def run(self, command: Command, requester: Requester, names: list[str]) -> Reply:
-        """Run a parsed command for someone allowed to see `names`."""
+    async def run(self, command: Command, requester: Requester, visible: Collection[str] | None = None) -> Reply:
+        """Run a command for someone allowed to see `visible` (all accounts when None)."""
+        started = time.monotonic()
+        reply = await self._run(command, requester, self.account_names(visible))
+        if self.metrics is not None:
+            self.metrics.command_seconds.labels(requester.platform).observe(time.monotonic() - started)
+        return reply
+
+    async def _run(self, command: Command, requester: Requester, names: list[str]) -> Reply:
         if command.changes_settings and not requester.is_admin:
             log.info("refused %s from %s: not an admin", command.verb.value, requester.label)
-            await self.store.add_audit(
-                self.now,
-                requester.platform,
-                requester.name or requester.user,
-                requester.channel,
-                command.verb.value,
-                "refused: not an admin",
-            )
+            await self._audit(requester, command, "refused: not an admin")
             return Reply(
                 text_message(
                     "Not allowed",
@@ -135,8 +174,12 @@ class CommandHandler:
                     Severity.WARNING,
                 )
             )
-        wanted = [command.account] if command.account else names
+        # An account outside `names` is not visible here: it is never shown (a forged button included).
+        wanted = [n for n in ([command.account] if command.account else names) if n in names]
         match command.verb:
+            case Verb.CREDITS | Verb.SHARE if command.refresh:
+                views = await self.monitor.views(wanted, refresh=True) if wanted else []
+                return Reply(credits_message(views, self.now))
             case Verb.CREDITS | Verb.SHARE:
                 # An empty list means "no account visible here", never "all accounts".
                 views = await self.monitor.views(wanted, wait=self.answer_seconds) if wanted else []
@@ -152,29 +195,33 @@ class CommandHandler:
         return await self._change(command, requester)
 
     async def _alerts(self, names: list[str]) -> Message:
-        rows = [r for r in await self.store.alert_states() if r["account"] in names and r["level"] > 0]
-        snoozed = {k: v for k, v in (await self.store.snoozed_until(self.now)).items() if k in names}
+        states = [s for s in await self.store.alerts.load() if s.account in names and s.level > 0]
+        snoozed = {k: v for k, v in (await self.store.settings.snoozed_until(self.now)).items() if k in names}
         lines = [
-            f"{r['account']}: {r['rule']} — {r['detail'] or 'active'} (since {r['since']:%Y-%m-%d %H:%M} UTC)"
-            for r in rows
-            if r["since"]
+            f"{s.account}: {s.rule.value} — {s.detail or 'active'} (since {time_text(s.since)})"
+            for s in states
+            if s.since
         ]
-        lines += [f"{name}: snoozed until {until:%Y-%m-%d %H:%M} UTC" for name, until in snoozed.items()]
+        lines += [f"{name}: snoozed until {time_text(until)}" for name, until in snoozed.items()]
         if not lines:
             return text_message("Alerts", "No open alerts.")
         return text_message("Alerts", "\n".join(lines), Severity.WARNING)
 
-    async def _change(self, command: Command, requester: Requester) -> Reply:
-        now = self.now
-        reply, detail = await self._apply(command, requester, now)
-        await self.store.add_audit(
-            now,
+    async def _audit(self, requester: Requester, command: Command, detail: str) -> None:
+        entry = AuditEntry(
+            self.now,
             requester.platform,
             requester.name or requester.user,
             requester.channel,
             command.verb.value,
             detail,
         )
+        await self.store.settings.add_audit(entry)
+
+    async def _change(self, command: Command, requester: Requester) -> Reply:
+        now = self.now
+        reply, detail = await self._apply(command, requester, now)
+        await self._audit(requester, command, detail)
         log.info("audit: %s by %s in %s: %s", command.verb.value, requester.label, requester.channel, detail)
         if command.verb in (Verb.SUBSCRIBE, Verb.UNSUBSCRIBE) and self.on_subscriptions_changed:
             await self.on_subscriptions_changed()
@@ -186,9 +233,9 @@ class CommandHandler:
             assert command.account is not None
             assert command.duration is not None
             until = now + command.duration
-            await self.store.set_snooze(command.account, until, requester.label)
+            await self.store.settings.set_snooze(command.account, until, requester.label)
             return text_message(
-                "Snoozed", f"Alerts for {command.account} are snoozed until {until:%Y-%m-%d %H:%M} UTC."
+                "Snoozed", f"Alerts for {command.account} are snoozed until {time_text(until)}."
             ), f"snoozed {command.account} until {until.isoformat()}"
         if command.verb is Verb.THRESHOLD:
             return await self._threshold(command, requester, now)
@@ -222,7 +269,7 @@ class CommandHandler:
                 ), "refused: channel is in creditbot.toml"
             at = command.at.strftime("%H:%M") if command.at else self.default_summary_time
             zone = command.timezone or self.default_timezone
-            await self.store.save_subscription(
+            await self.store.settings.save_subscription(
                 Subscription(
                     requester.platform, requester.channel, at, zone, Severity.WARNING.value, requester.label
                 ),
@@ -232,7 +279,7 @@ class CommandHandler:
                 "Subscribed",
                 f"This channel gets the daily summary at {at} ({zone}) and alerts of warning level and above.",
             ), (f"subscribed {requester.platform}:{requester.channel} at {at} {zone}")
-        removed = requester.channel is not None and await self.store.delete_subscription(
+        removed = requester.channel is not None and await self.store.settings.delete_subscription(
             requester.platform, requester.channel
         )
         if removed:
@@ -255,7 +302,7 @@ class CommandHandler:
         assert account is not None
         critical = command.critical_below
         if critical is None:
-            current = (await self.store.threshold_overrides()).get(account.name)
+            current = (await self.store.settings.threshold_overrides()).get(account.name)
             in_force = (
                 current.critical_below
                 if current and current.critical_below is not None
@@ -270,7 +317,7 @@ class CommandHandler:
                     Severity.WARNING,
                 ), f"refused: critical {in_force} above the new warning level {command.warn_below}"
             critical = in_force
-        await self.store.set_threshold_override(
+        await self.store.settings.set_threshold_override(
             ThresholdOverride(account.name, command.warn_below, critical, requester.label, now)
         )
         text = (

@@ -8,8 +8,9 @@ from collections.abc import Iterable
 
 # Shapes of credentials we may meet even when we do not know the value (defence in depth): provider keys
 # (sk-..., sess-...), Slack tokens (xoxb-..., xapp-...).
+# A key may follow `_` or `=` (x_sk-proj-..., key=sk-...), never a letter or digit (task-1234... is no key).
 KEY_SHAPES = re.compile(
-    r"\b(?:sk|sess)-[A-Za-z0-9_\-]{8,}|\bxox[abposr]-[A-Za-z0-9\-]{10,}|\bxapp-[A-Za-z0-9\-]{10,}"
+    r"(?<![A-Za-z0-9])(?:(?:sk|sess)-[A-Za-z0-9_\-]{8,}|xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,})"
 )
 REDACTED = "[redacted]"
 SHORTEST_SECRET = 6  # shorter values would redact ordinary words

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +19,7 @@ from bot.config import Account, AppConfig, Settings
 from bot.monitor import Monitor
 from bot.providers import PROVIDERS
 from bot.providers.base import FetchRequest, HostLimiter, ProviderHttp
+from bot.runtime import Runtime
 from bot.store import Store
 from tests.fakes import FakeProviders, FakeProviderServer
 
@@ -135,3 +136,18 @@ def _no_canary_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
             text += "".join(traceback.format_exception(record.exc_info[1]))
         leaked = [canary for canary in CANARIES if canary in text]
         assert not leaked, f"a canary secret reached the log ({record.name}): {text[:300]}"
+
+
+def make_runtime(
+    config: AppConfig,
+    store: Store,
+    http: Any,
+    adapters: Sequence[Any],
+    *,
+    clock: Any = None,
+    charts: Any = None,
+    leadership: Any = None,
+) -> Runtime:
+    """A runtime over one monitor of `config` (as `bot.app` builds it), with an optional settable clock."""
+    monitor = Monitor(config, store, http, **({"clock": clock} if clock is not None else {}))
+    return Runtime(monitor, adapters, charts=charts, leadership=leadership)

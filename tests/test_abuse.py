@@ -41,9 +41,9 @@ from bot.commands import ADMIN_VERBS, Verb
 from bot.config import AppConfig, ConfigError, Settings, load_config, load_settings
 from bot.messages import Message, Section, text_message
 from bot.runtime import Runtime
-from bot.store import Store, Subscription
+from bot.store import NewMessage, Store, Subscription
 from tests import test_discord, test_slack
-from tests.conftest import make_account, make_settings
+from tests.conftest import make_account, make_runtime, make_settings
 from tests.fake_discord import FakeDiscord, command_interaction, component_interaction
 from tests.fake_slack import TEAM, FakeSlack, signed_headers, slash_body
 from tests.fakes import FakeProviderServer, Scripted
@@ -237,18 +237,18 @@ async def test_forged_or_foreign_slack_requests_are_refused_before_anything_runs
     if case == "genuine (control)":
         assert response.status_code == status
         await asyncio.to_thread(fake_slack.state.wait_for, "/webhook/abuse")
-        assert "ds" in await store.snoozed_until(now)
-        assert [a["command"] for a in await store.audit_entries()] == ["snooze"]
+        assert "ds" in await store.settings.snoozed_until(now)
+        assert [a.command for a in await store.settings.audit_entries()] == ["snooze"]
         return
     # Listeners run after the ack: give a wrongly accepted request time to act before looking.
     await asyncio.sleep(0.3)
     assert fake_slack.state.called("/webhook/abuse") == []
     for method in ("users.info", "views.publish", "chat.postMessage"):
         assert fake_slack.state.called(f"/api/{method}") == [], method
-    assert await store.audit_entries() == []
-    assert await store.snoozed_until(now) == {}
-    assert await store.subscriptions() == []
-    assert await store.outbox_items() == []
+    assert await store.settings.audit_entries() == []
+    assert await store.settings.snoozed_until(now) == {}
+    assert await store.settings.subscriptions() == []
+    assert await store.outbox.items() == []
     assert response.status_code == status, response.text
 
 
@@ -289,16 +289,16 @@ def test_the_table_covers_every_admin_verb_of_the_parser() -> None:
 
 async def _settings_state(store: Store, now: datetime) -> tuple[Any, ...]:
     return (
-        await store.snoozed_until(now),
-        await store.subscriptions(),
-        await store.threshold_overrides(),
-        await store.ledger_entries(["ds"]),
+        await store.settings.snoozed_until(now),
+        await store.settings.subscriptions(),
+        await store.settings.threshold_overrides(),
+        await store.readings.ledger_entries(["ds"]),
     )
 
 
 async def _subscribe_elsewhere(store: Store, now: datetime) -> None:
     # An existing chat subscription, so that a wrongly accepted unsubscribe would remove something.
-    await store.save_subscription(
+    await store.settings.save_subscription(
         Subscription("discord", str(ELSEWHERE), "09:00", "UTC", "warning", "discord:admin"), now
     )
 
@@ -320,8 +320,8 @@ async def test_settings_commands_without_manage_server_are_refused_audited_and_c
     (follow,) = await fake.wait_for_async("POST", "/webhooks/*")
     assert "only admins" in follow.json["embeds"][0]["description"]
     assert follow.json["flags"] & 64  # the refusal is private
-    (entry,) = await store.audit_entries()
-    assert (entry["platform"], entry["command"], entry["detail"]) == (
+    (entry,) = await store.settings.audit_entries()
+    assert (entry.platform, entry.command, entry.detail) == (
         "discord",
         verb.value,
         "refused: not an admin",
@@ -338,7 +338,7 @@ async def test_the_same_settings_commands_run_for_a_member_with_manage_server(di
     for count, build in enumerate(SETTINGS_COMMANDS.values(), start=1):
         fake.send_interaction(build(fake, MANAGE_GUILD))
         await fake.wait_for_async("POST", "/webhooks/*", count=count)
-    details = {e["command"]: e["detail"] for e in await store.audit_entries()}
+    details = {e.command: e.detail for e in await store.settings.audit_entries()}
     assert set(details) == {v.value for v in ADMIN_VERBS}
     assert not any("not an admin" in d for d in details.values())
     snoozes, subscriptions, overrides, _ = await _settings_state(store, now)
@@ -477,7 +477,7 @@ async def test_hostile_discord_options_come_back_escaped_and_cut(discord_bot: di
     assert {f.path.rsplit("/", 1)[-1] for f in follows} == set(tokens)  # every command was answered
     for follow in follows:
         assert_inert_for_discord(follow.json, tokens[follow.path.rsplit("/", 1)[-1]])
-    assert await discord_bot["store"].audit_entries() == []  # none of them ran as a settings change
+    assert await discord_bot["store"].settings.audit_entries() == []  # none of them ran as a settings change
 
 
 async def test_spaces_in_a_discord_option_cannot_smuggle_in_another_command(discord_bot: dict[str, Any]) -> None:
@@ -496,10 +496,10 @@ async def test_spaces_in_a_discord_option_cannot_smuggle_in_another_command(disc
         await fake.wait_for_async("POST", "/interactions/*", count=count)
     await fake.wait_for_async("POST", "/webhooks/*")  # /credits' account option: deferred, then answered
     now = discord_bot["runtime"].clock()
-    assert await store.snoozed_until(now) == {}
-    assert await store.threshold_overrides() == {}
-    assert await store.ledger_entries(["ds"]) == {"ds": []}
-    assert await store.audit_entries() == []
+    assert await store.settings.snoozed_until(now) == {}
+    assert await store.settings.threshold_overrides() == {}
+    assert await store.readings.ledger_entries(["ds"]) == {"ds": []}
+    assert await store.settings.audit_entries() == []
     # The settings commands are refused at once, privately, saying why; nothing was split into arguments.
     answers = [r.json for r in fake.recorded("POST", "/interactions/*")][1:]
     assert all("one word" in json.dumps(a) and a["data"]["flags"] == 64 for a in answers), answers
@@ -513,8 +513,8 @@ async def test_a_discord_account_option_is_only_ever_an_account_name(discord_bot
         fake.send_interaction(command_interaction(fake, "credits", {"account": word}, permissions=MANAGE_GUILD))
         (*_, answer) = await fake.wait_for_async("POST", "/webhooks/*", count=count)
         assert f"unknown account '{word}'" in json.dumps(answer.json), answer.json
-    assert await store.audit_entries() == []
-    assert await store.subscriptions() == []
+    assert await store.settings.audit_entries() == []
+    assert await store.settings.subscriptions() == []
 
 
 @pytest.fixture
@@ -526,7 +526,7 @@ async def console_bot(tmp_path: Path, fake: FakeProviderServer) -> Any:
     out = io.StringIO()
     async with httpx.AsyncClient() as http:
         console = ConsoleAdapter(out, chart_dir=tmp_path / "charts", interactive=False)
-        runtime = Runtime(config, store, http, [console])
+        runtime = make_runtime(config, store, http, [console])
         await console.start(runtime.handler)
         yield console, out
     await store.close()
@@ -567,7 +567,7 @@ async def test_provider_error_text_is_inert_in_slack_replies_and_alerts(
     runtime: Runtime = slack_bot["runtime"]
     _provider_refuses_the_key(fake)
     # An alert channel subscribed from chat (the TOML channel of this bot takes no alerts).
-    await slack_bot["store"].save_subscription(
+    await slack_bot["store"].settings.save_subscription(
         Subscription("slack", "C9", "09:00", "UTC", "warning", "slack:UADMIN"), runtime.clock()
     )
     events = await runtime.poll()
@@ -733,25 +733,27 @@ def _files(root: Path) -> list[Path]:
 
 async def _queue_alert_and_recovery(runtime: Runtime, platform: str, channel: str, now: datetime) -> None:
     for suffix, title in (("1", "ds: below ¥200.00"), ("1:recovered", "ds: recovered")):
-        await runtime.store.enqueue(
-            f"alert:{platform}:{channel}:ds:balance:{suffix}",
-            platform,
-            channel,
-            "alert",
-            "warning",
-            text_message(title, title).to_json(),
-            now,
-            now,
+        await runtime.store.outbox.enqueue(
+            NewMessage(
+                f"alert:{platform}:{channel}:ds:balance:{suffix}",
+                platform,
+                channel,
+                "alert",
+                "warning",
+                text_message(title, title).to_json(),
+                now,
+            ),
+            now=now,
         )
 
 
 async def _dispatch_until_sent(runtime: Runtime, clock: dict[str, datetime], step: timedelta, rounds: int) -> None:
     for _ in range(rounds):
         await runtime.dispatch()
-        if all(i.status == "sent" for i in await runtime.store.outbox_items()):
+        if all(i.status == "sent" for i in await runtime.store.outbox.items()):
             return
         clock["now"] += step  # past the back-off, so the next dispatch retries
-    raise AssertionError([(i.key, i.status, i.last_error) for i in await runtime.store.outbox_items()])
+    raise AssertionError([(i.key, i.status, i.last_error) for i in await runtime.store.outbox.items()])
 
 
 def _fake_clock(runtime: Runtime) -> dict[str, datetime]:
@@ -785,18 +787,20 @@ async def test_a_slack_429_storm_beyond_the_in_call_retries_is_delivered_once_af
     runtime: Runtime = slack_bot["runtime"]
     clock = _fake_clock(runtime)
     fake_slack.state.rate_limited = 4  # the send waits out two (Retry-After: 1), the outbox the rest
-    await runtime.store.enqueue(
-        "alert:storm",
-        "slack",
-        "C1",
-        "alert",
-        "warning",
-        text_message("storm", "storm").to_json(),
-        clock["now"],
-        clock["now"],
+    await runtime.store.outbox.enqueue(
+        NewMessage(
+            "alert:storm",
+            "slack",
+            "C1",
+            "alert",
+            "warning",
+            text_message("storm", "storm").to_json(),
+            clock["now"],
+        ),
+        now=clock["now"],
     )
     await runtime.dispatch()
-    (item,) = await runtime.store.outbox_items()
+    (item,) = await runtime.store.outbox.items()
     assert item.status == "pending"
     assert item.not_before - clock["now"] <= timedelta(seconds=2)  # Slack's Retry-After, not the 30 s back-off
     await _dispatch_until_sent(runtime, clock, timedelta(seconds=2), rounds=3)
@@ -829,15 +833,17 @@ async def test_a_discord_429_storm_beyond_discord_py_retries_is_delivered_once(
     clock = _fake_clock(runtime)
     path = f"/channels/{fake.channel_id}/messages"
     fake.rate_limit_next("POST", path, retry_after=0.05, count=5)  # discord.py tries five times, then gives up
-    await runtime.store.enqueue(
-        "alert:storm",
-        "discord",
-        str(fake.channel_id),
-        "alert",
-        "warning",
-        text_message("storm", "storm").to_json(),
-        clock["now"],
-        clock["now"],
+    await runtime.store.outbox.enqueue(
+        NewMessage(
+            "alert:storm",
+            "discord",
+            str(fake.channel_id),
+            "alert",
+            "warning",
+            text_message("storm", "storm").to_json(),
+            clock["now"],
+        ),
+        now=clock["now"],
     )
     await runtime.dispatch()
     assert [c.status for c in fake.recorded("POST", path)] == [429] * 5
@@ -852,15 +858,17 @@ async def test_a_long_discord_retry_after_is_honoured_by_the_outbox(discord_bot:
     clock = _fake_clock(runtime)
     path = f"/channels/{fake.channel_id}/messages"
     fake.rate_limit_next("POST", path, retry_after=60, count=1)
-    await runtime.store.enqueue(
-        "alert:later",
-        "discord",
-        str(fake.channel_id),
-        "alert",
-        "warning",
-        text_message("later", "later").to_json(),
-        clock["now"],
-        clock["now"],
+    await runtime.store.outbox.enqueue(
+        NewMessage(
+            "alert:later",
+            "discord",
+            str(fake.channel_id),
+            "alert",
+            "warning",
+            text_message("later", "later").to_json(),
+            clock["now"],
+        ),
+        now=clock["now"],
     )
     await runtime.dispatch()
     clock["now"] += timedelta(seconds=30)
@@ -869,5 +877,5 @@ async def test_a_long_discord_retry_after_is_honoured_by_the_outbox(discord_bot:
     clock["now"] += timedelta(seconds=31)
     await runtime.dispatch()
     assert [c.status for c in fake.recorded("POST", path)] == [429, 200]
-    (item,) = await runtime.store.outbox_items()
+    (item,) = await runtime.store.outbox.items()
     assert item.status == "sent"

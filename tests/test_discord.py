@@ -20,9 +20,8 @@ from bot.channels import Channel
 from bot.config import AppConfig
 from bot.messages import Field, Message, Section
 from bot.models import Severity
-from bot.runtime import Runtime
 from bot.store import Store
-from tests.conftest import make_account, make_settings
+from tests.conftest import make_account, make_runtime, make_settings
 from tests.fake_discord import FakeDiscord, command_interaction, component_interaction
 from tests.fakes import FakeProviderServer
 
@@ -60,7 +59,7 @@ async def bot(
     store = await Store.open(settings.database_url)
     async with httpx.AsyncClient() as http:
         adapter = DiscordAdapter(settings, guild_ready_timeout=0.1)
-        runtime = Runtime(config, store, http, [adapter], charts=_tiny_chart)
+        runtime = make_runtime(config, store, http, [adapter], charts=_tiny_chart)
         await adapter.start(runtime.handler)
         try:
             yield {
@@ -135,7 +134,7 @@ async def test_buttons_work_from_their_custom_ids(bot: dict[str, Any]) -> None:
     fake.send_interaction(component_interaction(fake, "creditbot:snooze:ds:24h", permissions=MANAGE_GUILD))
     follows = await fake.wait_for_async("POST", "/webhooks/*", count=2)
     assert "snoozed until" in follows[1].json["embeds"][0]["description"]
-    assert await bot["store"].snoozed_until(bot["runtime"].clock())
+    assert await bot["store"].settings.snoozed_until(bot["runtime"].clock())
 
 
 async def test_settings_commands_are_checked_again_in_code(bot: dict[str, Any]) -> None:
@@ -145,9 +144,9 @@ async def test_settings_commands_are_checked_again_in_code(bot: dict[str, Any]) 
     )
     (follow,) = await fake.wait_for_async("POST", "/webhooks/*")
     assert "only admins" in follow.json["embeds"][0]["description"]
-    assert await bot["store"].snoozed_until(bot["runtime"].clock()) == {}
-    audit = await bot["store"].audit_entries()
-    assert audit[0]["detail"].startswith("refused")
+    assert await bot["store"].settings.snoozed_until(bot["runtime"].clock()) == {}
+    audit = await bot["store"].settings.audit_entries()
+    assert audit[0].detail.startswith("refused")
 
 
 async def test_viewer_roles_refuse_others(bot: dict[str, Any]) -> None:
@@ -277,7 +276,7 @@ async def test_global_commands_are_synced_once_and_again_only_when_changed(
     async with httpx.AsyncClient() as http:
         for _ in range(2):  # two starts of the bot on the same database
             adapter = DiscordAdapter(settings, guild_ready_timeout=0.1)
-            runtime = Runtime(config, store, http, [adapter])
+            runtime = make_runtime(config, store, http, [adapter])
             await adapter.start(runtime.handler)
             await adapter.stop()
     await store.close()

@@ -46,9 +46,9 @@ from bot.config import AppConfig
 from bot.leader import LEADER_LOCK_KEY, PostgresLeadership
 from bot.messages import text_message
 from bot.models import Severity
-from bot.runtime import CLAIM_LEASE, Runtime
-from bot.store import MIGRATIONS_DIR, AccountReadings, Store
-from tests.conftest import TEST_KEYS, make_account, make_settings
+from bot.runtime import CLAIM_LEASE
+from bot.store import MIGRATIONS_DIR, AccountReadings, NewMessage, Store
+from tests.conftest import TEST_KEYS, make_account, make_runtime, make_settings
 from tests.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.fakes import FakeProviderServer
 from tests.test_cli import run_cli
@@ -168,7 +168,7 @@ def deliver_after_the_lease(tmp_path: Path, url: str, slack: FakeSlack) -> tuple
         store = await Store.open(url)
         try:
             async with httpx.AsyncClient() as http:
-                runtime = Runtime(
+                runtime = make_runtime(
                     AppConfig(settings, (), "test"), store, http, [SlackAdapter(settings)], clock=lambda: later
                 )
                 return await runtime.dispatch(), await runtime.dispatch()
@@ -301,9 +301,10 @@ def upgrade_to(url: str, revision: str) -> None:
             async with store.engine.begin() as connection:
                 await connection.run_sync(upgrade)
             now = datetime.now(UTC)
-            await store.add_reading(reading("ds", now - timedelta(hours=1), "120.00"))
-            await store.enqueue(
-                "alert:console:ops:ds:balance:1", "console", "ops", "alert", "warning", {}, now, now
+            await store.readings.add_reading(reading("ds", now - timedelta(hours=1), "120.00"))
+            await store.outbox.enqueue(
+                NewMessage("alert:console:ops:ds:balance:1", "console", "ops", "alert", "warning", {}, now),
+                now=now,
             )
         finally:
             await store.close()
@@ -337,11 +338,11 @@ def assert_seed_kept_and_schema_current(url: str) -> None:
     async def go() -> None:
         store = await Store.open(url, migrate=False)
         try:
-            latest = (await store.latest_readings(["ds"]))["ds"].latest_good
+            latest = (await store.readings.latest_readings(["ds"]))["ds"].latest_good
             assert latest is not None, "the reading stored before the upgrade is gone"
-            assert [i.key for i in await store.outbox_items()] == ["alert:console:ops:ds:balance:1"]
-            await store.set_value("after", "upgrade")  # settings_kv, the table of revision 0004
-            assert await store.get_value("after") == "upgrade"
+            assert [i.key for i in await store.outbox.items()] == ["alert:console:ops:ds:balance:1"]
+            await store.settings.set_value("after", "upgrade")  # settings_kv, the table of revision 0004
+            assert await store.settings.get_value("after") == "upgrade"
         finally:
             await store.close()
 
@@ -575,7 +576,7 @@ def test_a_damaged_page_fails_check_with_one_line_and_makes_the_bot_unready(
     async def fill() -> None:
         store = await Store.open(url)
         for batch in range(40):
-            await store.add_readings(
+            await store.readings.add_readings(
                 [(reading("ds", now - timedelta(minutes=batch * 60 + i)), []) for i in range(60)]
             )
         await store.close()
@@ -600,7 +601,7 @@ def test_a_damaged_page_fails_check_with_one_line_and_makes_the_bot_unready(
             account = make_account("ds", "deepseek", fake.base_url("deepseek"))
             config = AppConfig(make_settings(tmp_path, database_url=url), (account,), "test")
             async with httpx.AsyncClient() as http:
-                runtime = Runtime(config, store, http, [ConsoleAdapter(io.StringIO(), interactive=False)])
+                runtime = make_runtime(config, store, http, [ConsoleAdapter(io.StringIO(), interactive=False)])
                 assert await runtime.readiness() == (True, {"store": "ok", "console": "ok"})
                 with pytest.raises(Exception, match="malformed"):
                     await runtime.poll()
@@ -628,7 +629,7 @@ async def test_a_database_locked_by_another_writer_fails_one_poll_after_the_busy
     store = await Store.open(url)
     try:
         async with httpx.AsyncClient() as http:
-            runtime = Runtime(config, store, http, [ConsoleAdapter(out, interactive=False)])
+            runtime = make_runtime(config, store, http, [ConsoleAdapter(out, interactive=False)])
             locker = sqlite3.connect(db, isolation_level=None)  # e.g. someone's sqlite3 shell, mid-transaction
             locker.execute("BEGIN IMMEDIATE")
             try:
@@ -642,7 +643,9 @@ async def test_a_database_locked_by_another_writer_fails_one_poll_after_the_busy
             finally:
                 locker.execute("ROLLBACK")
                 locker.close()
-            assert await store.latest_readings(["ds"]) == {"ds": AccountReadings(None, None)}, "all or nothing"
+            assert await store.readings.latest_readings(["ds"]) == {"ds": AccountReadings(None, None)}, (
+                "all or nothing"
+            )
             assert "below" not in out.getvalue()
             events = await runtime.poll()  # the next poll stores the reading and raises the alert
             assert [(e.rule.value, e.kind) for e in events] == [("balance", "fired")]
@@ -744,7 +747,7 @@ async def test_postgresql_going_away_is_reported_and_polling_and_delivery_resume
     runtime = None
     try:
         async with httpx.AsyncClient(timeout=10) as http:
-            runtime = Runtime(
+            runtime = make_runtime(
                 config,
                 store,
                 http,
@@ -763,7 +766,9 @@ async def test_postgresql_going_away_is_reported_and_polling_and_delivery_resume
             now = datetime.now(UTC)
             message = text_message("outage check", "queued before the outage").to_json()
             due = now + timedelta(seconds=2)
-            await store.enqueue("test:console:ops:outage", "console", "ops", "test", "info", message, due, now)
+            await store.outbox.enqueue(
+                NewMessage("test:console:ops:outage", "console", "ops", "test", "info", message, due), now=now
+            )
 
             proxy.cut()
             answer = None

@@ -22,9 +22,8 @@ from bot.messages import Message, render_text
 from bot.models import AlertEvent, ErrorKind, Rule, Severity
 from bot.money import Money
 from bot.providers.base import MAX_ATTEMPTS, MAX_BODY_BYTES
-from bot.runtime import Runtime
 from bot.store import Store
-from tests.conftest import make_account, make_settings
+from tests.conftest import make_account, make_runtime, make_settings
 from tests.fakes import HTML_PAGE, REVOKED_KEY_ERRORS, FakeProviders, FakeProviderServer, Scripted, utc_today
 from tests.test_runtime import Clock, RecordingAdapter
 
@@ -289,7 +288,7 @@ async def test_provider_fault_is_stale_not_zero_and_announced_once(
 
     # A client that would wait far longer than the budget: the runtime's own deadline must hold.
     async with httpx.AsyncClient(timeout=10) as http:
-        runtime = Runtime(config, store, http, [adapter], clock=clock)
+        runtime = make_runtime(config, store, http, [adapter], clock=clock)
         runtime.monitor._sleep = no_backoff  # type: ignore[method-assign]
 
         # A good first poll: nothing to say, and /credits shows each healthy balance.
@@ -328,7 +327,7 @@ async def test_provider_fault_is_stale_not_zero_and_announced_once(
                 )
 
         # Each failure is classified and explained, and stored as a failure: no amount, and no zero anywhere.
-        latest = await store.latest_readings(names.values())
+        latest = await store.readings.latest_readings(names.values())
         for provider in providers:
             readings = latest[names[provider]]
             assert readings.latest is not None
@@ -408,7 +407,7 @@ async def test_429_storm_ends_within_the_fetch_budget_in_real_time(
     config = AppConfig(settings, accounts, "test", channels=(ALERTS_HERE,))
     adapter = RecordingAdapter()
     async with httpx.AsyncClient(timeout=10) as http:
-        runtime = Runtime(config, store, http, [adapter], clock=clock)
+        runtime = make_runtime(config, store, http, [adapter], clock=clock)
         await runtime.poll()
         headers = {"Retry-After": retry_after} if retry_after else {}
         for provider in PROVIDERS:
@@ -418,7 +417,7 @@ async def test_429_storm_ends_within_the_fetch_budget_in_real_time(
         events, took = await timed(runtime.poll())
     assert took < budget + 1.0
     assert events == []  # one failure is not yet an outage
-    latest = await store.latest_readings(a.name for a in accounts)
+    latest = await store.readings.latest_readings(a.name for a in accounts)
     for account in accounts:
         reading = latest[account.name].latest
         assert reading is not None
@@ -447,7 +446,7 @@ async def test_spend_page_without_any_bucket_is_a_failure_not_zero_spend(
     account = make_account("spend", provider, fake.base_url(provider), **configure(fake, provider, clock.now))
     config = AppConfig(make_settings(tmp_path), (account,), "test", channels=(ALERTS_HERE,))
     async with httpx.AsyncClient(timeout=10) as http:
-        runtime = Runtime(config, store, http, [RecordingAdapter()], clock=clock)
+        runtime = make_runtime(config, store, http, [RecordingAdapter()], clock=clock)
         await runtime.poll()
         good = (await runtime.handler.handle("", MEMBER)).message.sections[0]
         fake.state.fail(provider, Scripted(200, page))

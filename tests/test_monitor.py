@@ -35,7 +35,7 @@ async def test_reopening_the_store_keeps_data(tmp_path: Path, fake: FakeProvider
         await monitor.refresh()
     await first.close()
     second = await Store.open(url)
-    latest = await second.latest_readings(["ds"])
+    latest = await second.readings.latest_readings(["ds"])
     await second.close()
     assert latest["ds"].latest_good is not None
     assert latest["ds"].latest_good.report.balance == Money(D("110.00"), "CNY")  # type: ignore[union-attr]

@@ -149,7 +149,7 @@ async def test_a_lone_surrogate_in_a_provider_error_cannot_break_storing_the_pol
         (reading,) = await monitor.refresh()
     assert "down" in (reading.error or "")
     assert "\ud800" not in (reading.error or "")
-    stored = (await store.latest_readings(["ds"]))["ds"].latest
+    stored = (await store.readings.latest_readings(["ds"]))["ds"].latest
     assert stored is not None
     assert stored.error == reading.error
 

@@ -181,7 +181,7 @@ def test_thresholds_set_from_chat_are_used_by_check_and_accounts(tmp_path: Path,
 
     async def set_override() -> None:
         store = await Store.open(url)
-        await store.set_threshold_override(
+        await store.settings.set_threshold_override(
             ThresholdOverride("ds", Decimal(500), Decimal(300), "slack:alice", datetime.now(UTC))
         )
         await store.close()

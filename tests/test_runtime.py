@@ -16,15 +16,15 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from adapters.console import ConsoleAdapter
-from bot.adapter import DeliveryError
+from bot.adapter import BaseAdapter, DeliveryError
 from bot.channels import Channel
 from bot.config import AppConfig
 from bot.handler import Requester
 from bot.messages import Message
 from bot.models import Severity
 from bot.runtime import Runtime
-from bot.store import Store
-from tests.conftest import make_account, make_settings
+from bot.store import NewMessage, Store
+from tests.conftest import make_account, make_runtime, make_settings
 from tests.fakes import FakeProviderServer
 
 D = Decimal
@@ -40,22 +40,14 @@ class Clock:
         return self.now
 
 
-class RecordingAdapter:
+class RecordingAdapter(BaseAdapter):
     """A stand-in chat platform that records what it was asked to send; may fail on demand."""
 
     def __init__(self, platform: str = "slack") -> None:
-        self.platform = platform
+        super().__init__()
+        self.platform = platform  # type: ignore[misc]
         self.sent: list[tuple[str, Message]] = []
         self.failures: list[DeliveryError] = []
-
-    async def start(self, handler: Any) -> None:
-        self.handler = handler
-
-    async def stop(self) -> None:
-        return None
-
-    def connected(self) -> bool:
-        return True
 
     async def send(self, channel_id: str, message: Message, *, key: str | None = None) -> None:
         if self.failures:
@@ -77,7 +69,7 @@ def runtime_for(
     fake: FakeProviderServer = env["fake"]
     accounts = (make_account("ds", "deepseek", fake.base_url("deepseek"), **account),)
     config = AppConfig(make_settings(env["tmp"]), accounts, "test", channels=channels)
-    return Runtime(config, env["store"], env["http"], [adapter], clock=clock)
+    return make_runtime(config, env["store"], env["http"], [adapter], clock=clock)
 
 
 SLACK = Channel("slack", "C1", daily_summary=time(9, 0), timezone="UTC", alerts=Severity.WARNING)
@@ -142,7 +134,7 @@ async def test_snoozed_account_is_not_announced(env: dict[str, Any]) -> None:
     clock = Clock(datetime.now(UTC))
     adapter = RecordingAdapter()
     runtime = runtime_for(env, clock, (SLACK,), adapter, warn_below=D(200))
-    await env["store"].set_snooze("ds", clock.now + timedelta(hours=24), "test")
+    await env["store"].settings.set_snooze("ds", clock.now + timedelta(hours=24), "test")
     await runtime.poll()
     assert [m for _, m in adapter.sent if m.footer.startswith("rule:")] == []
 
@@ -161,7 +153,7 @@ async def test_failed_delivery_is_retried_and_arrives_once(env: dict[str, Any]) 
     await runtime.dispatch()
     await runtime.dispatch()
     assert len(adapter.sent) == 1
-    (item,) = await env["store"].outbox_items("alert")
+    (item,) = await env["store"].outbox.items("alert")
     assert (item.status, item.attempts) == ("sent", 3)
 
 
@@ -170,11 +162,12 @@ async def test_abandoned_claim_is_retried_after_the_lease(env: dict[str, Any]) -
     adapter = RecordingAdapter()
     runtime = runtime_for(env, clock, (SLACK,), adapter)
     store: Store = env["store"]
-    await store.enqueue(
-        "alert:x", "slack", "C1", "alert", "warning", Message("t", "s").to_json(), clock.now, clock.now
+    await store.outbox.enqueue(
+        NewMessage("alert:x", "slack", "C1", "alert", "warning", Message("t", "s").to_json(), clock.now),
+        now=clock.now,
     )
-    (item,) = await store.open_messages(clock.now, timedelta(minutes=10))
-    assert await store.claim(item, clock.now, timedelta(minutes=10))  # then the process "crashes"
+    (item,) = await store.outbox.open_messages(clock.now, timedelta(minutes=10))
+    assert await store.outbox.claim(item, clock.now, timedelta(minutes=10))  # then the process "crashes"
     await runtime.dispatch()
     assert adapter.sent == []
     clock.now += timedelta(minutes=11)
@@ -192,9 +185,11 @@ async def test_a_message_left_claimed_by_a_crash_holds_back_its_channel_until_th
     lease = timedelta(minutes=10)
     for key, channel in (("alert:fired", "C1"), ("alert:recovered", "C1"), ("alert:other", "C2")):
         message = Message(key, key).to_json()
-        await store.enqueue(key, "slack", channel, "alert", "warning", message, clock.now, clock.now)
-    fired = next(i for i in await store.open_messages(clock.now, lease) if i.key == "alert:fired")
-    assert await store.claim(fired, clock.now, lease)  # then that process dies while sending it
+        await store.outbox.enqueue(
+            NewMessage(key, "slack", channel, "alert", "warning", message, clock.now), now=clock.now
+        )
+    fired = next(i for i in await store.outbox.open_messages(clock.now, lease) if i.key == "alert:fired")
+    assert await store.outbox.claim(fired, clock.now, lease)  # then that process dies while sending it
     await runtime.dispatch()
     assert [m.title for _, m in adapter.sent] == ["alert:other"]  # C1 waits: the recovery stays behind
     clock.now += timedelta(minutes=11)
@@ -247,9 +242,9 @@ async def test_commands_permissions_audit_and_effective_thresholds(env: dict[str
     assert (view.thresholds.warn_below, view.thresholds.critical_below) == (D(500), D(100))
     assert view.thresholds.origin["warn_below"] == "chat, by slack:alice"
     assert view.status.value == "warning"
-    audit = await env["store"].audit_entries()
-    assert [(a["command"], a["user"]) for a in audit] == [("threshold", "alice"), ("threshold", "U1")]
-    assert audit[1]["detail"].startswith("refused")
+    audit = await env["store"].settings.audit_entries()
+    assert [(a.command, a.user) for a in audit] == [("threshold", "alice"), ("threshold", "U1")]
+    assert audit[1].detail.startswith("refused")
     bad = await handler.handle("snooze ds forever", admin)
     assert "is not a duration" in bad.message.text
 
@@ -289,7 +284,7 @@ async def test_summary_fan_out_runs_channels_in_parallel_within_the_limit(env: d
         drawn.append(views)
         return b"png"
 
-    runtime = Runtime(config, env["store"], env["http"], [adapter], clock=clock, charts=chart)
+    runtime = make_runtime(config, env["store"], env["http"], [adapter], clock=clock, charts=chart)
     assert await runtime.send_summaries(channels) == 30
     assert sorted(c for c, _ in adapter.sent) == [c.id for c in channels]
     assert 1 < adapter.peak <= 5  # in parallel, within CREDITBOT_DELIVERY_CONCURRENCY
@@ -314,7 +309,7 @@ async def test_one_channel_whose_summary_fails_costs_the_others_nothing(env: dic
         return b"png"
 
     adapter = RecordingAdapter()
-    runtime = Runtime(config, env["store"], env["http"], [adapter], clock=clock, charts=chart)
+    runtime = make_runtime(config, env["store"], env["http"], [adapter], clock=clock, charts=chart)
     assert await runtime.send_summaries((good, bad)) == 1
     assert [channel for channel, _ in adapter.sent] == ["C1"]
     broken.clear()
@@ -336,7 +331,7 @@ async def test_channels_sharing_a_summary_time_share_one_job(env: dict[str, Any]
         "t",
         channels=channels,
     )
-    runtime = Runtime(config, env["store"], env["http"], [RecordingAdapter()], clock=clock)
+    runtime = make_runtime(config, env["store"], env["http"], [RecordingAdapter()], clock=clock)
     await runtime.start()
     try:
         jobs = sorted(j.id for j in runtime.scheduler.get_jobs() if j.id.startswith("summary:"))
@@ -479,7 +474,7 @@ async def test_snoozed_alert_is_announced_when_the_snooze_ends(env: dict[str, An
     clock = Clock(datetime.now(UTC))
     adapter = RecordingAdapter()
     runtime = runtime_for(env, clock, (ALERTS_ONLY,), adapter, critical_below=D(150))
-    await env["store"].set_snooze("ds", clock.now + timedelta(hours=1), "test")
+    await env["store"].settings.set_snooze("ds", clock.now + timedelta(hours=1), "test")
     await runtime.poll()
     assert alert_posts(adapter) == []
     clock.now += timedelta(hours=2)
@@ -491,7 +486,7 @@ async def test_recovery_of_an_alert_nobody_saw_is_not_sent(env: dict[str, Any]) 
     clock = Clock(datetime.now(UTC))
     adapter = RecordingAdapter()
     runtime = runtime_for(env, clock, (ALERTS_ONLY,), adapter, critical_below=D(150))
-    await env["store"].set_snooze("ds", clock.now + timedelta(hours=5), "test")
+    await env["store"].settings.set_snooze("ds", clock.now + timedelta(hours=5), "test")
     await runtime.poll()
     env["fake"].state.deepseek_infos = [{"currency": "CNY", "total_balance": "900.00"}]
     clock.now += timedelta(minutes=10)
@@ -520,11 +515,11 @@ async def test_a_process_without_the_platform_leaves_its_messages_alone(env: dic
     clock = Clock(datetime.now(UTC))
     slack_runtime = runtime_for(env, clock, (ALERTS_ONLY,), RecordingAdapter("discord"), warn_below=D(200))
     await slack_runtime.poll()  # queues a Slack alert that this process cannot send
-    (item,) = await env["store"].outbox_items("alert")
+    (item,) = await env["store"].outbox.items("alert")
     assert item.status == "pending"
     console_only = runtime_for(env, clock, (ALERTS_ONLY,), RecordingAdapter("console"))
     await console_only.notify_test(Channel("console", "stdout", daily_summary=None))
-    (item,) = await env["store"].outbox_items("alert")
+    (item,) = await env["store"].outbox.items("alert")
     assert item.status == "pending"  # still there for the process that has Slack
 
 
@@ -534,12 +529,12 @@ async def test_summary_missed_across_midnight_is_caught_up(env: dict[str, Any]) 
     adapter = RecordingAdapter()
     runtime = runtime_for(env, Clock(midnight), (late,), adapter)
     await runtime.poll()
-    summaries = await env["store"].outbox_items("summary")
+    summaries = await env["store"].outbox.items("summary")
     assert [s.key for s in summaries] == [f"summary:slack:C1:{(midnight - timedelta(days=1)).date()}"]
     fresh_install = runtime_for(env, Clock(midnight + timedelta(hours=20)), (late,), RecordingAdapter())
     fresh_install._caught_up = False
-    await fresh_install.catch_up()  # yesterday's 23:30 is more than 12 h ago: history, not sent
-    assert len(await env["store"].outbox_items("summary")) == 1
+    await fresh_install.summaries.catch_up()  # yesterday's 23:30 is more than 12 h ago: history, not sent
+    assert len(await env["store"].outbox.items("summary")) == 1
 
 
 async def test_nothing_visible_means_no_accounts_not_all(env: dict[str, Any]) -> None:
@@ -562,8 +557,8 @@ async def test_threshold_that_would_leave_critical_above_warn_is_refused(env: di
     assert reply.message.title == "Thresholds not changed"
     (view,) = await runtime.monitor.views()
     assert (view.thresholds.warn_below, view.thresholds.critical_below) == (D(100), D(50))
-    audit = await env["store"].audit_entries()
-    assert audit[0]["detail"].startswith("refused")
+    audit = await env["store"].settings.audit_entries()
+    assert audit[0].detail.startswith("refused")
 
 
 async def test_subscribe_in_a_toml_channel_is_refused_and_audited(env: dict[str, Any]) -> None:
@@ -571,8 +566,8 @@ async def test_subscribe_in_a_toml_channel_is_refused_and_audited(env: dict[str,
     admin = Requester("slack", "U2", "C1", is_admin=True)
     reply = await runtime.handler.handle("subscribe 07:00", admin)
     assert reply.message.title == "Not subscribed"
-    assert await env["store"].subscriptions() == []
-    assert (await env["store"].audit_entries())[0]["detail"] == "refused: channel is in creditbot.toml"
+    assert await env["store"].settings.subscriptions() == []
+    assert (await env["store"].settings.audit_entries())[0].detail == "refused: channel is in creditbot.toml"
 
 
 async def _instant(_seconds: float) -> None:

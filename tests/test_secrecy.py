@@ -49,9 +49,8 @@ from bot.handler import Requester
 from bot.logs import JsonFormatter, configure_logging
 from bot.messages import Action, Message, render_text
 from bot.providers.base import FetchRequest, HostLimiter, ProviderError, ProviderHttp
-from bot.runtime import Runtime
 from bot.store import Store
-from tests.conftest import fetch, fetch_request, make_settings
+from tests.conftest import fetch, fetch_request, make_runtime, make_settings
 from tests.fake_discord import FakeDiscord
 from tests.fake_slack import FakeSlack, signed_headers, slash_body
 from tests.fakes import ECHO_MODES, FakeProviders, FakeProviderServer, utc_today
@@ -326,7 +325,7 @@ async def _inprocess(
         console = ConsoleAdapter(console_out, chart_dir=tmp / "charts", interactive=False)
         slack_adapter = SlackAdapter(settings)
         discord_adapter = DiscordAdapter(settings, guild_ready_timeout=0.1)
-        runtime = Runtime(config, store, http, [console, slack_adapter, discord_adapter], charts=_tiny_chart)
+        runtime = make_runtime(config, store, http, [console, slack_adapter, discord_adapter], charts=_tiny_chart)
         runtime.monitor._sleep = _instant  # type: ignore[method-assign]  # retries need not really wait
         for adapter in (console, slack_adapter, discord_adapter):
             await adapter.start(runtime.handler)
@@ -375,9 +374,9 @@ async def _inprocess(
                 await slack_adapter.send("C1", replies["reply to 'help'"])
             except DeliveryError as exc:
                 exceptions["DeliveryError"] = _exception_text(exc)
-            readings = await store.latest_readings(a.name for a in config.accounts)
+            readings = await store.readings.latest_readings(a.name for a in config.accounts)
             errors = [r.latest.error or "" for r in readings.values() if r.latest is not None]
-            outbox = await store.outbox_items()
+            outbox = await store.outbox.items()
         finally:
             await discord_adapter.stop()
             await slack_adapter.stop()

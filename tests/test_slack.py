@@ -24,9 +24,9 @@ from bot.config import AppConfig
 from bot.handler import Requester
 from bot.messages import Field, Message, Section
 from bot.runtime import Runtime
-from bot.store import Store
+from bot.store import NewMessage, Store
 from bot.web import start_http
-from tests.conftest import make_account, make_settings
+from tests.conftest import make_account, make_runtime, make_settings
 from tests.fake_slack import BOT_TOKEN, SIGNING_SECRET, TEAM, FakeSlack, signed_headers, slash_body
 from tests.fakes import FakeProviderServer
 from tests.test_run_e2e import free_port
@@ -54,7 +54,7 @@ async def bot(tmp_path: Path, fake: FakeProviderServer, slack: FakeSlack) -> Asy
     store = await Store.open(settings.database_url)
     async with httpx.AsyncClient() as http:
         adapter = SlackAdapter(settings)
-        runtime = Runtime(config, store, http, [adapter], charts=_tiny_chart)
+        runtime = make_runtime(config, store, http, [adapter], charts=_tiny_chart)
         port = free_port()
         web = await start_http(port, adapter.http_routes(), host="127.0.0.1")
         await adapter.start(runtime.handler)
@@ -161,8 +161,8 @@ async def test_viewers_and_admins(bot: dict[str, Any]) -> None:
     await post_command(bot, "snooze ds 24h", user="UADMIN")
     (done,) = await reply_for(bot, "snooze_ds_24h")
     assert "snoozed until" in json.dumps(done["blocks"])
-    audit = await bot["store"].audit_entries()
-    assert [(a["command"], a["user"]) for a in audit] == [("snooze", "UADMIN"), ("threshold", "U2")]
+    audit = await bot["store"].settings.audit_entries()
+    assert [(a.command, a.user) for a in audit] == [("snooze", "UADMIN"), ("threshold", "U2")]
 
 
 async def test_share_posts_in_channel_only_where_allowed(bot: dict[str, Any]) -> None:
@@ -264,13 +264,13 @@ async def test_fan_out_keeps_to_slack_pacing_and_delivers_each_summary_once(
 
     async with httpx.AsyncClient() as http:
         adapter = SlackAdapter(settings)
-        runtime = Runtime(config, store, http, [adapter], charts=chart)
+        runtime = make_runtime(config, store, http, [adapter], charts=chart)
         await adapter.start(runtime.handler)
         await asyncio.sleep(1.0)  # auth.test leaves the fake's window
         started = time.monotonic()
         assert await runtime.send_summaries(channels) == 25
         elapsed = time.monotonic() - started
-        items = await store.outbox_items("summary")
+        items = await store.outbox.items("summary")
     await store.close()
     assert [i.status for i in items] == ["sent"] * 25
     assert slack.state.posted == {c.id: 1 for c in channels}  # every channel once, none twice
@@ -323,24 +323,26 @@ async def test_outage_goes_back_to_the_outbox_and_arrives_once(bot: dict[str, An
     slack.state.failing = 3
     clock = {"now": datetime.now(UTC)}
     runtime.clock = lambda: clock["now"]
-    await runtime.store.enqueue(
-        "alert:test",
-        "slack",
-        "C1",
-        "alert",
-        "warning",
-        Message("Low balance", "ds is low").to_json(),
-        clock["now"],
-        clock["now"],
+    await runtime.store.outbox.enqueue(
+        NewMessage(
+            "alert:test",
+            "slack",
+            "C1",
+            "alert",
+            "warning",
+            Message("Low balance", "ds is low").to_json(),
+            clock["now"],
+        ),
+        now=clock["now"],
     )
     await runtime.dispatch()
-    (item,) = await runtime.store.outbox_items("alert")
+    (item,) = await runtime.store.outbox.items("alert")
     assert item.status == "pending"
     assert "Slack answered" in (item.last_error or "")
     for _ in range(4):
         clock["now"] += timedelta(minutes=5)
         await runtime.dispatch()
-    (item,) = await runtime.store.outbox_items("alert")
+    (item,) = await runtime.store.outbox.items("alert")
     assert item.status == "sent"
     ok_posts = [c for c in slack.state.called("/api/chat.postMessage")]
     assert len(ok_posts) == 4  # three 500s, one delivery
@@ -488,7 +490,7 @@ async def test_socket_mode_answers_a_slash_command_envelope(
             adapter = SlackAdapter(settings)
             assert adapter.socket_mode
             assert adapter.http_routes() == []
-            runtime = Runtime(config, store, http, [adapter])
+            runtime = make_runtime(config, store, http, [adapter])
             await adapter.start(runtime.handler)
             try:
                 payload = dict(pair.split("=", 1) for pair in slash_body("ds").split("&"))
@@ -526,7 +528,7 @@ async def test_channel_commands_are_checked_on_the_parsed_verb(bot: dict[str, An
     await post_command(bot, "credits subscribe", user="UADMIN", channel="CELSEWHERE")
     (refused,) = await reply_for(bot, "credits_subscribe")
     assert "cannot be posted in this channel" in refused["text"]
-    assert await bot["store"].subscriptions() == []  # refused before anything ran
+    assert await bot["store"].settings.subscriptions() == []  # refused before anything ran
     await post_command(bot, "credits chart", user="U1", channel="CELSEWHERE")
     await reply_for(bot, "credits_chart")
     assert bot["slack"].state.called("/api/files.getUploadURLExternal") == []
@@ -556,13 +558,14 @@ async def test_a_retry_does_not_post_the_message_again(bot: dict[str, Any]) -> N
     clock = {"now": datetime.now(UTC)}
     runtime.clock = lambda: clock["now"]
     message = Message("Daily LLM credits summary", "s", chart=b"\x89PNG chart", chart_name="c.png")
-    await runtime.store.enqueue(
-        "summary:x", "slack", "C1", "summary", "info", message.to_json(), clock["now"], clock["now"]
+    await runtime.store.outbox.enqueue(
+        NewMessage("summary:x", "slack", "C1", "summary", "info", message.to_json(), clock["now"]),
+        now=clock["now"],
     )
     await runtime.dispatch()
     clock["now"] += timedelta(minutes=5)
     await runtime.dispatch()
-    (item,) = await runtime.store.outbox_items("summary")
+    (item,) = await runtime.store.outbox.items("summary")
     assert item.status == "sent"
     assert len(slack.state.called("/api/chat.postMessage")) == 1  # the text was not posted twice
     assert len(slack.state.called("/api/files.completeUploadExternal")) == 1
@@ -595,4 +598,4 @@ async def test_snooze_button_snoozes_for_admins(bot: dict[str, Any]) -> None:
     ).status_code == 200
     (reply,) = await reply_for(bot, "snooze-button")
     assert "snoozed until" in json.dumps(reply["blocks"])
-    assert "ds" in await bot["store"].snoozed_until(bot["runtime"].clock())
+    assert "ds" in await bot["store"].settings.snoozed_until(bot["runtime"].clock())

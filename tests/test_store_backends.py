@@ -8,15 +8,16 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from bot.models import BalanceSource, DailySpend, ErrorKind, LedgerEntry, ProviderReport, Reading
+from bot.models import AlertState, BalanceSource, DailySpend, ErrorKind, LedgerEntry, ProviderReport, Reading, Rule
 from bot.money import Money
-from bot.store import Store, Subscription, ThresholdOverride
+from bot.store import AuditEntry, NewMessage, Store, Subscription, ThresholdOverride
 
 PG_ADMIN_DSN = os.environ.get("CREDITBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -96,10 +97,10 @@ def reading(account: str, when: datetime, balance: str | None = "10.50", error: 
 
 
 async def test_readings_round_trip_and_latest(store: Store) -> None:
-    await store.add_reading(reading("a", NOW - timedelta(hours=2), "12.00"))
-    await store.add_reading(reading("a", NOW - timedelta(hours=1), "11.00"))
-    await store.add_reading(reading("a", NOW, None))
-    latest = await store.latest_readings(["a", "b"])
+    await store.readings.add_reading(reading("a", NOW - timedelta(hours=2), "12.00"))
+    await store.readings.add_reading(reading("a", NOW - timedelta(hours=1), "11.00"))
+    await store.readings.add_reading(reading("a", NOW, None))
+    latest = await store.readings.latest_readings(["a", "b"])
     assert latest["b"].latest is None
     assert latest["a"].latest is not None
     assert latest["a"].latest.error == "down"
@@ -109,88 +110,94 @@ async def test_readings_round_trip_and_latest(store: Store) -> None:
     assert good.report is not None
     assert good.report.balance == Money(Decimal("11.00"), "CNY")
     assert good.report.balances[1] == Money(Decimal(0), "USD")
-    assert await store.failure_streak("a") == 1
-    history = (await store.balance_histories(["a"], NOW - timedelta(days=1)))["a"]
+    assert await store.readings.failure_streak("a") == 1
+    history = (await store.readings.balance_histories(["a"], NOW - timedelta(days=1)))["a"]
     assert [m.amount for _, m in history] == [Decimal("12.00"), Decimal("11.00")]
-    assert await store.has_readings_before(NOW - timedelta(minutes=90))
+    assert await store.readings.has_readings_before(NOW - timedelta(minutes=90))
 
 
 async def test_daily_spend_upsert_and_ledger(store: Store) -> None:
     days = [DailySpend(date(2026, 11, d), Money(Decimal("1.25"), "USD")) for d in range(20, 26)]
-    await store.add_reading(Reading("o", "openai", NOW, ProviderReport("USD")), days)
-    await store.add_reading(
+    await store.readings.add_reading(Reading("o", "openai", NOW, ProviderReport("USD")), days)
+    await store.readings.add_reading(
         Reading("o", "openai", NOW, ProviderReport("USD")),
         [DailySpend(date(2026, 11, 25), Money(Decimal("3.5"), "USD"))],
     )
-    spend = (await store.daily_spends({"o": date.min}))["o"]
+    spend = (await store.readings.daily_spends({"o": date.min}))["o"]
     assert [s.amount.amount for s in spend][-2:] == [Decimal("1.25"), Decimal("3.5")]
-    assert await store.spend_coverage(["o"]) == {"o": (date(2026, 11, 20), date(2026, 11, 25))}
-    await store.add_ledger_entry(LedgerEntry("o", Money(Decimal("50"), "USD"), date(2026, 11, 1), "cli", NOW))
-    (entry,) = (await store.ledger_entries(["o"]))["o"]
+    assert await store.readings.spend_coverage(["o"]) == {"o": (date(2026, 11, 20), date(2026, 11, 25))}
+    await store.readings.add_ledger_entry(
+        LedgerEntry("o", Money(Decimal("50"), "USD"), date(2026, 11, 1), "cli", NOW)
+    )
+    (entry,) = (await store.readings.ledger_entries(["o"]))["o"]
     assert entry.amount == Money(Decimal(50), "USD")
     assert entry.recorded_at == NOW
 
 
 async def test_outbox_claims_once_and_skips_duplicates(store: Store) -> None:
-    assert await store.enqueue("k1", "slack", "C1", "alert", "warning", {"title": "x"}, NOW, NOW)
-    assert not await store.enqueue("k1", "slack", "C1", "alert", "warning", {"title": "x"}, NOW, NOW)
-    (item,) = await store.open_messages(NOW, timedelta(minutes=10))
-    assert await store.claim(item, NOW, timedelta(minutes=10))
-    assert not await store.claim(item, NOW, timedelta(minutes=10))  # someone has it
-    assert await store.open_messages(NOW, timedelta(minutes=10)) == []
+    assert await store.outbox.enqueue(
+        NewMessage("k1", "slack", "C1", "alert", "warning", {"title": "x"}, NOW), now=NOW
+    )
+    assert not await store.outbox.enqueue(
+        NewMessage("k1", "slack", "C1", "alert", "warning", {"title": "x"}, NOW), now=NOW
+    )
+    (item,) = await store.outbox.open_messages(NOW, timedelta(minutes=10))
+    assert await store.outbox.claim(item, NOW, timedelta(minutes=10))
+    assert not await store.outbox.claim(item, NOW, timedelta(minutes=10))  # someone has it
+    assert await store.outbox.open_messages(NOW, timedelta(minutes=10)) == []
     later = NOW + timedelta(minutes=11)
-    (again,) = await store.open_messages(later, timedelta(minutes=10))  # abandoned claim comes back
-    assert await store.claim(again, later, timedelta(minutes=10))
-    await store.mark_sent(again.id, later)
-    (sent,) = await store.outbox_items()
+    (again,) = await store.outbox.open_messages(later, timedelta(minutes=10))  # abandoned claim comes back
+    assert await store.outbox.claim(again, later, timedelta(minutes=10))
+    await store.outbox.mark_sent(again.id, later)
+    (sent,) = await store.outbox.items()
     assert (sent.status, sent.attempts) == ("sent", 2)
-    assert ("slack", "C1") in await store.latest_sent_per_channel("alert")
+    assert ("slack", "C1") in await store.outbox.latest_sent_per_channel("alert")
 
 
 async def test_settings_tables(store: Store) -> None:
-    await store.set_threshold_override(ThresholdOverride("a", Decimal(20), None, "slack:u", NOW))
-    await store.set_threshold_override(ThresholdOverride("a", Decimal(30), Decimal(5), "slack:u", NOW))
-    assert (await store.threshold_overrides())["a"].warn_below == Decimal(30)
-    await store.set_snooze("a", NOW + timedelta(hours=1), "slack:u")
-    assert list(await store.snoozed_until(NOW)) == ["a"]
-    await store.save_subscription(Subscription("slack", "C9", "07:30", "Europe/Paris", "warning", "u"), NOW)
-    assert (await store.subscriptions())[0].timezone == "Europe/Paris"
-    assert await store.delete_subscription("slack", "C9")
-    await store.add_audit(NOW, "slack", "u", "C9", "snooze", "snoozed a")
-    assert (await store.audit_entries())[0]["detail"] == "snoozed a"
-    await store.set_value("k", "v1")
-    await store.set_value("k", "v2")
-    assert await store.get_value("k") == "v2"
-    row = {
-        "account": "a",
-        "rule": "balance",
-        "level": 1,
-        "fired_level": 1,
-        "episode": 1,
-        "period": None,
-        "since": NOW,
-        "notified_at": NOW,
-        "reminders": 1,
-        "detail": "below $20",
-        "peak_level": 1,
-        "suppressed": False,
-    }
-    await store.save_alert_states([row], NOW)
-    await store.save_alert_states([{**row, "level": 2}], NOW)
-    (saved,) = await store.alert_states()
-    assert (saved["level"], saved["since"]) == (2, NOW)
+    await store.settings.set_threshold_override(ThresholdOverride("a", Decimal(20), None, "slack:u", NOW))
+    await store.settings.set_threshold_override(ThresholdOverride("a", Decimal(30), Decimal(5), "slack:u", NOW))
+    assert (await store.settings.threshold_overrides())["a"].warn_below == Decimal(30)
+    await store.settings.set_snooze("a", NOW + timedelta(hours=1), "slack:u")
+    assert list(await store.settings.snoozed_until(NOW)) == ["a"]
+    await store.settings.save_subscription(
+        Subscription("slack", "C9", "07:30", "Europe/Paris", "warning", "u"), NOW
+    )
+    assert (await store.settings.subscriptions())[0].timezone == "Europe/Paris"
+    assert await store.settings.delete_subscription("slack", "C9")
+    await store.settings.add_audit(AuditEntry(NOW, "slack", "u", "C9", "snooze", "snoozed a"))
+    assert (await store.settings.audit_entries())[0].detail == "snoozed a"
+    await store.settings.set_value("k", "v1")
+    await store.settings.set_value("k", "v2")
+    assert await store.settings.get_value("k") == "v2"
+    state = AlertState(
+        account="a",
+        rule=Rule.BALANCE,
+        level=1,
+        fired_level=1,
+        episode=1,
+        since=NOW,
+        notified_at=NOW,
+        reminders=1,
+        detail="below $20",
+        peak_level=1,
+    )
+    await store.alerts.save([state], now=NOW)
+    await store.alerts.save([replace(state, level=2)], now=NOW)
+    (saved,) = await store.alerts.load()
+    assert saved == replace(state, level=2)
 
 
 async def test_prune_keeps_what_ledgers_need(store: Store) -> None:
-    await store.add_reading(reading("a", NOW - timedelta(days=500)))
-    await store.add_reading(reading("a", NOW))
+    await store.readings.add_reading(reading("a", NOW - timedelta(days=500)))
+    await store.readings.add_reading(reading("a", NOW))
     old = [
         DailySpend(date(2025, 6, 1), Money(Decimal(1), "USD")),
         DailySpend(date(2025, 7, 1), Money(Decimal(1), "USD")),
     ]
-    await store.add_reading(Reading("o", "openai", NOW, ProviderReport("USD")), old)
-    assert await store.prune(NOW, timedelta(days=400), {"o": date(2025, 6, 15)}) == 1
-    assert [s.day for s in (await store.daily_spends({"o": date.min}))["o"]] == [date(2025, 7, 1)]
+    await store.readings.add_reading(Reading("o", "openai", NOW, ProviderReport("USD")), old)
+    assert await store.readings.prune(NOW, timedelta(days=400), {"o": date(2025, 6, 15)}) == 1
+    assert [s.day for s in (await store.readings.daily_spends({"o": date.min}))["o"]] == [date(2025, 7, 1)]
 
 
 async def test_replicas_starting_together_migrate_once(store: Store) -> None:

@@ -7,16 +7,19 @@ import base64
 import contextlib
 import io
 import logging
-import re
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
 import yarl
 from discord import app_commands
 
+from adapters.common import ChatAdapter, Step
+from adapters.discord.buttons import RefreshButton, SnoozeButton, actions_view
 from adapters.discord.render import allowed_mentions_for, render
-from bot.adapter import DeliveryError
+from bot.adapter import AdapterUnavailable, DeliveryError
+from bot.commands import CommandError, Verb
 from bot.handler import Requester
 from bot.messages import Action, Message
 
@@ -55,75 +58,16 @@ def application_id_from_token(token: str) -> str | None:
 ONE_WORD = "Each option takes one word, without spaces. Nothing was changed; try again."
 
 
-class RefreshButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"creditbot:refresh(?::(?P<account>[A-Za-z0-9_-]{1,64}))?",
-):
-    """The Refresh button (of one account or all); dynamic, so it keeps working after a restart."""
-
-    def __init__(self, account: str | None = None) -> None:
-        self.account = account
-        custom_id = f"creditbot:refresh:{account}" if account else "creditbot:refresh"
-        super().__init__(
-            discord.ui.Button(label="Refresh", style=discord.ButtonStyle.secondary, custom_id=custom_id)
-        )
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> RefreshButton:
-        """Rebuild the button from its custom id."""
-        return cls(match["account"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        """Re-fetch and show the balances again."""
-        adapter: DiscordAdapter = interaction.client.creditbot_adapter
-        await adapter.on_action(interaction, Action("refresh", "Refresh", self.account))
+def check_discord(settings: Settings) -> list[str]:
+    """What `creditbot doctor` says about Discord: where to invite the bot ("!" marks a problem)."""
+    assert settings.discord_token is not None
+    app_id = application_id_from_token(settings.discord_token.get_secret_value())
+    if app_id is None:
+        return ["! DISCORD_TOKEN does not look like a bot token (Developer Portal > Bot > Token)"]
+    return [f"invite the bot with {invite_url(app_id)}"]
 
 
-class SnoozeButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"creditbot:snooze:(?P<account>[A-Za-z0-9_-]{1,64}):(?P<duration>\d+[mhd])",
-):
-    """The Snooze 24h button of one account; dynamic, so it keeps working after a restart."""
-
-    def __init__(self, account: str, duration: str = "24h") -> None:
-        self.account, self.duration = account, duration
-        super().__init__(
-            discord.ui.Button(
-                label=f"Snooze {account} {duration}",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"creditbot:snooze:{account}:{duration}",
-            )
-        )
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> SnoozeButton:
-        """Rebuild the button from its custom id."""
-        return cls(match["account"], match["duration"])
-
-    async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        """Snooze the account (admins only; the core checks)."""
-        adapter: DiscordAdapter = interaction.client.creditbot_adapter
-        await adapter.on_action(interaction, Action("snooze", "Snooze", self.account, self.duration))
-
-
-def actions_view(message: Message) -> discord.ui.View | None:
-    """The buttons of a message as a persistent view (no timeout)."""
-    if not message.actions:
-        return None
-    view = discord.ui.View(timeout=None)
-    for action in message.actions[:5]:
-        if action.kind == "refresh":
-            view.add_item(RefreshButton(action.account))
-        elif action.kind == "snooze" and action.account:
-            view.add_item(SnoozeButton(action.account, action.duration or "24h"))
-    return view
-
-
-class DiscordAdapter:
+class DiscordAdapter(ChatAdapter):
     """The `discord` platform: slash commands over the gateway, messages over REST."""
 
     platform = "discord"
@@ -131,6 +75,7 @@ class DiscordAdapter:
 
     def __init__(self, settings: Settings, *, guild_ready_timeout: float = 2.0) -> None:
         assert settings.discord_token is not None
+        super().__init__()
         self.settings = settings
         # Only GUILDS: the bot needs channels and roles, never message content or members.
         self.client = discord.Client(
@@ -141,17 +86,14 @@ class DiscordAdapter:
         self.client.creditbot_adapter = self  # type: ignore[attr-defined]
         self.tree = app_commands.CommandTree(self.client)
         self.client.setup_hook = self._setup_hook  # type: ignore[method-assign]
-        self._handler: CommandHandler | None = None
         self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-        self._progress: dict[str, set[int]] = {}  # pages of a message already posted, by outbox key
         self._register()
 
     # Lifecycle
 
     async def start(self, handler: CommandHandler) -> None:
         """Log in and connect to the gateway; returns once ready (or logs why not)."""
-        self._handler = handler
+        self.handler = handler
         discord.http.Route.BASE = self.settings.discord_api_url.rstrip("/")
         if self.settings.discord_gateway_url:
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.settings.discord_gateway_url)
@@ -164,17 +106,13 @@ class DiscordAdapter:
         if self._task in done:
             ready.cancel()
             error = self._task.exception()
-            log.error(
-                "Discord could not start: %s; other platforms keep running",
-                "the token was refused" if isinstance(error, discord.LoginFailure) else type(error).__name__,
-            )
-            return
+            reason = "the token was refused" if isinstance(error, discord.LoginFailure) else type(error).__name__
+            raise AdapterUnavailable(f"Discord could not start: {reason}; other platforms keep running")
         if ready not in done:
             ready.cancel()
-            log.error(
-                "Discord did not become ready within %.0f s; it keeps trying in the background", START_TIMEOUT
+            raise AdapterUnavailable(
+                f"Discord did not become ready within {START_TIMEOUT:.0f} s; it keeps trying in the background"
             )
-            return
         app_id = self.client.application_id
         log.info("Discord ready as %s; invite: %s", self.client.user, invite_url(app_id) if app_id else "?")
 
@@ -201,7 +139,7 @@ class DiscordAdapter:
                 log.error(
                     "could not sync commands to guild %s (%s); is the bot in that server?", guild_id, exc.status
                 )
-        if self._handler is None:
+        if self.handler is None:
             return
         if guilds:
             await self._drop_global_commands()
@@ -210,8 +148,8 @@ class DiscordAdapter:
 
     async def _drop_global_commands(self) -> None:
         # Moving from global to guild commands: remove the global copies, or members see each command twice.
-        assert self._handler is not None
-        if not await self._handler.store.get_value(SYNC_KEY):
+        assert self.handler is not None
+        if not await self.handler.kv.get_value(SYNC_KEY):
             return
         self.tree.clear_commands(guild=None)
         try:
@@ -219,22 +157,22 @@ class DiscordAdapter:
         except discord.HTTPException as exc:
             log.error("could not remove the global commands (%s)", exc.status)
             return
-        await self._handler.store.set_value(SYNC_KEY, "")
+        await self.handler.kv.set_value(SYNC_KEY, "")
 
     async def _sync_globally_once(self) -> None:
         # Global syncs are slow to propagate and rate limited: sync only when the commands changed.
         import hashlib
         import json
 
-        assert self._handler is not None
+        assert self.handler is not None
         payload = json.dumps([c.to_dict(self.tree) for c in self.tree.get_commands()], sort_keys=True)
         digest = hashlib.sha256(payload.encode()).hexdigest()
         key = SYNC_KEY
-        if await self._handler.store.get_value(key) == digest:
+        if await self.handler.kv.get_value(key) == digest:
             log.info("Discord commands unchanged; not syncing")
             return
         await self.tree.sync()
-        await self._handler.store.set_value(key, digest)
+        await self.handler.kv.set_value(key, digest)
         log.info("Discord commands synced globally")
 
     # Commands
@@ -245,9 +183,10 @@ class DiscordAdapter:
         async def account_names(
             interaction: discord.Interaction[Any], current: str
         ) -> list[app_commands.Choice[str]]:
-            if self._handler is None or not self._allowed(interaction):
+            handler = self.serving(self._allowed(interaction))
+            if handler is None:
                 return []
-            names = [a.name for a in self._handler.monitor.accounts()]
+            names = handler.account_names()
             return [app_commands.Choice(name=n, value=n) for n in names if current.lower() in n.lower()][:25]
 
         @tree.command(name="credits", description="LLM credits, spend and runway")
@@ -256,7 +195,9 @@ class DiscordAdapter:
         async def credits(
             interaction: discord.Interaction[Any], account: str | None = None, public: bool = False
         ) -> None:
-            await self.run_command(interaction, "share" if public else "", ephemeral=not public, account=account)
+            await self.run_command(
+                interaction, Verb.SHARE if public else Verb.CREDITS, ephemeral=not public, account=account
+            )
 
         group = app_commands.Group(
             name="creditbot",
@@ -267,43 +208,43 @@ class DiscordAdapter:
 
         @group.command(name="help", description="What creditbot can do")
         async def help_(interaction: discord.Interaction[Any]) -> None:
-            await self.run_command(interaction, "help")
+            await self.run_command(interaction, Verb.HELP)
 
         @group.command(name="alerts", description="Open alerts and snoozes")
         async def alerts(interaction: discord.Interaction[Any]) -> None:
-            await self.run_command(interaction, "alerts")
+            await self.run_command(interaction, Verb.ALERTS)
 
         @group.command(name="chart", description="Balances with a chart")
         @app_commands.autocomplete(account=account_names)
         async def chart(interaction: discord.Interaction[Any], account: str | None = None) -> None:
-            await self.run_command(interaction, "chart", account=account)
+            await self.run_command(interaction, Verb.CHART, account=account)
 
         @group.command(name="snooze", description="Silence an account's alerts for a while (30m, 24h, 7d)")
         @app_commands.autocomplete(account=account_names)
         async def snooze(interaction: discord.Interaction[Any], account: str, duration: str = "24h") -> None:
-            await self.run_command(interaction, "snooze", options=(account, duration))
+            await self.run_command(interaction, Verb.SNOOZE, options=(account, duration))
 
         @group.command(name="subscribe", description="Daily summary and alerts in this channel")
         async def subscribe(
             interaction: discord.Interaction[Any], time: str | None = None, timezone: str | None = None
         ) -> None:
-            await self.run_command(interaction, "subscribe", options=(time, timezone))
+            await self.run_command(interaction, Verb.SUBSCRIBE, options=(time, timezone))
 
         @group.command(name="unsubscribe", description="Stop summaries and alerts in this channel")
         async def unsubscribe(interaction: discord.Interaction[Any]) -> None:
-            await self.run_command(interaction, "unsubscribe")
+            await self.run_command(interaction, Verb.UNSUBSCRIBE)
 
         @group.command(name="threshold", description="Set an account's balance thresholds")
         @app_commands.autocomplete(account=account_names)
         async def threshold(
             interaction: discord.Interaction[Any], account: str, warn: str, critical: str | None = None
         ) -> None:
-            await self.run_command(interaction, "threshold", options=(account, warn, critical))
+            await self.run_command(interaction, Verb.THRESHOLD, options=(account, warn, critical))
 
         @group.command(name="topup", description="Record credit bought for a spend-only account")
         @app_commands.autocomplete(account=account_names)
         async def topup(interaction: discord.Interaction[Any], account: str, amount: str) -> None:
-            await self.run_command(interaction, "topup", options=(account, amount))
+            await self.run_command(interaction, Verb.TOPUP, options=(account, amount))
 
         tree.add_command(group)
 
@@ -327,7 +268,7 @@ class DiscordAdapter:
     async def run_command(
         self,
         interaction: discord.Interaction[Any],
-        text: str,
+        verb: Verb,
         *,
         ephemeral: bool = True,
         account: str | None = None,
@@ -335,10 +276,11 @@ class DiscordAdapter:
     ) -> None:
         """Defer at once (Discord's 3 seconds), run the core command, answer with follow-ups.
 
-        `options` are appended to `text` as words; a value with spaces is refused rather than split, so it can
-        never become several arguments (or another command).
+        `options` are the command's arguments, one word each; a value with spaces is refused rather than split,
+        so it can never become several arguments.
         """
-        if self._handler is None or not self._allowed(interaction):
+        handler = self.serving(self._allowed(interaction))
+        if handler is None:
             # Refused before deferring: a public defer would make the refusal public too.
             await interaction.response.send_message(REFUSED_VIEW, ephemeral=True)
             return
@@ -346,35 +288,29 @@ class DiscordAdapter:
             await interaction.response.send_message(ONE_WORD, ephemeral=True)
             return
         await interaction.response.defer(ephemeral=ephemeral, thinking=True)
-        line = " ".join([text, *(value.strip() for value in options if value is not None and value.strip())])
-        reply = await self._handler.handle(line, self._requester(interaction), account=account)
+        words = [value.strip() for value in options if value is not None and value.strip()]
+        try:
+            command = handler.typed(verb, words, account=account)
+        except CommandError as exc:
+            reply = handler.usage(exc)
+        else:
+            reply = await handler.run(command, self._requester(interaction))
         await self._follow_up(interaction, reply, ephemeral=ephemeral and not reply.public)
 
     async def on_action(self, interaction: discord.Interaction[Any], action: Action) -> None:
         """A button press, answered privately."""
-        if self._handler is None or not self._allowed(interaction):
+        handler = self.serving(self._allowed(interaction))
+        if handler is None:
             await interaction.response.send_message(REFUSED_VIEW, ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
-        reply = await self._handler.handle_action(action, self._requester(interaction))
+        reply = await handler.handle_action(action, self._requester(interaction))
         await self._follow_up(interaction, reply, ephemeral=True)
 
     async def _follow_up(self, interaction: discord.Interaction[Any], reply: Reply, *, ephemeral: bool) -> None:
-        message = reply.message
-        pages = render(message, chart_name=message.chart_name if message.chart else None)
-        for index, page in enumerate(pages):
-            last = index == len(pages) - 1
-            kwargs: dict[str, Any] = {
-                "embeds": [discord.Embed.from_dict(e) for e in page["embeds"]],
-                "ephemeral": ephemeral,
-                "allowed_mentions": discord.AllowedMentions.none(),
-            }
-            if last and message.chart:
-                kwargs["file"] = discord.File(io.BytesIO(message.chart), filename=message.chart_name)
-            view = actions_view(message) if last else None
-            if view is not None:
-                kwargs["view"] = view
-            await interaction.followup.send(page["content"] or discord.utils.MISSING, **kwargs)
+        pages = _pages(reply.message, discord.AllowedMentions.none())
+        for content, kwargs in pages:
+            await interaction.followup.send(content or discord.utils.MISSING, ephemeral=ephemeral, **kwargs)
 
     # Delivery
 
@@ -386,7 +322,6 @@ class DiscordAdapter:
             channel = self.client.get_channel(int(channel_id)) or await self.client.fetch_channel(int(channel_id))
             if not isinstance(channel, discord.abc.Messageable):
                 raise DeliveryError(f"Discord channel {channel_id} cannot receive messages", permanent=True)
-            pages = render(message, chart_name=message.chart_name if message.chart else None)
             wanted = allowed_mentions_for(message.mentions)
             mentions = discord.AllowedMentions(
                 everyone=wanted["everyone"],
@@ -394,27 +329,33 @@ class DiscordAdapter:
                 users=[discord.Object(id=int(u)) for u in wanted["users"]],
                 replied_user=False,
             )
-            done = self._progress.setdefault(key, set()) if key else set()
-            for index, page in enumerate(pages):
-                if index in done:
-                    continue  # posted by an earlier attempt of this delivery
-                last = index == len(pages) - 1
-                kwargs: dict[str, Any] = {
-                    "embeds": [discord.Embed.from_dict(e) for e in page["embeds"]],
-                    "allowed_mentions": mentions,
-                }
-                if last and message.chart:
-                    kwargs["file"] = discord.File(io.BytesIO(message.chart), filename=message.chart_name)
-                view = actions_view(message) if last else None
-                if view is not None:
-                    kwargs["view"] = view
-                await channel.send(page["content"] or None, **kwargs)
-                done.add(index)
-            if key:
-                self._progress.pop(key, None)
+            steps: list[Step] = [
+                (f"page{index}", partial(channel.send, content or None, **kwargs))
+                for index, (content, kwargs) in enumerate(_pages(message, mentions))
+            ]
+            await self.progress.run(key, steps)
         except (discord.NotFound, discord.Forbidden) as exc:
             raise DeliveryError(f"Discord refused: {exc.text or exc.status}", permanent=True) from None
         except discord.RateLimited as exc:
             raise DeliveryError("Discord rate limited", retry_after=exc.retry_after) from None
         except (discord.HTTPException, discord.GatewayNotFound, OSError, ValueError) as exc:
             raise DeliveryError(f"Discord failed: {type(exc).__name__}") from None
+
+
+def _pages(message: Message, mentions: discord.AllowedMentions) -> list[tuple[str, dict[str, Any]]]:
+    """The message as Discord messages (content and keyword arguments); the last carries chart and buttons."""
+    pages = render(message, chart_name=message.chart_name if message.chart else None)
+    result = []
+    for index, page in enumerate(pages):
+        kwargs: dict[str, Any] = {
+            "embeds": [discord.Embed.from_dict(e) for e in page["embeds"]],
+            "allowed_mentions": mentions,
+        }
+        if index == len(pages) - 1:
+            if message.chart:
+                kwargs["file"] = discord.File(io.BytesIO(message.chart), filename=message.chart_name)
+            view = actions_view(message)
+            if view is not None:
+                kwargs["view"] = view
+        result.append((page["content"], kwargs))
+    return result

@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiolimiter import AsyncLimiter
@@ -18,10 +19,12 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetr
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from adapters.slack.pacing import LONGEST_INLINE_PAUSE, PacedWebClient, SlackPaused, retry_after_seconds
+from adapters.common import ChatAdapter, Step
+from adapters.slack.delivery import delivery_call
+from adapters.slack.pacing import PacedWebClient, SlackPaused
 from adapters.slack.render import escape, parse_action_value, render, render_home
-from bot.adapter import DeliveryError
-from bot.commands import CommandError, Verb, parse_command
+from bot.adapter import AdapterConfigError, AdapterUnavailable, Route
+from bot.commands import CommandError, Verb
 from bot.handler import Requester
 from bot.messages import Action, Message
 
@@ -35,21 +38,7 @@ log = logging.getLogger(__name__)
 
 COMMAND = "/credits"
 PER_CHANNEL_INTERVAL = 1.0  # chat.postMessage allows about one message per second per channel
-RATE_LIMIT_RETRIES = 2  # 429s waited out within one send before the outbox takes over
 ADMIN_CACHE_SECONDS = 300
-PERMANENT_ERRORS = frozenset(
-    {
-        "channel_not_found",
-        "not_in_channel",
-        "is_archived",
-        "invalid_auth",
-        "account_inactive",
-        "token_revoked",
-        "missing_scope",
-        "msg_too_long",
-        "invalid_blocks",
-    }
-)
 # Commands that put balances in the channel itself: only in channels that viewers may use.
 CHANNEL_VERBS = frozenset({Verb.SHARE, Verb.CHART, Verb.SUBSCRIBE})
 REFUSED_VIEW = (
@@ -57,21 +46,21 @@ REFUSED_VIEW = (
 )
 
 
-def command_verb(text: str, accounts: list[str]) -> Verb | None:
-    """The verb a command line will run, as the core parses it (None when it is not a command)."""
-    try:
-        return parse_command(text, accounts).verb
-    except CommandError:
-        return None
+def signing_secret_problem(settings: Settings) -> str | None:
+    """Why HTTP mode cannot verify Slack's requests, if it cannot (Socket Mode needs no signing secret)."""
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        return "Slack HTTP mode needs SLACK_SIGNING_SECRET (Basic Information > App Credentials)"
+    return None
 
 
-class SlackAdapter:
+class SlackAdapter(ChatAdapter):
     """The `slack` platform: Socket Mode when an app token is set, otherwise HTTP mode on `/slack/events`."""
 
     platform = "slack"
 
     def __init__(self, settings: Settings) -> None:
         assert settings.slack_bot_token is not None
+        super().__init__()
         self.settings = settings
         self.socket_mode = settings.slack_app_token is not None
         token = settings.slack_bot_token.get_secret_value()
@@ -79,11 +68,12 @@ class SlackAdapter:
             calls_per_second=settings.slack_calls_per_second,
             token=token,
             base_url=settings.slack_api_url,
-            # 429s are handled by the client (a pause for every call) and by `_delivery_call` (retries).
+            # 429s are handled by the client (a pause for every call) and by `delivery_call` (retries).
             retry_handlers=[AsyncConnectionErrorRetryHandler()],
         )
-        if not self.socket_mode and settings.slack_signing_secret is None:
-            raise ValueError("Slack HTTP mode needs SLACK_SIGNING_SECRET")
+        problem = signing_secret_problem(settings)
+        if problem:
+            raise AdapterConfigError(problem)
         # Socket Mode skips signature checks; the secret is then a random value nobody knows, never a default.
         secret = (
             settings.slack_signing_secret.get_secret_value()
@@ -102,13 +92,11 @@ class SlackAdapter:
         )
         self.team_id: str | None = None
         self.bot_user_id: str | None = None
-        self._handler: CommandHandler | None = None
         self._socket: Any = None
         self._channel_limiters: dict[str, AsyncLimiter] = {}
         self._webhook_session: ClientSession | None = None  # for response_url answers, opened on first use
         self._channel_locks: dict[str, asyncio.Lock] = {}
         self._admin_cache: dict[str, tuple[bool, float]] = {}
-        self._progress: dict[str, set[str]] = {}  # parts of a message already posted, by outbox key
         self._connected = False
         self._register()
 
@@ -116,15 +104,18 @@ class SlackAdapter:
 
     async def start(self, handler: CommandHandler) -> None:
         """Learn which workspace the token belongs to, then connect (Socket Mode) or wait for HTTP requests."""
-        self._handler = handler
+        self.handler = handler
         try:
             auth = await self.client.auth_test()
         except SlackApiError as exc:
-            log.error("Slack refused the bot token (auth.test: %s); Slack is disabled", exc.response.get("error"))
-            return
+            error = exc.response.get("error")
+            raise AdapterUnavailable(
+                f"Slack refused the bot token (auth.test: {error}); Slack is disabled"
+            ) from None
         except Exception as exc:  # network trouble: keep the rest of the bot running, retry on the next send
-            log.error("Slack is unreachable (%s); delivery will be retried", type(exc).__name__)
-            return
+            raise AdapterUnavailable(
+                f"Slack is unreachable ({type(exc).__name__}); delivery will be retried"
+            ) from None
         self.team_id = auth.get("team_id")
         self.bot_user_id = auth.get("user_id")
         if self.socket_mode:
@@ -158,7 +149,7 @@ class SlackAdapter:
         """True once auth.test succeeded."""
         return self._connected
 
-    def http_routes(self) -> list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]:
+    def http_routes(self) -> list[Route]:
         """`POST /slack/events` for HTTP mode (commands, interactions and events)."""
         if self.socket_mode:
             return []
@@ -167,7 +158,7 @@ class SlackAdapter:
         async def events(request: web.Request) -> web.StreamResponse:
             from aiohttp import web
 
-            if self._handler is None:
+            if self.handler is None:
                 return web.Response(status=503, text="starting")
             # slack_sdk's verifier raises on a timestamp that is not a number (bolt then answers 500 and logs
             # a traceback); such a request is simply not signed by Slack.
@@ -240,19 +231,25 @@ class SlackAdapter:
         # Ack first: Slack gives three seconds, and providers can be slower than that.
         await ack()
         user, channel, text = body.get("user_id", ""), body.get("channel_id"), body.get("text", "")
-        if not self._may_view(user, channel) or self._handler is None:
+        handler = self.serving(self._may_view(user, channel))
+        if handler is None:
             await respond(text=REFUSED_VIEW, response_type="ephemeral")
             return
+        try:
+            command = handler.parse(text)
+        except CommandError as exc:
+            command = None
+            reply = handler.usage(exc)
         # Checked on the verb the core will run, before running it.
-        verb = command_verb(text, [a.name for a in self._handler.monitor.accounts()])
-        if verb in CHANNEL_VERBS and not self._channel_allowed(channel):
+        if command is not None and command.verb in CHANNEL_VERBS and not self._channel_allowed(channel):
             await respond(
                 text="Balances cannot be posted in this channel; try it in an allowed channel.",
                 response_type="ephemeral",
             )
             return
         requester = await self._requester(user, channel)
-        reply = await self._handler.handle(text, requester)
+        if command is not None:
+            reply = await handler.run(command, requester)
         public = reply.public
         await self._respond(respond, reply.message, public)
         if reply.message.chart and channel:
@@ -262,19 +259,20 @@ class SlackAdapter:
         await ack()
         user = (body.get("user") or {}).get("id", "")
         channel = (body.get("channel") or {}).get("id")
-        if not self._may_view(user, channel) or self._handler is None:
+        handler = self.serving(self._may_view(user, channel))
+        if handler is None:
             await respond(text=REFUSED_VIEW, response_type="ephemeral", replace_original=False)
             return
         account, duration = parse_action_value(action.get("value", ""))
         kind = "snooze" if action.get("action_id", "").startswith("credits_snooze") else "refresh"
-        reply = await self._handler.handle_action(
+        reply = await handler.handle_action(
             Action(kind, kind, account, duration), await self._requester(user, channel)
         )
         await self._respond(respond, reply.message, False, replace_original=kind == "refresh")
 
     async def _on_home(self, event: dict[str, Any]) -> None:
         user = event.get("user", "")
-        if event.get("tab", "home") != "home" or self._handler is None:
+        if event.get("tab", "home") != "home" or self.handler is None:
             return
         if not self._may_view(user, None):
             view = {
@@ -282,7 +280,7 @@ class SlackAdapter:
                 "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": REFUSED_VIEW}}],
             }
         else:
-            reply = await self._handler.handle("", await self._requester(user, None))
+            reply = await self.handler.handle("", await self._requester(user, None))
             view = render_home(reply.message)
         await self.client.views_publish(user_id=user, view=view)
 
@@ -306,31 +304,33 @@ class SlackAdapter:
     async def send(self, channel_id: str, message: Message, *, key: str | None = None) -> None:
         """Post a message (split if large) and upload its chart; failures become DeliveryError, and a retry
         with the same key skips the parts already posted."""
-        done = self._progress.setdefault(key, set()) if key else set()
-        lock = self._channel_locks.setdefault(channel_id, asyncio.Lock())
-        async with lock:
-            for index, payload in enumerate(render(message)):
-                if f"page{index}" in done:
-                    continue
-                await self._pace(channel_id)
-                await self._delivery_call(
-                    self.client.chat_postMessage,
-                    channel=channel_id,
-                    text=payload["text"],
-                    blocks=payload["blocks"],
-                    unfurl_links=False,
-                    unfurl_media=False,
-                )
-                done.add(f"page{index}")
-            if message.chart and "chart" not in done:
-                await self._pace(channel_id)
-                await self._upload_chart(channel_id, message)
-        if key:
-            self._progress.pop(key, None)
+
+        async def post(payload: dict[str, Any]) -> None:
+            await self._pace(channel_id)
+            await delivery_call(
+                self.client.chat_postMessage,
+                channel=channel_id,
+                text=payload["text"],
+                blocks=payload["blocks"],
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+
+        async def upload() -> None:
+            await self._pace(channel_id)
+            await self._upload_chart(channel_id, message)
+
+        steps: list[Step] = [
+            (f"page{index}", partial(post, payload)) for index, payload in enumerate(render(message))
+        ]
+        if message.chart:
+            steps.append(("chart", upload))
+        async with self._channel_locks.setdefault(channel_id, asyncio.Lock()):
+            await self.progress.run(key, steps)
 
     async def _upload_chart(self, channel_id: str, message: Message) -> None:
         assert message.chart is not None
-        await self._delivery_call(
+        await delivery_call(
             self.client.files_upload_v2,
             channel=channel_id,
             content=message.chart,
@@ -343,39 +343,6 @@ class SlackAdapter:
         if limiter is None:
             limiter = self._channel_limiters[channel_id] = AsyncLimiter(1, PER_CHANNEL_INTERVAL)
         await limiter.acquire()
-
-    async def _delivery_call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
-        """A Web API call of a delivery: a 429 is waited out (the client pauses every call) a few times
-        before the outbox takes over."""
-        for attempt in range(RATE_LIMIT_RETRIES + 1):
-            try:
-                return await self._call(method, **kwargs)
-            except DeliveryError as exc:
-                short = exc.retry_after is not None and exc.retry_after <= LONGEST_INLINE_PAUSE
-                if not short or attempt == RATE_LIMIT_RETRIES:
-                    raise
-        raise AssertionError("unreachable")  # the loop returns or raises
-
-    async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
-        try:
-            return await method(**kwargs)
-        except SlackApiError as exc:
-            error = str(exc.response.get("error") or exc.response.status_code)
-            retry_after = exc.response.headers.get("Retry-After")
-            raise DeliveryError(
-                f"Slack answered {error}",
-                retry_after=retry_after_seconds(retry_after) if exc.response.status_code == 429 else None,
-                permanent=error in PERMANENT_ERRORS,
-            ) from None
-        except SlackPaused as exc:
-            raise DeliveryError(str(exc), retry_after=exc.retry_after) from None
-        except (TimeoutError, OSError) as exc:
-            raise DeliveryError(f"Slack is unreachable: {type(exc).__name__}") from None
-        except Exception as exc:
-            # aiohttp client errors and friends: the outbox retries later.
-            if type(exc).__module__.startswith("aiohttp"):
-                raise DeliveryError(f"Slack is unreachable: {type(exc).__name__}") from None
-            raise
 
 
 async def check_slack(settings: Settings) -> list[str]:
@@ -396,6 +363,7 @@ async def check_slack(settings: Settings) -> list[str]:
         f"ok, team {auth.get('team')} ({auth.get('team_id')}), "
         + ("Socket Mode" if socket_mode else "HTTP mode (POST /slack/events)")
     ]
-    if not socket_mode and settings.slack_signing_secret is None:
-        lines.append("! HTTP mode needs SLACK_SIGNING_SECRET (Basic Information > App Credentials)")
+    problem = signing_secret_problem(settings)
+    if problem:
+        lines.append(f"! {problem}")
     return lines

@@ -1,0 +1,139 @@
+"""Delivery: the outbox dispatcher. Channels in parallel, each channel in order; claim, send, mark; failures
+wait and retry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from bot.adapter import Adapter, DeliveryError
+from bot.clock import Clock
+from bot.messages import Message
+from bot.metrics import Metrics
+from bot.store import OutboxItem, Store
+
+log = logging.getLogger(__name__)
+
+CLAIM_LEASE = timedelta(minutes=10)  # a claim older than this was abandoned (crash between claim and send)
+MAX_ATTEMPTS = 12
+
+
+def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
+    """Back-off before the next delivery attempt: the platform's wish, else 30 s doubling up to an hour."""
+    if retry_after is not None:
+        return timedelta(seconds=max(1.0, retry_after))
+    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+
+
+def alert_account(item: OutboxItem) -> str:
+    """The account an alert message is about."""
+    account = item.message.get("account")
+    if isinstance(account, str):
+        return account
+    # Alerts queued by versions before the account was stored beside the message: it is in the key
+    # (`alert:<platform>:<channel>:<account>:...`).
+    parts = item.key.split(":")
+    return parts[3] if len(parts) > 3 else ""
+
+
+class Delivery:
+    """Sends what the outbox holds through the adapters, in order per channel, at most once per claim."""
+
+    def __init__(
+        self,
+        store: Store,
+        adapters: Mapping[str, Adapter],
+        *,
+        clock: Clock,
+        metrics: Metrics,
+        concurrency: int,
+    ) -> None:
+        self.store = store
+        self.adapters = adapters
+        self.clock = clock
+        self.metrics = metrics
+        self.concurrency = concurrency
+        self._lock = asyncio.Lock()
+
+    async def dispatch(self, keys: Collection[str] | None = None) -> int:
+        """Deliver due outbox messages: channels in parallel (bounded), each channel in order; claim, send,
+        mark; failures wait and retry.
+
+        A message waiting for a retry holds back the later ones of its channel, so a recovery never
+        arrives before the alert it closes. `keys` limits the run to those messages (CLI commands).
+        """
+        async with self._lock:
+            now = self.clock()
+            snoozed = await self.store.settings.snoozed_until(now)
+            # A message claimed within its lease may be in flight (or its sender died mid-send): the rest of
+            # its channel waits, so that a recovery never overtakes its alert after a crash.
+            busy = await self.store.outbox.claimed_channels(now - CLAIM_LEASE)
+            queues: dict[tuple[str, str], list[OutboxItem]] = {}
+            for item in await self.store.outbox.open_messages(now, CLAIM_LEASE):
+                if (keys is not None and item.key not in keys) or item.platform not in self.adapters:
+                    continue  # another process, or a later start with that platform configured, sends it
+                if (item.platform, item.channel) not in busy:
+                    queues.setdefault((item.platform, item.channel), []).append(item)
+            # The adapters pace their calls to the platform's limits; parallel channels keep those limits
+            # busy instead of waiting for one round trip after another.
+            slots = asyncio.Semaphore(self.concurrency)
+
+            async def drain(items: list[OutboxItem]) -> int:
+                async with slots:
+                    return await self._drain_channel(items, now, snoozed)
+
+            # Every channel finishes before the lock is released, even when one of them fails.
+            results = await asyncio.gather(*(drain(items) for items in queues.values()), return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                raise failures[0]
+            return sum(r for r in results if isinstance(r, int))
+
+    async def _drain_channel(self, items: Sequence[OutboxItem], now: datetime, snoozed: Collection[str]) -> int:
+        sent = 0
+        for item in items:
+            if item.status == "pending" and item.not_before > now:
+                if item.attempts > 0:
+                    break  # a retry's back-off holds back the rest of the channel
+                continue  # not due yet (quiet hours)
+            if item.kind == "alert" and alert_account(item) in snoozed:
+                await self.store.outbox.mark_skipped(item.id, "snoozed")
+                continue
+            if not await self.store.outbox.claim(item, self.clock(), CLAIM_LEASE):
+                continue
+            delivered = await self._deliver(item)
+            sent += delivered
+            if not delivered:
+                break
+        return sent
+
+    async def _deliver(self, item: OutboxItem) -> int:
+        adapter = self.adapters[item.platform]
+        attempts = item.attempts + 1
+        try:
+            await adapter.send(item.channel, Message.from_json(item.message), key=item.key)
+        except DeliveryError as exc:
+            give_up = exc.permanent or attempts >= MAX_ATTEMPTS
+            retry_at = None if give_up else self.clock() + retry_delay(attempts, exc.retry_after)
+            await self.store.outbox.mark_failed(item.id, str(exc), retry_at)
+            self.metrics.deliveries.labels(item.platform, "failed" if give_up else "retry").inc()
+            log.warning(
+                "delivery of %s to %s:%s failed (attempt %d)%s: %s",
+                item.kind,
+                item.platform,
+                item.channel,
+                attempts,
+                "" if give_up else f", retrying at {retry_at:%H:%M:%S}",
+                exc,
+            )
+            return 0
+        except Exception as exc:  # an adapter bug must not stop the other deliveries
+            log.exception("delivery of %s to %s:%s crashed", item.kind, item.platform, item.channel)
+            retry_at = None if attempts >= MAX_ATTEMPTS else self.clock() + retry_delay(attempts, None)
+            await self.store.outbox.mark_failed(item.id, f"{type(exc).__name__}", retry_at)
+            return 0
+        await self.store.outbox.mark_sent(item.id, self.clock())
+        self.metrics.deliveries.labels(item.platform, "sent").inc()
+        return 1

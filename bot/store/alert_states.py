@@ -1,0 +1,73 @@
+"""Alert state: where each rule of each account stands, kept between polls and restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.models import AlertState, Rule
+from bot.schema import alert_states
+
+
+class AlertStateStore:
+    """Loads and replaces `AlertState`s; the only place that knows their row shape."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def load(self) -> list[AlertState]:
+        """Every stored alert state."""
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(sa.select(alert_states))).mappings().all()
+        return [_state(row) for row in rows]
+
+    async def save(self, states: Sequence[AlertState], *, now: datetime) -> None:
+        """Replace the given (account, rule) states in one transaction."""
+        if not states:
+            return
+        async with self.engine.begin() as connection:
+            for state in states:
+                await connection.execute(
+                    alert_states.delete().where(
+                        (alert_states.c.account == state.account) & (alert_states.c.rule == state.rule.value)
+                    )
+                )
+            await connection.execute(alert_states.insert(), [{**_row(s), "updated_at": now} for s in states])
+
+
+def _state(row: Any) -> AlertState:
+    return AlertState(
+        account=row["account"],
+        rule=Rule(row["rule"]),
+        level=row["level"],
+        fired_level=row["fired_level"],
+        episode=row["episode"],
+        period=row["period"],
+        since=row["since"],
+        notified_at=row["notified_at"],
+        reminders=row["reminders"],
+        detail=row["detail"],
+        peak_level=row["peak_level"],
+        suppressed=bool(row["suppressed"]),
+    )
+
+
+def _row(state: AlertState) -> dict[str, Any]:
+    return {
+        "account": state.account,
+        "rule": state.rule.value,
+        "level": state.level,
+        "fired_level": state.fired_level,
+        "episode": state.episode,
+        "period": state.period,
+        "since": state.since,
+        "notified_at": state.notified_at,
+        "reminders": state.reminders,
+        "detail": state.detail,
+        "peak_level": state.peak_level,
+        "suppressed": state.suppressed,
+    }
