@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot import durations
 from bot.channels import Channel, parse_clock, parse_quiet_hours
 from bot.commands import Verb, known_timezone
 from bot.errors import ConfigError
@@ -41,9 +42,7 @@ RESERVED_NAMES = frozenset(verb.value for verb in Verb)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 VAR_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 DEFAULT_CONFIG_PATH = Path("creditbot.toml")
-DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_DURATION_SECONDS = 3650 * 86400
+MAX_DURATION = timedelta(days=3650)
 
 # Zero-config discovery: variable -> provider (the account is named after the provider).
 DISCOVERY_VARIABLES: tuple[tuple[str, str], ...] = (
@@ -57,21 +56,10 @@ DISCOVERY_VARIABLES: tuple[tuple[str, str], ...] = (
 
 
 def parse_duration(value: Any) -> timedelta:
-    """`30m`, `24h`, `7d`, `90s` or a plain number of seconds."""
+    """`30m`, `24h`, `7d`, `90s` or a plain number of seconds (decimals allowed), at most 3650 days."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = DURATION_PATTERN.match(str(value))
-        if not match:
-            raise ValueError("must be a duration such as 90s, 30m, 24h or 7d")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError("must be longer than zero")
-    if seconds > MAX_DURATION_SECONDS:
-        raise ValueError("must be at most 3650 days")
-    return timedelta(seconds=seconds)
+    return durations.parse_duration(value, longest=MAX_DURATION, bare_numbers=True, decimals=True, spaces=True)
 
 
 class Settings(BaseSettings):
