@@ -18,7 +18,7 @@ from bot.channels import Channel, parse_clock, parse_quiet_hours
 from bot.commands import Verb
 from bot.config.app import AppConfig
 from bot.config.discovery import discovered_accounts
-from bot.config.problems import error_reason
+from bot.config.problems import problem_lines
 from bot.config.settings import Settings, check_key, check_timezone, validate_base_url
 from bot.errors import ConfigError
 from bot.models import Account, Severity
@@ -218,12 +218,7 @@ def _toml_channels(path: Path, raw: Any, account_names: list[str], settings: Set
         try:
             parsed = ChannelConfig.model_validate(table)
         except ValidationError as exc:
-            for error in exc.errors():
-                name = ".".join(str(p) for p in error["loc"]) or "channel"
-                reason = {"missing": "is required", "extra_forbidden": "is not a known setting"}.get(
-                    error["type"], error_reason(error["msg"])
-                )
-                problems.append(f"{where}: {name}: {reason}")
+            problems += problem_lines(exc, where, "channel")
             continue
         unknown = [a for a in parsed.accounts if a != "*" and a not in account_names]
         if unknown:
@@ -305,17 +300,7 @@ def _toml_accounts(path: Path, raw_accounts: list[dict[str, Any]], env: Mapping[
         try:
             parsed = AccountConfig.model_validate(expanded)
         except ValidationError as exc:
-            for error in exc.errors():
-                field_name = ".".join(str(part) for part in error["loc"]) or "account"
-                if field_name in unset:
-                    continue
-                if error["type"] == "missing":
-                    reason = "is required"
-                elif error["type"] == "extra_forbidden":
-                    reason = "is not a known setting"
-                else:
-                    reason = error_reason(error["msg"])
-                problems.append(f"{where}: {field_name}: {reason}")
+            problems += problem_lines(exc, where, "account", skip=unset)
             continue
         if unset:
             continue

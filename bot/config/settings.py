@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from bot import durations
 from bot.channels import parse_clock
 from bot.commands import known_timezone
-from bot.config.problems import error_reason
+from bot.config.problems import problem_lines
 from bot.errors import ConfigError
 from bot.text import has_control
 
@@ -263,8 +263,4 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            variable = ".".join(str(part) for part in error["loc"]) or "settings"
-            problems.append(f"environment: {variable}: {error_reason(error['msg'])}")
-        raise ConfigError(problems) from None
+        raise ConfigError(problem_lines(exc, "environment", "settings")) from None
