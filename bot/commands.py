@@ -11,12 +11,11 @@ from decimal import Decimal
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.durations import DurationError, parse_duration
 from bot.money import AmountError, parse_amount
 from bot.providers.base import clean_message
 
 MAX_SNOOZE = timedelta(days=90)
-_DURATION = re.compile(r"^(\d{1,4})([mhd])$")
-_UNIT = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
 _TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -109,14 +108,14 @@ def _account(verb: Verb, token: str, accounts: Collection[str]) -> str:
 
 
 def parse_duration_word(verb: Verb, token: str) -> timedelta:
-    """`30m`, `24h` or `7d`, at most 90 days."""
-    match = _DURATION.match(token.lower())
-    if not match or int(match.group(1)) == 0:
-        raise _fail(verb, f"'{_shown(token)}' is not a duration")
-    duration = int(match.group(1)) * _UNIT[match.group(2)]
-    if duration > MAX_SNOOZE:
-        raise _fail(verb, "a snooze lasts at most 90 days")
-    return duration
+    """`30m`, `24h` or `7d` (at most four digits, no decimals), at most 90 days."""
+    try:
+        return parse_duration(token.lower(), units="mhd", longest=MAX_SNOOZE, max_digits=4)
+    except DurationError as exc:
+        problem = (
+            "a snooze lasts at most 90 days" if exc.problem == "long" else f"'{_shown(token)}' is not a duration"
+        )
+    raise _fail(verb, problem)
 
 
 def _amount(verb: Verb, token: str, what: str) -> Decimal:

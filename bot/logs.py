@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-# Shapes of credentials we may meet even when we do not know the value (defence in depth).
-SECRET_PATTERNS = re.compile(
-    r"(sk-(?:admin|proj|ant|or)[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9]{20,}|sess-[A-Za-z0-9]{16,}"
-    r"|xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,})"
-)
+from bot.text import redact, secret_values
+
 NOISY_LOGGERS = ("httpx", "httpcore", "aiosqlite", "alembic", "asyncio", "apscheduler", "aiohttp.access")
 
 
@@ -22,13 +18,11 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+        self.secrets = secret_values(secrets)
 
     def redact(self, text: str) -> str:
-        """The text with every known secret and secret-shaped token replaced."""
-        for secret in self.secrets:
-            text = text.replace(secret, "[redacted]")
-        return SECRET_PATTERNS.sub("[redacted]", text)
+        """The text with every known secret and secret-shaped token replaced (see `bot.text.redact`)."""
+        return redact(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Freeze the message with secrets removed."""

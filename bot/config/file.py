@@ -1,0 +1,347 @@
+"""The TOML configuration file: `[[accounts]]` and `[[channels]]` validated, `${VAR}` expanded, problems listed."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from bot.channels import Channel, parse_clock, parse_quiet_hours
+from bot.commands import Verb
+from bot.config.app import AppConfig
+from bot.config.discovery import discovered_accounts
+from bot.config.problems import problem_lines
+from bot.config.settings import Settings, check_key, check_timezone, validate_base_url
+from bot.errors import ConfigError
+from bot.models import Account, Severity
+from bot.money import AmountError, Money, parse_amount
+from bot.providers import PROVIDERS
+from bot.text import redact
+
+# Command words of the chat command layer: an account named like one would make commands ambiguous.
+RESERVED_NAMES = frozenset(verb.value for verb in Verb)
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+VAR_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+DEFAULT_CONFIG_PATH = Path("creditbot.toml")
+
+
+def _decimal(value: Any) -> Any:
+    # TOML floats go through their repr so that 0.1 stays 0.1 rather than its binary neighbour.
+    if value is None or isinstance(value, Decimal):
+        return value
+    try:
+        return parse_amount(value, what="value")
+    except AmountError as exc:
+        raise ValueError(str(exc).replace("value ", "")) from None
+
+
+class AccountConfig(BaseModel):
+    """One `[[accounts]]` table, validated."""
+
+    # The input of a failed field may be the key itself (a stray character in api_key, a key in the wrong field).
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    name: str
+    provider: str
+    api_key: SecretStr
+    base_url: str | None = None
+    currency: str | None = None
+    prepaid_credit: Decimal | None = None
+    prepaid_since: date | None = None
+    monthly_budget: Decimal | None = None
+    warn_below: Decimal | None = None
+    critical_below: Decimal | None = None
+    warn_below_percent: Decimal | None = None
+    critical_below_percent: Decimal | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_PATTERN.fullmatch(value):
+            raise ValueError("use 1 to 64 letters, digits, '-' or '_'")
+        if value.lower() in RESERVED_NAMES:
+            raise ValueError(f"'{value}' is a command word; choose another name")
+        return value
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        if value not in PROVIDERS:
+            raise ValueError(f"unknown provider '{value[:40]}'; use one of: {', '.join(PROVIDERS)}")
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _key(cls, value: SecretStr) -> SecretStr:
+        return SecretStr(check_key(value.get_secret_value()))
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        return None if value is None else validate_base_url(value)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if len(value) != 3 or not value.isalpha():
+            raise ValueError("must be a three-letter currency code such as USD or CNY")
+        return value.upper()
+
+    @field_validator(
+        "prepaid_credit",
+        "monthly_budget",
+        "warn_below",
+        "critical_below",
+        "warn_below_percent",
+        "critical_below_percent",
+        mode="before",
+    )
+    @classmethod
+    def _amount(cls, value: Any) -> Any:
+        return _decimal(value)
+
+    @field_validator("prepaid_credit", "monthly_budget", "warn_below", "critical_below")
+    @classmethod
+    def _not_negative(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    @field_validator("warn_below_percent", "critical_below_percent")
+    @classmethod
+    def _percent(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and not 0 <= value <= 100:
+            raise ValueError("must be a percentage between 0 and 100")
+        return value
+
+    @model_validator(mode="after")
+    def _pairs(self) -> AccountConfig:
+        if (self.prepaid_credit is None) != (self.prepaid_since is None):
+            raise ValueError("prepaid_credit and prepaid_since go together: set both or neither")
+        if self.prepaid_credit is not None and not PROVIDERS[self.provider].spend_only:
+            raise ValueError(
+                f"prepaid_credit is for spend-only providers (openai, anthropic); {self.provider} reports "
+                "its own balance"
+            )
+        if PROVIDERS[self.provider].spend_only and self.currency not in (None, "USD"):
+            raise ValueError(f"{self.provider} reports costs in USD only; leave currency out or set it to USD")
+        if (
+            self.warn_below is not None
+            and self.critical_below is not None
+            and self.critical_below > self.warn_below
+        ):
+            raise ValueError("critical_below must not be above warn_below")
+        return self
+
+
+class ChannelConfig(BaseModel):
+    """One `[[channels]]` table, validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    platform: Literal["console", "slack", "discord"]
+    id: str = Field(min_length=1, max_length=128)
+    accounts: list[str] = ["*"]
+    daily_summary: str | bool | None = None
+    timezone: str | None = None
+    alerts: Literal["info", "warning", "critical", "none"] = "warning"
+    mention: str | None = Field(None, max_length=200)
+    quiet_hours: str | None = None
+
+    @field_validator("daily_summary")
+    @classmethod
+    def _daily(cls, value: str | bool | None) -> str | bool | None:
+        if value is True:
+            raise ValueError('use a time such as "09:00", or false')
+        if isinstance(value, str):
+            parse_clock(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_quiet_hours(value)
+        return value
+
+
+def load_config(settings: Settings, environ: Mapping[str, str] | None = None) -> AppConfig:
+    """Accounts from the TOML file, or from discovery variables when the file defines none."""
+    env = _environment(environ)
+    path = settings.config_path
+    explicit = path is not None
+    path = path if path is not None else DEFAULT_CONFIG_PATH
+    tables: dict[str, Any] = {}
+    if path.exists() and not path.is_file():
+        # A directory fails to open; a device such as /dev/zero would be read forever.
+        raise ConfigError([f"{path}: is not a regular file (CREDITBOT_CONFIG names the TOML configuration file)"])
+    if path.exists():
+        tables = _read_toml(path)
+    elif explicit:
+        raise ConfigError([f"{path}: CREDITBOT_CONFIG names a file that does not exist"])
+    raw_accounts = tables.get("accounts", [])
+    if not isinstance(raw_accounts, list) or not all(isinstance(a, dict) for a in raw_accounts):
+        raise ConfigError([f"{path}: 'accounts' must be a list of [[accounts]] tables"])
+    if raw_accounts:
+        accounts = _toml_accounts(path, raw_accounts, env)
+        source = str(path)
+    else:
+        accounts = discovered_accounts(settings)
+        source = "environment"
+    channels = _toml_channels(path, tables.get("channels", []), [a.name for a in accounts], settings)
+    return AppConfig(settings, tuple(accounts), source, tables, tuple(channels))
+
+
+def _toml_channels(path: Path, raw: Any, account_names: list[str], settings: Settings) -> list[Channel]:
+    if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+        raise ConfigError([f"{path}: 'channels' must be a list of [[channels]] tables"])
+    problems: list[str] = []
+    channels: list[Channel] = []
+    seen: set[str] = set()
+    for index, table in enumerate(raw):
+        where = f"{path}: channels[{index}]" + (f" '{table['id']}'" if isinstance(table.get("id"), str) else "")
+        try:
+            parsed = ChannelConfig.model_validate(table)
+        except ValidationError as exc:
+            problems += problem_lines(exc, where, "channel")
+            continue
+        unknown = [a for a in parsed.accounts if a != "*" and a not in account_names]
+        if unknown:
+            problems.append(f"{where}: accounts: unknown account(s) {', '.join(unknown)}")
+            continue
+        key = f"{parsed.platform}:{parsed.id}"
+        if key in seen:
+            problems.append(f"{where}: id: {key} is listed twice")
+            continue
+        seen.add(key)
+        summary = parsed.daily_summary
+        channels.append(
+            Channel(
+                platform=parsed.platform,
+                id=parsed.id,
+                accounts=tuple(parsed.accounts) or ("*",),
+                daily_summary=None if summary is False else parse_clock(str(summary or settings.summary_time)),
+                timezone=parsed.timezone or settings.timezone,
+                alerts=None if parsed.alerts == "none" else Severity(parsed.alerts),
+                mention=parsed.mention,
+                quiet_hours=parse_quiet_hours(parsed.quiet_hours) if parsed.quiet_hours else None,
+                source=str(path),
+            )
+        )
+    if problems:
+        raise ConfigError(problems)
+    return channels
+
+
+def _environment(environ: Mapping[str, str] | None) -> dict[str, str]:
+    if environ is not None:
+        return dict(environ)
+    # ${VAR} may name a variable that only .env sets; the real environment wins, as in Settings.
+    values = {k: v for k, v in dotenv_values(".env").items() if v is not None} if Path(".env").exists() else {}
+    values.update(os.environ)
+    return values
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc.__class__.__name__}"]) from None
+
+
+def _expand(value: Any, env: Mapping[str, str], missing: list[str]) -> Any:
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env or env[name] == "":
+            missing.append(name)
+            return ""
+        return env[name]
+
+    return VAR_PATTERN.sub(substitute, value)
+
+
+def _toml_accounts(path: Path, raw_accounts: list[dict[str, Any]], env: Mapping[str, str]) -> list[Account]:
+    problems: list[str] = []
+    accounts: list[Account] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raw_accounts):
+        label = f"accounts[{index}]" + (f" '{raw['name']}'" if isinstance(raw.get("name"), str) else "")
+        where = f"{path}: {label}"
+        expanded: dict[str, Any] = {}
+        unset: set[str] = set()
+        for key, value in raw.items():
+            missing: list[str] = []
+            expanded[key] = _expand(value, env, missing)
+            for variable in missing:
+                problems.append(f"{where}: {key}: environment variable {variable} is not set")
+                unset.add(key)
+                expanded[key] = "unset"  # keep validating the other fields
+        try:
+            parsed = AccountConfig.model_validate(expanded)
+        except ValidationError as exc:
+            problems += problem_lines(exc, where, "account", skip=unset)
+            continue
+        if unset:
+            continue
+        folded = parsed.name.lower()
+        if folded in seen:
+            problems.append(f"{where}: name: '{parsed.name}' is already used by accounts[{seen[folded]}]")
+            continue
+        seen[folded] = index
+        accounts.append(_account(parsed, str(path)))
+    if problems:
+        keys = [str(_expand(table.get("api_key"), env, [])) for table in raw_accounts]
+        raise ConfigError(_without_keys(problems, keys))
+    return accounts
+
+
+def _without_keys(problems: list[str], keys: list[str]) -> list[str]:
+    """The problems without any key of the file, or anything shaped like a key: a key pasted into the wrong field
+    (provider, name, an amount) would otherwise be quoted back."""
+    return [redact(problem, keys) for problem in problems]
+
+
+def _account(parsed: AccountConfig, origin: str) -> Account:
+    provider = PROVIDERS[parsed.provider]
+    base_url = parsed.base_url or provider.default_base_url
+    currency = parsed.currency
+    prepaid = None
+    if parsed.prepaid_credit is not None:
+        prepaid = Money(parsed.prepaid_credit, currency or "USD")
+    return Account(
+        name=parsed.name,
+        provider=parsed.provider,
+        api_key=parsed.api_key,
+        base_url=base_url,
+        origin=origin,
+        currency=currency,
+        prepaid_credit=prepaid,
+        prepaid_since=parsed.prepaid_since,
+        monthly_budget=parsed.monthly_budget,
+        warn_below=parsed.warn_below,
+        critical_below=parsed.critical_below,
+        warn_below_percent=parsed.warn_below_percent,
+        critical_below_percent=parsed.critical_below_percent,
+        spend_only=provider.spend_only,
+    )
