@@ -90,7 +90,7 @@ def load() -> AppConfig:
     from bot.logs import configure_logging
 
     settings = load_settings()
-    config = load_config(settings)
+    config = load_config(settings, platforms=platforms())
     configure_logging(settings.log_level, settings.log_format, config.secrets())
     return config
 

@@ -13,7 +13,8 @@ from bot.models import Severity
 if TYPE_CHECKING:
     from bot.store import Subscription
 
-PLATFORMS = ("console", "slack", "discord")
+# The platforms creditbot ships adapters for; the composition root (`bot.app`) may register more.
+BUILT_IN_PLATFORMS = ("console", "slack", "discord")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Any, Literal
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from bot.channels import Channel, parse_clock, parse_quiet_hours
+from bot.channels import BUILT_IN_PLATFORMS, Channel, parse_clock, parse_quiet_hours
 from bot.commands import Verb
 from bot.config.app import AppConfig
 from bot.config.discovery import discovered_accounts
@@ -24,7 +24,7 @@ from bot.errors import ConfigError
 from bot.models import Account, Severity
 from bot.money import AmountError, Money, parse_amount
 from bot.providers import PROVIDERS
-from bot.text import redact
+from bot.text import one_line, redact
 
 # Command words of the chat command layer: an account named like one would make commands ambiguous.
 RESERVED_NAMES = frozenset(verb.value for verb in Verb)
@@ -149,7 +149,7 @@ class ChannelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    platform: Literal["console", "slack", "discord"]
+    platform: str = Field(min_length=1, max_length=32)
     id: str = Field(min_length=1, max_length=128)
     accounts: list[str] = ["*"]
     daily_summary: str | bool | None = None
@@ -180,8 +180,11 @@ class ChannelConfig(BaseModel):
         return value
 
 
-def load_config(settings: Settings, environ: Mapping[str, str] | None = None) -> AppConfig:
-    """Accounts from the TOML file, or from discovery variables when the file defines none."""
+def load_config(
+    settings: Settings, environ: Mapping[str, str] | None = None, *, platforms: Sequence[str] = BUILT_IN_PLATFORMS
+) -> AppConfig:
+    """Accounts from the TOML file, or from discovery variables when the file defines none; `[[channels]]`
+    may name any of `platforms` (those the composition root has adapters for)."""
     env = _environment(environ)
     path = settings.config_path
     explicit = path is not None
@@ -203,11 +206,13 @@ def load_config(settings: Settings, environ: Mapping[str, str] | None = None) ->
     else:
         accounts = discovered_accounts(settings)
         source = "environment"
-    channels = _toml_channels(path, tables.get("channels", []), [a.name for a in accounts], settings)
+    channels = _toml_channels(path, tables.get("channels", []), [a.name for a in accounts], settings, platforms)
     return AppConfig(settings, tuple(accounts), source, tables, tuple(channels))
 
 
-def _toml_channels(path: Path, raw: Any, account_names: list[str], settings: Settings) -> list[Channel]:
+def _toml_channels(
+    path: Path, raw: Any, account_names: list[str], settings: Settings, platforms: Sequence[str]
+) -> list[Channel]:
     if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
         raise ConfigError([f"{path}: 'channels' must be a list of [[channels]] tables"])
     problems: list[str] = []
@@ -219,6 +224,10 @@ def _toml_channels(path: Path, raw: Any, account_names: list[str], settings: Set
             parsed = ChannelConfig.model_validate(table)
         except ValidationError as exc:
             problems += problem_lines(exc, where, "channel")
+            continue
+        if parsed.platform not in platforms:
+            shown = one_line(parsed.platform, limit=40)
+            problems.append(f"{where}: platform: unknown platform '{shown}'; use one of: {', '.join(platforms)}")
             continue
         unknown = [a for a in parsed.accounts if a != "*" and a not in account_names]
         if unknown:
