@@ -71,16 +71,17 @@ class Runtime:
             spike_min=self.settings.spike_min,
             reminder=self.settings.reminder_interval,
         )
+        # The parts read the time through the runtime, so that setting `runtime.clock` moves all of them.
         self.delivery = Delivery(
             self.store,
             self.adapters,
-            clock=self.clock,
+            clock=self.now,
             metrics=self.metrics,
             concurrency=self.settings.delivery_concurrency,
         )
-        self.alerting = Alerting(self.store, alert_settings, self.channels, clock=self.clock)
+        self.alerting = Alerting(self.store, alert_settings, self.channels, clock=self.now)
         self.summaries = Summaries(
-            monitor, self.store, self.channels, self.delivery.dispatch, charts=charts, clock=self.clock
+            monitor, self.store, self.channels, self.delivery.dispatch, charts=charts, clock=self.now
         )
         self.leadership = leadership  # None: this process always leads (tests, one-off commands)
         self.leading = False
@@ -91,6 +92,10 @@ class Runtime:
         self._stopping = False
         self._store_problem: str | None = None  # the database failure last logged by readiness
         self.polls = 0
+
+    def now(self) -> datetime:
+        """The runtime's current time."""
+        return self.clock()
 
     async def channels(self) -> list[Channel]:
         """Channels from the TOML file plus those subscribed from chat (TOML wins on the same id)."""

@@ -299,7 +299,7 @@ async def test_provider_fault_is_stale_not_zero_and_announced_once(
             if provider in GOOD_HEADLINES:
                 assert headline == GOOD_HEADLINES[provider]
             else:  # $500 bought minus ten days or so at $2: an estimate well above zero
-                assert re.fullmatch(r"\$4\d\d\.00 left \(estimated\)", headline), headline
+                assert re.fullmatch(r"\$4\d\d\.00 left \(est\.\)", headline), headline
             assert good[names[provider]].note is None
 
         alert_after = {

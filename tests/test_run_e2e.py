@@ -29,10 +29,10 @@ def free_port() -> int:
 class BotProcess:
     """A `creditbot run` subprocess whose output is collected as it comes."""
 
-    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+    def __init__(self, cwd: Path, env: dict[str, str], module: str = "bot") -> None:
         full_env = {"PATH": os.environ.get("PATH", ""), "HOME": str(cwd), **env}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"],
+            [sys.executable, "-m", module, "run"],
             cwd=cwd,
             env=full_env,
             stdout=subprocess.PIPE,
