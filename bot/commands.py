@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import time, timedelta
@@ -13,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.durations import DurationError, parse_duration
 from bot.money import AmountError, parse_amount
-from bot.providers.base import clean_message
+from bot.text import shown as _shown
 
 MAX_SNOOZE = timedelta(days=90)
 _TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -77,13 +76,6 @@ class Command:
 def help_text() -> str:
     """Every command with its usage, one per line."""
     return "\n".join(USAGE.values())
-
-
-def _shown(text: str) -> str:
-    # User input is echoed in errors: no control or format character (ANSI escapes, bidi overrides,
-    # zero-width, C1), and short.
-    visible = "".join(c for c in text if unicodedata.category(c) not in ("Cc", "Cf", "Cs"))
-    return clean_message(visible, limit=40)
 
 
 def known_timezone(name: str) -> bool:
