@@ -7,8 +7,6 @@ import email.utils
 import json
 import logging
 import random
-import re
-import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -21,6 +19,7 @@ from pydantic import SecretStr
 
 from bot.models import ErrorKind, ProviderReport
 from bot.money import AmountError, normalise_currency, parse_amount
+from bot.text import one_line
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -243,29 +242,17 @@ def error_message(payload: Any, secrets: tuple[str, ...] = ()) -> str | None:
     if isinstance(error, dict):
         for key in ("message", "msg", "type", "code"):
             if isinstance(error.get(key), str) and error[key]:
-                return clean_message(error[key], secrets=secrets)
+                return one_line(error[key], secrets=secrets)
     if isinstance(error, str) and error:
-        return clean_message(error, secrets=secrets)
+        return one_line(error, secrets=secrets)
     for key in ("message", "msg", "detail"):
         if isinstance(payload.get(key), str) and payload[key]:
-            return clean_message(payload[key], secrets=secrets)
+            return one_line(payload[key], secrets=secrets)
     return None
 
 
-# Shapes of provider keys, removed from provider messages even when the exact key is unknown.
-KEY_SHAPES = re.compile(r"\b(?:sk|sess)-[A-Za-z0-9_\-]{12,}")
-
-
-def clean_message(text: str, limit: int = 300, secrets: tuple[str, ...] = ()) -> str:
-    """Remove secrets, collapse whitespace and control characters, and cut to a readable length."""
-    for secret in secrets:
-        if len(secret) >= 6:
-            text = text.replace(secret, "[redacted]")
-    text = KEY_SHAPES.sub("[redacted]", text)
-    # Controls, bidi and zero-width marks, and lone surrogates (which no database can encode).
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Cs") else c for c in text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+# bot.commands still imports the old name; new code calls bot.text.one_line.
+clean_message = one_line
 
 
 def _raise_for_error_body(payload: Any, provider: str, status: int, secrets: tuple[str, ...]) -> None:
@@ -285,7 +272,7 @@ def _status_error(
             detail = error_message(json.loads(body), secrets)
         except (ValueError, UnicodeDecodeError):
             text = body[:2000].decode("utf-8", "replace").strip()
-            detail = clean_message(text, limit=200, secrets=secrets) if text else None
+            detail = one_line(text, limit=200, secrets=secrets) if text else None
     suffix = f": {detail}" if detail else ""
     if status in (401, 403) and detail == "an HTML error page":
         # The APIs refuse keys in JSON; an HTML 401/403 comes from something in between (a firewall, a
