@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -19,6 +18,7 @@ from pydantic import SecretStr
 
 from bot.models import ErrorKind, ProviderReport
 from bot.money import AmountError, normalise_currency, parse_amount
+from bot.retry_after import parse_retry_after
 from bot.text import one_line
 
 log = logging.getLogger(__name__)
@@ -192,24 +192,6 @@ class ProviderHttp:
 def _backoff(attempt: int) -> float:
     # Jitter keeps several replicas or accounts from retrying in lockstep.
     return float(min(8.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random()))  # noqa: S311
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _transport_reason(exc: httpx.TransportError) -> str:
