@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, overload
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,6 +23,9 @@ from bot.text import one_line
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_ATTEMPTS = 3
@@ -310,6 +313,22 @@ async def cursor_pages(
         seen.add(cursor)
         query["page"] = cursor
     raise BadResponseError(f"{provider} needed more than {MAX_PAGES} pages")
+
+
+@overload
+async def settle(a: Awaitable[A], b: Awaitable[B], /) -> tuple[A | ProviderError, B | ProviderError]: ...
+@overload
+async def settle(
+    a: Awaitable[A], b: Awaitable[B], c: Awaitable[C], /
+) -> tuple[A | ProviderError, B | ProviderError, C | ProviderError]: ...
+async def settle(*calls: Awaitable[Any]) -> tuple[Any, ...]:
+    """Run requests at once and wait for all: each result is its value or the ProviderError it raised, so
+    the caller decides which parts it can do without; any other exception (a bug) propagates."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, ProviderError):
+            raise result
+    return tuple(results)
 
 
 class Provider(Protocol):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -19,6 +18,7 @@ from bot.providers.base import (
     amount,
     expect_list,
     require,
+    settle,
 )
 from bot.providers.spend import daily_series, month_to_date, spent_on
 
@@ -47,22 +47,15 @@ class OpenAILegacyProvider:
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Read grants (required) and usage and subscription (extra information) at once."""
-        grants_result: Any
-        usage_result: Any
-        subscription_result: Any
-        grants_result, usage_result, subscription_result = await asyncio.gather(
+        grants_result, usage_result, subscription_result = await settle(
             self._get(request, "/dashboard/billing/credit_grants", None),
             self._usage(request),
             self._subscription(request),
-            return_exceptions=True,
         )
-        for result in (grants_result, usage_result, subscription_result):
-            if isinstance(result, BaseException) and not isinstance(result, ProviderError):
-                raise result
-        if isinstance(grants_result, BaseException):
+        if isinstance(grants_result, ProviderError):
             raise grants_result
-        usage_series: tuple[DailySpend, ...] = () if isinstance(usage_result, BaseException) else usage_result
-        subscription = None if isinstance(subscription_result, BaseException) else subscription_result
+        usage_series = () if isinstance(usage_result, ProviderError) else usage_result
+        subscription = None if isinstance(subscription_result, ProviderError) else subscription_result
         report = parse_credit_grants(grants_result)
         today = request.now.date()
         notes = list(report.notes)
