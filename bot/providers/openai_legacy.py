@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -61,13 +62,8 @@ class OpenAILegacyProvider:
         notes = list(report.notes)
         if subscription is not None:
             notes.append(f"hard limit {subscription.format()} per month")
-        return ProviderReport(
-            currency="USD",
-            balance=report.balance,
-            balance_source=report.balance_source,
-            balances=report.balances,
-            granted_total=report.granted_total,
-            grants=report.grants,
+        return replace(
+            report,
             daily_spend=usage_series,
             spent_today=spent_on(usage_series, today) if usage_series else None,
             spent_month=month_to_date(usage_series, today) if usage_series else None,
