@@ -18,8 +18,8 @@ from bot.providers.base import (
     ProviderError,
     RateLimitedError,
     UnavailableError,
-    parse_retry_after,
 )
+from bot.retry_after import parse_retry_after
 from tests.conftest import fetch, fetch_request
 from tests.fakes import HTML_PAGE, FakeProviderServer, Scripted, utc_today
 

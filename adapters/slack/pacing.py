@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from typing import Any
 
@@ -12,6 +11,8 @@ from aiolimiter import AsyncLimiter
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,9 @@ class SlackPaused(Exception):
 
 
 def retry_after_seconds(value: str | None) -> float:
-    """Retry-After in seconds; Slack sends whole seconds, and a missing or odd value means one second."""
-    try:
-        seconds = float(value) if value else 1.0
-    except ValueError:
-        return 1.0
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP) if math.isfinite(seconds) else 1.0
+    """Retry-After in seconds for pacing: a missing or unreadable value means one second, at most an hour."""
+    seconds = parse_retry_after(value)
+    return 1.0 if seconds is None else min(seconds, RETRY_AFTER_CAP)
 
 
 class PacedWebClient(AsyncWebClient):

@@ -18,7 +18,7 @@ from bot.providers.base import (
     expect_list,
     require,
 )
-from bot.providers.spend import daily_series, month_to_date, spent_on
+from bot.providers.spend import cost_report
 
 API_VERSION = "2023-06-01"
 ADMIN_KEY_HELP = (
@@ -54,18 +54,7 @@ class AnthropicProvider:
                 _read_page(body, by_day)
         except AuthError as exc:
             raise AuthError(f"{exc.message}. {ADMIN_KEY_HELP}", status=exc.status) from None
-        today = request.now.date()
-        if not by_day:
-            # The report has one bucket per day, empty days included: none at all is a broken answer, and
-            # reading it as nothing spent would fill the whole window with $0 days.
-            raise BadResponseError(f"anthropic returned no cost buckets for {request.since} to {today}")
-        series = daily_series(by_day, "USD", request.since, today)
-        return ProviderReport(
-            currency="USD",
-            spent_today=spent_on(series, today),
-            spent_month=month_to_date(series, today),
-            daily_spend=series,
-        )
+        return cost_report(self.name, by_day, "USD", request.since, request.now.date())
 
 
 def _bucket_day(value: Any) -> date:

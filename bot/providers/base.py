@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import random
-import re
-import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, overload
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,9 +18,14 @@ from pydantic import SecretStr
 
 from bot.models import ErrorKind, ProviderReport
 from bot.money import AmountError, normalise_currency, parse_amount
+from bot.retry_after import parse_retry_after
+from bot.text import one_line
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_ATTEMPTS = 3
@@ -195,24 +197,6 @@ def _backoff(attempt: int) -> float:
     return float(min(8.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random()))  # noqa: S311
 
 
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
 def _transport_reason(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.ConnectError):
         return "connection failed"
@@ -243,29 +227,17 @@ def error_message(payload: Any, secrets: tuple[str, ...] = ()) -> str | None:
     if isinstance(error, dict):
         for key in ("message", "msg", "type", "code"):
             if isinstance(error.get(key), str) and error[key]:
-                return clean_message(error[key], secrets=secrets)
+                return one_line(error[key], secrets=secrets)
     if isinstance(error, str) and error:
-        return clean_message(error, secrets=secrets)
+        return one_line(error, secrets=secrets)
     for key in ("message", "msg", "detail"):
         if isinstance(payload.get(key), str) and payload[key]:
-            return clean_message(payload[key], secrets=secrets)
+            return one_line(payload[key], secrets=secrets)
     return None
 
 
-# Shapes of provider keys, removed from provider messages even when the exact key is unknown.
-KEY_SHAPES = re.compile(r"\b(?:sk|sess)-[A-Za-z0-9_\-]{12,}")
-
-
-def clean_message(text: str, limit: int = 300, secrets: tuple[str, ...] = ()) -> str:
-    """Remove secrets, collapse whitespace and control characters, and cut to a readable length."""
-    for secret in secrets:
-        if len(secret) >= 6:
-            text = text.replace(secret, "[redacted]")
-    text = KEY_SHAPES.sub("[redacted]", text)
-    # Controls, bidi and zero-width marks, and lone surrogates (which no database can encode).
-    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Cs") else c for c in text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+# bot.commands still imports the old name; new code calls bot.text.one_line.
+clean_message = one_line
 
 
 def _raise_for_error_body(payload: Any, provider: str, status: int, secrets: tuple[str, ...]) -> None:
@@ -285,7 +257,7 @@ def _status_error(
             detail = error_message(json.loads(body), secrets)
         except (ValueError, UnicodeDecodeError):
             text = body[:2000].decode("utf-8", "replace").strip()
-            detail = clean_message(text, limit=200, secrets=secrets) if text else None
+            detail = one_line(text, limit=200, secrets=secrets) if text else None
     suffix = f": {detail}" if detail else ""
     if status in (401, 403) and detail == "an HTML error page":
         # The APIs refuse keys in JSON; an HTML 401/403 comes from something in between (a firewall, a
@@ -341,6 +313,22 @@ async def cursor_pages(
         seen.add(cursor)
         query["page"] = cursor
     raise BadResponseError(f"{provider} needed more than {MAX_PAGES} pages")
+
+
+@overload
+async def settle(a: Awaitable[A], b: Awaitable[B], /) -> tuple[A | ProviderError, B | ProviderError]: ...
+@overload
+async def settle(
+    a: Awaitable[A], b: Awaitable[B], c: Awaitable[C], /
+) -> tuple[A | ProviderError, B | ProviderError, C | ProviderError]: ...
+async def settle(*calls: Awaitable[Any]) -> tuple[Any, ...]:
+    """Run requests at once and wait for all: each result is its value or the ProviderError it raised, so
+    the caller decides which parts it can do without; any other exception (a bug) propagates."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, ProviderError):
+            raise result
+    return tuple(results)
 
 
 class Provider(Protocol):

@@ -18,7 +18,7 @@ from bot.providers.base import (
     expect_list,
     require,
 )
-from bot.providers.spend import daily_series, month_to_date, spent_on
+from bot.providers.spend import cost_report
 
 ADMIN_KEY_HELP = (
     "openai needs an admin key (sk-admin-...) with api.usage.read: create one under "
@@ -53,21 +53,11 @@ class OpenAIProvider:
             if "scope" in exc.message.lower():
                 raise AuthError(ADMIN_KEY_HELP, status=exc.status) from None
             raise AuthError(f"{exc.message}. {ADMIN_KEY_HELP}", status=exc.status) from None
-        if not by_day:
-            # Costs come as one bucket per day, empty days included: none at all is a broken answer, and
-            # reading it as nothing spent would fill the whole window with $0 days.
-            raise BadResponseError(f"openai returned no cost buckets for {request.since} to {request.now.date()}")
+        # No bucket means no currency either: cost_report still turns an empty answer down.
         if len(currencies) > 1:
             raise BadResponseError(f"openai reported costs in several currencies: {sorted(currencies)}")
         currency = currencies.pop() if currencies else "USD"
-        today = request.now.date()
-        series = daily_series(by_day, currency, request.since, today)
-        return ProviderReport(
-            currency=currency,
-            spent_today=spent_on(series, today),
-            spent_month=month_to_date(series, today),
-            daily_spend=series,
-        )
+        return cost_report(self.name, by_day, currency, request.since, request.now.date())
 
 
 def _read_page(body: Any, by_day: dict[date, Decimal], currencies: set[str]) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -19,6 +19,7 @@ from bot.providers.base import (
     amount,
     expect_list,
     require,
+    settle,
 )
 from bot.providers.spend import daily_series, month_to_date, spent_on
 
@@ -47,34 +48,22 @@ class OpenAILegacyProvider:
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Read grants (required) and usage and subscription (extra information) at once."""
-        grants_result: Any
-        usage_result: Any
-        subscription_result: Any
-        grants_result, usage_result, subscription_result = await asyncio.gather(
+        grants_result, usage_result, subscription_result = await settle(
             self._get(request, "/dashboard/billing/credit_grants", None),
             self._usage(request),
             self._subscription(request),
-            return_exceptions=True,
         )
-        for result in (grants_result, usage_result, subscription_result):
-            if isinstance(result, BaseException) and not isinstance(result, ProviderError):
-                raise result
-        if isinstance(grants_result, BaseException):
+        if isinstance(grants_result, ProviderError):
             raise grants_result
-        usage_series: tuple[DailySpend, ...] = () if isinstance(usage_result, BaseException) else usage_result
-        subscription = None if isinstance(subscription_result, BaseException) else subscription_result
+        usage_series = () if isinstance(usage_result, ProviderError) else usage_result
+        subscription = None if isinstance(subscription_result, ProviderError) else subscription_result
         report = parse_credit_grants(grants_result)
         today = request.now.date()
         notes = list(report.notes)
         if subscription is not None:
             notes.append(f"hard limit {subscription.format()} per month")
-        return ProviderReport(
-            currency="USD",
-            balance=report.balance,
-            balance_source=report.balance_source,
-            balances=report.balances,
-            granted_total=report.granted_total,
-            grants=report.grants,
+        return replace(
+            report,
             daily_spend=usage_series,
             spent_today=spent_on(usage_series, today) if usage_series else None,
             spent_month=month_to_date(usage_series, today) if usage_series else None,

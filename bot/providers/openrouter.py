@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import replace
@@ -20,6 +19,7 @@ from bot.providers.base import (
     amount,
     expect_list,
     require,
+    settle,
 )
 from bot.providers.spend import daily_series, month_to_date
 
@@ -38,18 +38,13 @@ class OpenRouterProvider:
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Ask `/credits` and `/key` at once; fall back to the key's limit when `/credits` can't answer."""
-        credits_result: Any
-        key_result: Any
-        credits_result, key_result = await asyncio.gather(
-            self._get(request, "/api/v1/credits"), self._get(request, "/api/v1/key"), return_exceptions=True
+        credits_result, key_result = await settle(
+            self._get(request, "/api/v1/credits"), self._get(request, "/api/v1/key")
         )
-        for result in (credits_result, key_result):
-            if isinstance(result, BaseException) and not isinstance(result, ProviderError):
-                raise result
         key: dict[str, Any] | None = None
         key_problem = "no key details"
         try:
-            if isinstance(key_result, BaseException):
+            if isinstance(key_result, ProviderError):
                 raise key_result
             key = _key_data(key_result)
         except ProviderError as exc:

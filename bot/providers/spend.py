@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 
-from bot.models import DailySpend
+from bot.models import DailySpend, ProviderReport
 from bot.money import Money
+from bot.providers.base import BadResponseError
 
 
 def daily_series(
@@ -36,3 +37,20 @@ def spent_on(series: tuple[DailySpend, ...], day: date) -> Money | None:
         if entry.day == day:
             return entry.amount
     return None
+
+
+def cost_report(
+    provider: str, by_day: Mapping[date, Decimal], currency: str, since: date, today: date
+) -> ProviderReport:
+    """The report of a spend-only provider from its daily cost buckets, `since` to `today`."""
+    if not by_day:
+        # Cost reports have one bucket per day, empty days included: none at all is a broken answer, and
+        # reading it as nothing spent would fill the whole window with $0 days.
+        raise BadResponseError(f"{provider} returned no cost buckets for {since} to {today}")
+    series = daily_series(by_day, currency, since, today)
+    return ProviderReport(
+        currency=currency,
+        spent_today=spent_on(series, today),
+        spent_month=month_to_date(series, today),
+        daily_spend=series,
+    )
