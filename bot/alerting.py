@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.alerts import evaluate
@@ -16,21 +17,14 @@ from bot.store import NewMessage, Store
 log = logging.getLogger(__name__)
 
 
+@dataclass
 class Alerting:
     """Runs the alert rules after each poll and queues what must be said."""
 
-    def __init__(
-        self,
-        store: Store,
-        settings: AlertSettings,
-        channels: Callable[[], Awaitable[list[Channel]]],
-        *,
-        clock: Clock,
-    ) -> None:
-        self.store = store
-        self.settings = settings
-        self.channels = channels
-        self.clock = clock
+    store: Store
+    settings: AlertSettings
+    channels: Callable[[], Awaitable[list[Channel]]]
+    clock: Clock
 
     async def evaluate(self, views: Sequence[AccountView]) -> list[AlertEvent]:
         """Run the rules over fresh views, persist the new states and queue the resulting messages."""

@@ -101,29 +101,26 @@ def _runway(view: AccountView, settings: AlertSettings) -> _Measure | None:
     )
 
 
-def _budget(view: AccountView) -> _Measure | None:
-    if view.monthly_budget is None or view.spent_month is None or not view.account.spend_only:
+def _budget(view: AccountView, rule: Rule) -> _Measure | None:
+    """The budget rule (spend so far: 50%, 80%, all of it) or the forecast rule (projected month end)."""
+    value = view.spent_month if rule is Rule.BUDGET else view.projected_month
+    if view.monthly_budget is None or value is None or not view.account.spend_only:
         return None
     budget = view.monthly_budget.amount
+    thresholds: tuple[Decimal, ...]
+    severities: tuple[Severity, ...]
+    if rule is Rule.BUDGET:
+        thresholds = (budget / 2, budget * Decimal("0.8"), budget)
+        severities = (Severity.INFO, Severity.WARNING, Severity.CRITICAL)
+    else:
+        thresholds, severities = (budget,), (Severity.WARNING,)
+    levels = range(1, len(thresholds) + 1)
     return _Measure(
-        view.spent_month.amount,
-        (budget / 2, budget * Decimal("0.8"), budget),
+        value.amount,
+        thresholds,
         below=False,
-        severities=(Severity.INFO, Severity.WARNING, Severity.CRITICAL),
-        conditions=tuple(Condition(Rule.BUDGET, level, budget, view.currency) for level in (1, 2, 3)),
-    )
-
-
-def _forecast(view: AccountView) -> _Measure | None:
-    if view.monthly_budget is None or view.projected_month is None or not view.account.spend_only:
-        return None
-    budget = view.monthly_budget.amount
-    return _Measure(
-        view.projected_month.amount,
-        (budget,),
-        False,
-        (Severity.WARNING,),
-        (Condition(Rule.FORECAST, 1, budget, view.currency),),
+        severities=severities,
+        conditions=tuple(Condition(rule, level, budget, view.currency) for level in levels),
     )
 
 
@@ -240,8 +237,13 @@ def evaluate(
         )
         step(Rule.BALANCE, _balance(view), None, lapse=no_balance_rule)
         step(Rule.RUNWAY, _runway(view, settings), None)
-        step(Rule.BUDGET, _budget(view), _period(Rule.BUDGET, as_of), lapse=t.monthly_budget is None)
-        step(Rule.FORECAST, _forecast(view), _period(Rule.FORECAST, as_of), lapse=t.monthly_budget is None)
+        step(Rule.BUDGET, _budget(view, Rule.BUDGET), _period(Rule.BUDGET, as_of), lapse=t.monthly_budget is None)
+        step(
+            Rule.FORECAST,
+            _budget(view, Rule.FORECAST),
+            _period(Rule.FORECAST, as_of),
+            lapse=t.monthly_budget is None,
+        )
         step(Rule.SPIKE, _spike(view, settings, as_of.date().isoformat()), _period(Rule.SPIKE, as_of))
         step(Rule.EXPIRING, _expiring(view, settings, now), None, lapse=True)
     return new_states, events

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot.adapter import Adapter, DeliveryError
@@ -38,24 +39,16 @@ def alert_account(item: OutboxItem) -> str:
     return parts[3] if len(parts) > 3 else ""
 
 
+@dataclass
 class Delivery:
     """Sends what the outbox holds through the adapters, in order per channel, at most once per claim."""
 
-    def __init__(
-        self,
-        store: Store,
-        adapters: Mapping[str, Adapter],
-        *,
-        clock: Clock,
-        metrics: Metrics,
-        concurrency: int,
-    ) -> None:
-        self.store = store
-        self.adapters = adapters
-        self.clock = clock
-        self.metrics = metrics
-        self.concurrency = concurrency
-        self._lock = asyncio.Lock()
+    store: Store
+    adapters: Mapping[str, Adapter]
+    clock: Clock
+    metrics: Metrics
+    concurrency: int
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     async def dispatch(self, keys: Collection[str] | None = None) -> int:
         """Deliver due outbox messages: channels in parallel (bounded), each channel in order; claim, send,

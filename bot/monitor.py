@@ -1,4 +1,5 @@
-"""The coordinator: fetches accounts concurrently, stores readings and derives each account's view."""
+"""The coordinator: fetches accounts concurrently (bounded, isolated, within a deadline), stores readings,
+and serves views without waiting long for slow providers (the views themselves are built in `bot.views`)."""
 
 from __future__ import annotations
 

@@ -37,25 +37,16 @@ class SummaryParts:
     last_sent: dict[tuple[str, str], OutboxItem] | None = None  # each channel's previous summary
 
 
+@dataclass
 class Summaries:
     """Builds and queues daily summaries, then hands them to delivery."""
 
-    def __init__(
-        self,
-        monitor: Monitor,
-        store: Store,
-        channels: Callable[[], Awaitable[list[Channel]]],
-        deliver: Callable[[Collection[str]], Awaitable[int]],
-        *,
-        charts: ChartMaker,
-        clock: Clock,
-    ) -> None:
-        self.monitor = monitor
-        self.store = store
-        self.channels = channels
-        self.deliver = deliver
-        self.charts = charts
-        self.clock = clock
+    monitor: Monitor
+    store: Store
+    channels: Callable[[], Awaitable[list[Channel]]]
+    deliver: Callable[[Collection[str]], Awaitable[int]]
+    charts: ChartMaker
+    clock: Clock
 
     async def message(
         self, channel: Channel | None = None, *, shared: SummaryParts | None = None

@@ -333,24 +333,16 @@ def _without_keys(problems: list[str], keys: list[str]) -> list[str]:
 
 def _account(parsed: AccountConfig, origin: str) -> Account:
     provider = PROVIDERS[parsed.provider]
-    base_url = parsed.base_url or provider.default_base_url
-    currency = parsed.currency
     prepaid = None
     if parsed.prepaid_credit is not None:
-        prepaid = Money(parsed.prepaid_credit, currency or "USD")
+        prepaid = Money(parsed.prepaid_credit, parsed.currency or "USD")
+    # The table's fields are the account's, with the provider's defaults filled in.
     return Account(
-        name=parsed.name,
-        provider=parsed.provider,
-        api_key=parsed.api_key,
-        base_url=base_url,
-        origin=origin,
-        currency=currency,
-        prepaid_credit=prepaid,
-        prepaid_since=parsed.prepaid_since,
-        monthly_budget=parsed.monthly_budget,
-        warn_below=parsed.warn_below,
-        critical_below=parsed.critical_below,
-        warn_below_percent=parsed.warn_below_percent,
-        critical_below_percent=parsed.critical_below_percent,
-        spend_only=provider.spend_only,
+        **{
+            **parsed.model_dump(),
+            "base_url": parsed.base_url or provider.default_base_url,
+            "prepaid_credit": prepaid,
+            "origin": origin,
+            "spend_only": provider.spend_only,
+        }
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 from bot.models import ProviderReport
 from bot.providers.base import (
     AuthError,
     BadResponseError,
     FetchRequest,
+    Provider,
     amount,
     currency_code,
     cursor_pages,
@@ -28,13 +29,8 @@ ADMIN_KEY_HELP = (
 CENTS = Decimal(100)
 
 
-class AnthropicProvider:
+class AnthropicProvider(Provider, name="anthropic", base_url="https://api.anthropic.com", spend_only=True):
     """Month-to-date and daily spend of an Anthropic organization."""
-
-    name: ClassVar[str] = "anthropic"
-    default_base_url: ClassVar[str] = "https://api.anthropic.com"
-    spend_only: ClassVar[bool] = True
-    experimental: ClassVar[bool] = False
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Read daily cost buckets from `request.since` on, page by page."""

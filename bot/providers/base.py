@@ -1,4 +1,4 @@
-"""What every provider client shares: errors, the HTTP helper with retries, and the Provider protocol."""
+"""What every provider client shares: errors, the HTTP helper with retries, and the `Provider` base class."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 from urllib.parse import urlsplit
 
 import httpx
@@ -236,10 +236,6 @@ def error_message(payload: Any, secrets: tuple[str, ...] = ()) -> str | None:
     return None
 
 
-# bot.commands still imports the old name; new code calls bot.text.one_line.
-clean_message = one_line
-
-
 def _raise_for_error_body(payload: Any, provider: str, status: int, secrets: tuple[str, ...]) -> None:
     if isinstance(payload, dict) and payload.get("error") not in (None, False, "", {}):
         message = error_message(payload, secrets) or "an unspecified error"
@@ -331,17 +327,26 @@ async def settle(*calls: Awaitable[Any]) -> tuple[Any, ...]:
     return tuple(results)
 
 
-class Provider(Protocol):
-    """One provider's billing client. Implementations are plain classes listed in the registry."""
+class Provider:
+    """One provider's billing client. A client names itself in its class line, e.g.
+    `class DeepSeekProvider(Provider, name="deepseek", base_url="https://api.deepseek.com")`, and is listed in
+    the registry (`bot.providers.PROVIDERS`)."""
 
     name: ClassVar[str]
     default_base_url: ClassVar[str]
     spend_only: ClassVar[bool]  # no balance endpoint: the balance is estimated from the ledger
     experimental: ClassVar[bool]
 
+    def __init_subclass__(
+        cls, *, name: str, base_url: str, spend_only: bool = False, experimental: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.default_base_url = name, base_url
+        cls.spend_only, cls.experimental = spend_only, experimental
+
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Fetch one account's figures or raise a ProviderError."""
-        ...
+        raise NotImplementedError
 
 
 def require(mapping: Any, key: str, provider: str, where: str = "response") -> Any:

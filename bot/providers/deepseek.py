@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from bot.models import BalanceSource, ProviderReport
 from bot.money import Money
@@ -10,6 +10,7 @@ from bot.providers.base import (
     AuthError,
     BadResponseError,
     FetchRequest,
+    Provider,
     amount,
     currency_code,
     expect_list,
@@ -17,13 +18,8 @@ from bot.providers.base import (
 )
 
 
-class DeepSeekProvider:
+class DeepSeekProvider(Provider, name="deepseek", base_url="https://api.deepseek.com"):
     """Balance of a DeepSeek account in CNY and/or USD."""
-
-    name: ClassVar[str] = "deepseek"
-    default_base_url: ClassVar[str] = "https://api.deepseek.com"
-    spend_only: ClassVar[bool] = False
-    experimental: ClassVar[bool] = False
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Read the per-currency balances and pick the account currency."""

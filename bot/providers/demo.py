@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import ClassVar
 
 from bot.models import BalanceSource, ProviderReport
 from bot.money import Money
-from bot.providers.base import FetchRequest
+from bot.providers.base import FetchRequest, Provider
 from bot.providers.spend import daily_series, month_to_date, spent_on
 
 MONTHLY_CREDIT = Decimal("60.00")  # "bought" on the first of each month
@@ -22,13 +21,8 @@ def _daily(day: date) -> Decimal:
     return amount * 3 if day.day == 15 else amount
 
 
-class DemoProvider:
+class DemoProvider(Provider, name="demo", base_url="https://demo.invalid"):
     """A demo account: $60 of credit each month, spent a little every day."""
-
-    name: ClassVar[str] = "demo"
-    default_base_url: ClassVar[str] = "https://demo.invalid"
-    spend_only: ClassVar[bool] = False
-    experimental: ClassVar[bool] = False
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Figures for `request.now`, the same on every call."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from bot.models import BalanceSource, ProviderReport
 from bot.money import Money
-from bot.providers.base import AuthError, BadResponseError, FetchRequest, amount, error_message, require
+from bot.providers.base import AuthError, BadResponseError, FetchRequest, Provider, amount, error_message, require
 
 CHINA_BASE_URL = "https://api.moonshot.cn"
 
@@ -18,13 +18,8 @@ def host_currency(base_url: str) -> str:
     return "CNY" if host.endswith(".cn") else "USD"
 
 
-class MoonshotProvider:
+class MoonshotProvider(Provider, name="moonshot", base_url="https://api.moonshot.ai"):
     """Available, voucher and cash balance of a Moonshot account."""
-
-    name: ClassVar[str] = "moonshot"
-    default_base_url: ClassVar[str] = "https://api.moonshot.ai"
-    spend_only: ClassVar[bool] = False
-    experimental: ClassVar[bool] = False
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Read the balance; the body has no currency, so it comes from the host or the account setting."""

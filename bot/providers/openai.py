@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 from bot.models import ProviderReport
 from bot.providers.base import (
     AuthError,
     BadResponseError,
     FetchRequest,
+    Provider,
     amount,
     currency_code,
     cursor_pages,
@@ -26,13 +27,8 @@ ADMIN_KEY_HELP = (
 )
 
 
-class OpenAIProvider:
+class OpenAIProvider(Provider, name="openai", base_url="https://api.openai.com", spend_only=True):
     """Month-to-date and daily spend of an OpenAI organization."""
-
-    name: ClassVar[str] = "openai"
-    default_base_url: ClassVar[str] = "https://api.openai.com"
-    spend_only: ClassVar[bool] = True
-    experimental: ClassVar[bool] = False
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Read daily cost buckets from `request.since` until now."""

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 from bot.models import BalanceSource, DailySpend, Grant, ProviderReport
 from bot.money import Money
@@ -15,6 +15,7 @@ from bot.providers.base import (
     AuthError,
     BadResponseError,
     FetchRequest,
+    Provider,
     ProviderError,
     amount,
     expect_list,
@@ -38,13 +39,8 @@ EXPIRED_HELP = (
 )
 
 
-class OpenAILegacyProvider:
+class OpenAILegacyProvider(Provider, name="openai-legacy", base_url="https://api.openai.com", experimental=True):
     """Remaining prepaid credit grants from the undocumented OpenAI billing dashboard."""
-
-    name: ClassVar[str] = "openai-legacy"
-    default_base_url: ClassVar[str] = "https://api.openai.com"
-    spend_only: ClassVar[bool] = False
-    experimental: ClassVar[bool] = True
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Read grants (required) and usage and subscription (extra information) at once."""

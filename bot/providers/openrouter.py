@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 from bot.models import BalanceSource, DailySpend, ProviderReport
 from bot.money import Money
@@ -15,6 +15,7 @@ from bot.providers.base import (
     AuthError,
     BadResponseError,
     FetchRequest,
+    Provider,
     ProviderError,
     amount,
     expect_list,
@@ -28,13 +29,8 @@ log = logging.getLogger(__name__)
 KEY_LIMIT_NOTE = "key limit, not the account balance: use a management key to see the account balance"
 
 
-class OpenRouterProvider:
+class OpenRouterProvider(Provider, name="openrouter", base_url="https://openrouter.ai"):
     """Credits left on an OpenRouter account, or on one key when the account total is out of reach."""
-
-    name: ClassVar[str] = "openrouter"
-    default_base_url: ClassVar[str] = "https://openrouter.ai"
-    spend_only: ClassVar[bool] = False
-    experimental: ClassVar[bool] = False
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Ask `/credits` and `/key` at once; fall back to the key's limit when `/credits` can't answer."""

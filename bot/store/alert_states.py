@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any
 
@@ -40,34 +41,9 @@ class AlertStateStore:
 
 
 def _state(row: Any) -> AlertState:
-    return AlertState(
-        account=row["account"],
-        rule=Rule(row["rule"]),
-        level=row["level"],
-        fired_level=row["fired_level"],
-        episode=row["episode"],
-        period=row["period"],
-        since=row["since"],
-        notified_at=row["notified_at"],
-        reminders=row["reminders"],
-        detail=row["detail"],
-        peak_level=row["peak_level"],
-        suppressed=bool(row["suppressed"]),
-    )
+    values = {f.name: row[f.name] for f in fields(AlertState)}
+    return AlertState(**{**values, "rule": Rule(row["rule"]), "suppressed": bool(row["suppressed"])})
 
 
 def _row(state: AlertState) -> dict[str, Any]:
-    return {
-        "account": state.account,
-        "rule": state.rule.value,
-        "level": state.level,
-        "fired_level": state.fired_level,
-        "episode": state.episode,
-        "period": state.period,
-        "since": state.since,
-        "notified_at": state.notified_at,
-        "reminders": state.reminders,
-        "detail": state.detail,
-        "peak_level": state.peak_level,
-        "suppressed": state.suppressed,
-    }
+    return {**asdict(state), "rule": state.rule.value}

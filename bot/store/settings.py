@@ -3,9 +3,10 @@ small key-value table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -100,36 +101,20 @@ class SettingsStore:
     async def add_audit(self, entry: AuditEntry) -> None:
         """Record who changed what, when."""
         async with self.engine.begin() as connection:
-            await connection.execute(
-                audit_log.insert().values(
-                    at=entry.at,
-                    platform=entry.platform,
-                    user=entry.user,
-                    channel=entry.channel,
-                    command=entry.command,
-                    detail=entry.detail,
-                )
-            )
+            await connection.execute(audit_log.insert().values(**asdict(entry)))
 
     async def audit_entries(self, limit: int = 100) -> list[AuditEntry]:
         """The latest audit entries, newest first."""
         query = sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).mappings().all()
-        return [
-            AuditEntry(r["at"], r["platform"], r["user"], r["channel"], r["command"], r["detail"]) for r in rows
-        ]
+        return [_from_row(AuditEntry, row) for row in rows]
 
     async def subscriptions(self) -> list[Subscription]:
         """Channels subscribed from chat."""
         async with self.engine.connect() as connection:
             rows = (await connection.execute(sa.select(subscriptions))).mappings().all()
-        return [
-            Subscription(
-                r["platform"], r["channel"], r["daily_summary"], r["timezone"], r["alerts"], r["created_by"]
-            )
-            for r in rows
-        ]
+        return [_from_row(Subscription, row) for row in rows]
 
     async def save_subscription(self, subscription: Subscription, now: datetime) -> None:
         """Create or replace a channel's subscription."""
@@ -138,17 +123,7 @@ class SettingsStore:
         )
         async with self.engine.begin() as connection:
             await connection.execute(subscriptions.delete().where(where))
-            await connection.execute(
-                subscriptions.insert().values(
-                    platform=subscription.platform,
-                    channel=subscription.channel,
-                    daily_summary=subscription.daily_summary,
-                    timezone=subscription.timezone,
-                    alerts=subscription.alerts,
-                    created_by=subscription.created_by,
-                    created_at=now,
-                )
-            )
+            await connection.execute(subscriptions.insert().values(**asdict(subscription), created_at=now))
 
     async def delete_subscription(self, platform: str, channel: str) -> bool:
         """Remove a channel's subscription; False when there was none."""
@@ -169,3 +144,11 @@ class SettingsStore:
         async with self.engine.begin() as connection:
             await connection.execute(settings_kv.delete().where(settings_kv.c.key == key))
             await connection.execute(settings_kv.insert().values(key=key, value=value))
+
+
+Row = TypeVar("Row", "AuditEntry", "Subscription")
+
+
+def _from_row(kind: type[Row], row: Any) -> Row:
+    """A stored row as its dataclass (the table has the dataclass's columns, and maybe more)."""
+    return kind(**{f.name: row[f.name] for f in fields(kind)})
