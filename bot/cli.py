@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,6 +16,8 @@ from bot import __version__
 
 if TYPE_CHECKING:
     from bot.config import AppConfig
+
+T = TypeVar("T")
 
 # Commands import the core lazily so that `creditbot --help` starts fast.
 
@@ -37,6 +39,18 @@ def _demo_or_config() -> AppConfig:
 
     config = _config()
     return demo_config(config) if not config.accounts else config
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's work; a wrong argument found by the core is a usage error, shown with the usage."""
+    from bot.errors import CommandFailure
+
+    try:
+        return asyncio.run(work)
+    except CommandFailure as exc:
+        if exc.usage:
+            raise click.UsageError(str(exc)) from None
+        raise
 
 
 def _unknown_accounts(config: AppConfig, names: Sequence[str]) -> None:
@@ -184,9 +198,9 @@ def summary(send: bool, channel_ids: tuple[str, ...]) -> int:
 
     config = _demo_or_config()
     if not send:
-        click.echo(asyncio.run(app.summary_text(config, channel_ids)))
+        click.echo(_run(app.summary_text(config, channel_ids)))
         return 0
-    outcomes = asyncio.run(app.send_summaries(config, channel_ids))
+    outcomes = _run(app.send_summaries(config, channel_ids))
     for channel, item in outcomes.items():
         if item is not None and item.status == "sent":
             click.echo(f"{channel}: summary sent", err=True)

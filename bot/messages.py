@@ -11,7 +11,7 @@ from typing import Any
 from bot.formatting import balance_suffix, money_text, runway_text, signed_money_text, time_text
 from bot.models import AccountView, AlertEvent, AlertKind, Condition, Rule, Severity, Status
 from bot.money import Money
-from bot.text import printable, safe_file_name
+from bot.text import cut, printable, safe_file_name
 
 STATUS_SEVERITY = {
     Status.CRITICAL: Severity.CRITICAL,
@@ -183,7 +183,7 @@ def credits_message(views: Sequence[AccountView], now: datetime, *, chart: bytes
     ][:4]
     return Message(
         title="LLM credits",
-        summary=summary if len(summary) <= 300 else summary[:297] + "...",
+        summary=cut(summary, 300, "..."),
         severity=worst_severity(views),
         sections=tuple(section(v) for v in views),
         footer=footer(views, now),

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from bot.messages import Message, Section
-from bot.text import printable
+from bot.text import cut, printable
 
 MAX_EMBEDS = 10
 MAX_TOTAL = 6000
@@ -34,13 +34,9 @@ def neutralise(text: str) -> str:
     return _MENTION.sub(lambda m: m.group(0).replace("@", "@\u200b"), text)
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _plain(text: str, limit: int) -> str:
     # Our own wording (titles, labels, footers): no markup to escape, but never a control character.
-    return _cut(printable(text), limit)
+    return cut(printable(text), limit)
 
 
 def _size(embed: dict[str, Any]) -> int:
@@ -55,14 +51,14 @@ def section_embed(item: Section, footer: str) -> dict[str, Any]:
     fields = [f for f in item.fields if f.label not in ("Balance", "Spend")][:MAX_FIELDS]
     embed: dict[str, Any] = {
         "title": _plain(f"{item.account} ({item.provider})", MAX_TITLE),
-        "description": _cut(
+        "description": cut(
             neutralise(item.headline) + (f"\n{neutralise(item.note)}" if item.note else ""), MAX_DESCRIPTION
         ),
         "color": COLOURS.get(item.status, COLOURS["info"]),
         "fields": [
             {
                 "name": _plain(f.label, MAX_FIELD_NAME),
-                "value": _cut(neutralise(f.value) or "—", MAX_FIELD_VALUE),
+                "value": cut(neutralise(f.value) or "—", MAX_FIELD_VALUE),
                 "inline": True,
             }
             for f in fields
@@ -73,7 +69,7 @@ def section_embed(item: Section, footer: str) -> dict[str, Any]:
     while _size(embed) > MAX_TOTAL and embed["fields"]:
         embed["fields"].pop()  # the least important fields come last
     if _size(embed) > MAX_TOTAL:
-        embed["description"] = _cut(
+        embed["description"] = cut(
             embed["description"], max(1, len(embed["description"]) - (_size(embed) - MAX_TOTAL))
         )
     return embed

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from bot.messages import Action, Message, Section
-from bot.text import printable
+from bot.text import cut, printable
 
 MAX_BLOCKS = 50
 MAX_HOME_BLOCKS = 100
@@ -39,17 +39,13 @@ def _mrkdwn(text: str) -> dict[str, Any]:
 
 
 def _plain(text: str, limit: int) -> dict[str, Any]:
-    return {"type": "plain_text", "text": _cut(printable(text), limit), "emoji": True}
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return {"type": "plain_text", "text": cut(printable(text), limit), "emoji": True}
 
 
 def _chunks(text: str, limit: int = MAX_TEXT) -> list[str]:
     lines, chunks, current = text.splitlines() or [""], [], ""
     for line in lines:
-        line = _cut(line, limit)
+        line = cut(line, limit)
         if current and len(current) + 1 + len(line) > limit:
             chunks.append(current)
             current = line
@@ -65,12 +61,12 @@ def section_blocks(item: Section) -> list[dict[str, Any]]:
     title = f"{emoji} *{escape(item.account)}* ({escape(item.provider)}) · {escape(item.status)}"
     text = f"{title}\n{escape(item.headline)}"
     fields = [f for f in item.fields if f.label not in ("Balance", "Spend", "Status")][:MAX_FIELDS]
-    block: dict[str, Any] = {"type": "section", "text": _mrkdwn(_cut(text, MAX_TEXT))}
+    block: dict[str, Any] = {"type": "section", "text": _mrkdwn(cut(text, MAX_TEXT))}
     if fields:
-        block["fields"] = [_mrkdwn(_cut(f"*{escape(f.label)}*\n{escape(f.value)}", MAX_FIELD)) for f in fields]
+        block["fields"] = [_mrkdwn(cut(f"*{escape(f.label)}*\n{escape(f.value)}", MAX_FIELD)) for f in fields]
     blocks = [block]
     if item.note:
-        blocks.append({"type": "context", "elements": [_mrkdwn(_cut(escape(item.note), MAX_TEXT))]})
+        blocks.append({"type": "context", "elements": [_mrkdwn(cut(escape(item.note), MAX_TEXT))]})
     return blocks
 
 
@@ -92,7 +88,7 @@ def _actions(actions: tuple[Action, ...]) -> dict[str, Any] | None:
     for action in actions[:25]:
         element: dict[str, Any] = {
             "type": "button",
-            "text": {"type": "plain_text", "text": _cut(printable(action.label), 75)},
+            "text": {"type": "plain_text", "text": cut(printable(action.label), 75)},
             "action_id": f"credits_{action.kind}" + (f"_{len(elements)}" if action.kind == "snooze" else ""),
             "value": action_value(action),
         }
@@ -101,7 +97,7 @@ def _actions(actions: tuple[Action, ...]) -> dict[str, Any] | None:
                 "title": {"type": "plain_text", "text": "Snooze alerts?"},
                 "text": {
                     "type": "plain_text",
-                    "text": _cut(printable(f"No alerts for {action.account} for {action.duration}."), 300),
+                    "text": cut(printable(f"No alerts for {action.account} for {action.duration}."), 300),
                 },
                 "confirm": {"type": "plain_text", "text": "Snooze"},
                 "deny": {"type": "plain_text", "text": "Cancel"},
@@ -115,7 +111,7 @@ def fallback_text(message: Message) -> str:
     mentions = " ".join(message.mentions)
     icon = SEVERITY_EMOJI.get(message.severity.value, "") if message.severity.value != "info" else ""
     text = f"{icon} {escape(message.title)}: {escape(message.summary)}".strip()
-    return _cut(f"{mentions} {text}" if mentions else text, MAX_FALLBACK)
+    return cut(f"{mentions} {text}" if mentions else text, MAX_FALLBACK)
 
 
 def render(message: Message, *, max_blocks: int = MAX_BLOCKS, with_actions: bool = True) -> list[dict[str, Any]]:
@@ -127,7 +123,7 @@ def render(message: Message, *, max_blocks: int = MAX_BLOCKS, with_actions: bool
         body += section_blocks(item)
     tail: list[dict[str, Any]] = []
     if message.footer:
-        tail.append({"type": "context", "elements": [_mrkdwn(_cut(escape(message.footer), MAX_TEXT))]})
+        tail.append({"type": "context", "elements": [_mrkdwn(cut(escape(message.footer), MAX_TEXT))]})
     actions = _actions(message.actions) if with_actions else None
     if actions:
         tail.append(actions)
