@@ -152,6 +152,7 @@ def run(config: AppConfig) -> int:
 async def serve(config: AppConfig, stop: asyncio.Event) -> None:
     """The bot: adapters, HTTP listener, leadership and the runtime, until `stop` is set."""
     from bot.leader import AnotherRunError, leadership_for
+    from bot.metrics import metrics_access
     from bot.runtime import settle_heap
 
     settings = config.settings
@@ -184,6 +185,8 @@ async def serve(config: AppConfig, stop: asyncio.Event) -> None:
             settings.poll_seconds,
             f", health on :{settings.port}/healthz" if web else "",
         )
+        if web is not None:
+            log.info("metrics: %s", metrics_access(settings))
         await stop.wait()
         log.info("stopping")
         await runtime.stop()
@@ -240,9 +243,12 @@ def _chosen(channels: list[Any], channel_ids: Sequence[str]) -> list[Any]:
 
 
 async def platform_checks(config: AppConfig, in_use: set[str]) -> list[str]:
-    """What `creditbot doctor` says about each chat platform, one line each; "!" marks a problem."""
+    """What `creditbot doctor` says about the HTTP listener and each chat platform, one line each; "!" marks
+    a problem."""
+    from bot.metrics import metrics_access
+
     settings = config.settings
-    lines: list[str] = []
+    lines = [f"metrics: {metrics_access(settings)}" if settings.http_enabled else "metrics: no HTTP listener"]
     if settings.slack_enabled:
         from adapters.slack.adapter import check_slack
 

@@ -1,15 +1,42 @@
-"""Prometheus metrics of one creditbot process (a registry per runtime, served at `GET /metrics`)."""
+"""Prometheus metrics of one creditbot process (a registry per runtime, served at `GET /metrics`), and who may
+read them."""
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bot.models import AccountView
 
+if TYPE_CHECKING:
+    from bot.config import Settings
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def metrics_access(settings: Settings) -> str:
+    """Who may read `/metrics`, and how to change it: said at start-up and by `creditbot doctor`."""
+    if settings.metrics_token is not None:
+        return "/metrics needs the token of CREDITBOT_METRICS_TOKEN (Authorization: Bearer ...)"
+    if settings.metrics_public:
+        return (
+            "/metrics is open to anyone who reaches PORT (CREDITBOT_METRICS_PUBLIC=true): keep the listener on a "
+            "private network, or set CREDITBOT_METRICS_TOKEN"
+        )
+    return "/metrics is off (404): set CREDITBOT_METRICS_TOKEN to scrape it with a bearer token"
+
+
+def metrics_status(settings: Settings, authorization: str | None) -> int:
+    """The HTTP status of a `/metrics` request: 200 to serve, 401 without the right token, 404 when off."""
+    if settings.metrics_token is not None:
+        expected = f"Bearer {settings.metrics_token.get_secret_value()}".encode()
+        # Compared in constant time, so the answer's timing says nothing about how much of a guess was right.
+        return 200 if hmac.compare_digest((authorization or "").encode(), expected) else 401
+    return 200 if settings.metrics_public else 404
 
 
 class Metrics:

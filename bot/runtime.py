@@ -19,7 +19,7 @@ from bot.formatting import time_text
 from bot.handler import CommandHandler
 from bot.leader import Leadership
 from bot.messages import Message, text_message
-from bot.metrics import Metrics
+from bot.metrics import CONTENT_TYPE, Metrics, metrics_status
 from bot.models import AccountView, AlertEvent, AlertSettings
 from bot.monitor import Monitor
 from bot.store import NewMessage, database_problem, is_database_error
@@ -168,13 +168,17 @@ class Runtime:
         """`GET /readyz` and `GET /metrics` for the runtime's HTTP listener."""
         from aiohttp import web
 
-        from bot.metrics import CONTENT_TYPE
-
         async def readyz(_request: web.Request) -> web.Response:
             ready, checks = await self.readiness()
             return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
-        async def metrics(_request: web.Request) -> web.Response:
+        async def metrics(request: web.Request) -> web.Response:
+            status = metrics_status(self.settings, request.headers.get("Authorization"))
+            if status == 401:
+                # Nothing about the metrics, not even whether the token was close.
+                return web.Response(status=401, text="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+            if status == 404:
+                return web.Response(status=404, text="not found")
             return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
         return [("GET", "/readyz", readyz), ("GET", "/metrics", metrics)]

@@ -196,16 +196,23 @@ def test_thresholds_set_from_chat_are_used_by_check_and_accounts(tmp_path: Path,
 def test_readyz_and_metrics(tmp_path: Path, fake: FakeProviderServer) -> None:
     write_config(tmp_path, fake)
     port = free_port()
-    bot = BotProcess(tmp_path, bot_env(tmp_path, port))
+    token = "scrape-token-5f1e8a2c9b7d4e60"
+    bot = BotProcess(tmp_path, {**bot_env(tmp_path, port), "CREDITBOT_METRICS_TOKEN": token})
     try:
         bot.wait_for("ds: below ¥200.00")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
             assert response.status == 200
             assert b'"store": "ok"' in response.read()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        scrape = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(scrape, timeout=5) as response:
             text = response.read().decode()
     finally:
         assert bot.terminate() == 0
+    log = "".join(bot.err)
+    assert "metrics: /metrics needs the token of CREDITBOT_METRICS_TOKEN" in log
+    assert token not in log
     assert 'creditbot_balance{account="ds",currency="CNY",provider="deepseek"} 110.0' in text
     assert 'creditbot_alerts_total{kind="fired",rule="balance",severity="warning"} 1.0' in text
     assert 'creditbot_deliveries_total{outcome="sent",platform="console"}' in text

@@ -95,8 +95,9 @@ DISCORD = Canary(
 )
 DB_PASSWORD = Canary("database password", "CANARYdbpwE4rT6yU8iO0pQ2wS")
 # A key nobody configured, pasted into chat by mistake: creditbot must not keep or repeat it.
+METRICS = Canary("metrics token", "CANARYmet5Hj8Kl2Zx4Cv6Bn8Mq0Wr3Ty")
 PASTED = Canary("key pasted into chat", "sk-proj-CANARYchatB7nM4qW1eR5tY8uI2oP6aS9dF3", "sk-proj-")
-CANARIES = [*KEYS.values(), SLACK_BOT, SLACK_SIGNING, SLACK_APP, DISCORD, DB_PASSWORD, PASTED]
+CANARIES = [*KEYS.values(), SLACK_BOT, SLACK_SIGNING, SLACK_APP, DISCORD, DB_PASSWORD, METRICS, PASTED]
 
 # Some keys reach the TOML through ${VAR} expansion, the others are literals in the file.
 KEY_VARIABLES = {"openai": "OPENAI_ADMIN_KEY", "anthropic": "ANTHROPIC_ADMIN_KEY", "openai-legacy": "LEGACY_KEY"}
@@ -295,6 +296,7 @@ def inprocess(world: World, started_bot: StartedBot, tmp_path_factory: pytest.Te
             DISCORD_API_URL=discord_fake.rest_url,
             DISCORD_GATEWAY_URL=discord_fake.gateway_url,
             DISCORD_GUILD_IDS=str(discord_fake.guild_id),
+            CREDITBOT_METRICS_TOKEN=METRICS.value,
             CREDITBOT_FAILURES_BEFORE_ALERT=1,
             cache_seconds=3600,  # chat commands read the stored readings; the polls fetch
             CREDITBOT_CHART_DIR=str(tmp / "charts"),
@@ -460,6 +462,7 @@ def _config_reprs(config: AppConfig, tmp: Path) -> dict[str, str]:
         SLACK_SIGNING_SECRET=SLACK_SIGNING.value,
         SLACK_APP_TOKEN=SLACK_APP.value,
         DISCORD_TOKEN=DISCORD.value,
+        CREDITBOT_METRICS_TOKEN=METRICS.value,
         **KEY_ENV,
     )
     return {
@@ -492,6 +495,7 @@ def _config_exceptions(tmp: Path) -> dict[str, str]:
             CREDITBOT_CONCURRENCY="many",
             SLACK_SIGNING_SECRET=SLACK_SIGNING.value,
             DISCORD_TOKEN=DISCORD.value,
+            CREDITBOT_METRICS_TOKEN=METRICS.value,
             **KEY_ENV,
         )
     found["ConfigError (settings)"] = _exception_text(settings_error.value)
@@ -554,6 +558,7 @@ def cli(world: World, started_bot: StartedBot, tmp_path_factory: pytest.TempPath
             "SLACK_APP_TOKEN": SLACK_APP.value,
             "SLACK_API_URL": slack.api_url,
             "DISCORD_TOKEN": DISCORD.value,
+            "CREDITBOT_METRICS_TOKEN": METRICS.value,
             "CREDITBOT_LOG_LEVEL": "DEBUG",
             "CREDITBOT_CHART_DIR": str(home / "charts"),
         }
@@ -646,6 +651,7 @@ def started_bot(world: World, tmp_path_factory: pytest.TempPathFactory) -> Itera
             "DISCORD_API_URL": discord_fake.rest_url,
             "DISCORD_GATEWAY_URL": discord_fake.gateway_url,
             "DISCORD_GUILD_IDS": str(discord_fake.guild_id),
+            "CREDITBOT_METRICS_TOKEN": METRICS.value,
         }
         bot = BotProcess(home, env)
         try:
@@ -672,8 +678,11 @@ def bot_run(started_bot: StartedBot) -> BotRun:
         deadline = time.monotonic() + 20
         while not discord_fake.messages and time.monotonic() < deadline:
             time.sleep(0.1)
-        for path in ("healthz", "readyz", "metrics"):
+        for path in ("healthz", "readyz"):
             surfaces[f"/{path}"] = _get(f"{base}/{path}")
+        surfaces["/metrics without the token"] = _get(f"{base}/metrics")
+        assert surfaces["/metrics without the token"].startswith("401")
+        surfaces["/metrics"] = _get(f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS.value}"})
     finally:
         code = bot.terminate()
     assert code == 0, "".join(bot.err)

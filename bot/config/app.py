@@ -35,6 +35,7 @@ class AppConfig:
             self.settings.slack_signing_secret,
             self.settings.slack_app_token,
             self.settings.discord_token,
+            self.settings.metrics_token,
         ):
             if secret is not None:
                 values.append(secret.get_secret_value())

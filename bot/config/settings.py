@@ -29,6 +29,9 @@ def parse_duration(value: Any) -> timedelta:
     return durations.parse_duration(value, longest=MAX_DURATION, bare_numbers=True, decimals=True, spaces=True)
 
 
+MIN_METRICS_TOKEN = 16
+
+
 class Settings(BaseSettings):
     """Process-wide settings, read from environment variables and `.env`."""
 
@@ -62,6 +65,8 @@ class Settings(BaseSettings):
     reminder_interval: timedelta | None = Field(None, alias="CREDITBOT_REMINDER_INTERVAL")
     port: int = Field(3000, ge=0, le=65535, alias="PORT")
     http_enabled: bool = Field(True, alias="CREDITBOT_HTTP")
+    metrics_token: SecretStr | None = Field(None, alias="CREDITBOT_METRICS_TOKEN")
+    metrics_public: bool = Field(False, alias="CREDITBOT_METRICS_PUBLIC")
     chart_dir: Path = Field(Path("data/charts"), alias="CREDITBOT_CHART_DIR")
 
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
@@ -107,13 +112,34 @@ class Settings(BaseSettings):
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
 
-    @field_validator("slack_bot_token", "slack_signing_secret", "slack_app_token", "discord_token", mode="before")
+    @field_validator(
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "discord_token",
+        "metrics_token",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         # .env.example ships these as empty lines: an empty value means "not configured".
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        token = value.get_secret_value().strip()
+        if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+            raise ValueError("must be printable ASCII without spaces (it travels in an HTTP header)")
+        if len(token) < MIN_METRICS_TOKEN:
+            raise ValueError(
+                f"must be at least {MIN_METRICS_TOKEN} characters; make one with: openssl rand -hex 32"
+            )
+        return SecretStr(token)
 
     @field_validator("discord_guild_ids", "discord_viewer_roles", mode="before")
     @classmethod
