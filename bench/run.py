@@ -91,6 +91,7 @@ async def _poll_once(accounts: int, hosts: int, latency: float, tmp: Path) -> tu
                     SecretStr("sk-bench000000000000"),
                     f"{fakes.urls[i % hosts]}/deepseek",
                     "bench",
+                    spend_only=False,
                 )
                 for i in range(accounts)
             ),

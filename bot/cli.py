@@ -6,8 +6,6 @@ import asyncio
 import json
 import sys
 from collections.abc import Coroutine, Sequence
-from datetime import date
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -86,14 +84,8 @@ def check(as_json: bool, names: tuple[str, ...], refresh: bool) -> int:
         click.echo(NO_ACCOUNTS_HELP, err=True)
         return EXIT_UNKNOWN
 
-    async def run() -> tuple[list[Any], Any]:
-        async with app.services(config) as parts:
-            views = await parts.monitor.views(list(names), refresh=refresh)
-            await parts.monitor.prune()
-            return views, parts.monitor.clock()
-
     try:
-        views, now = asyncio.run(run())
+        views, now = asyncio.run(app.current_views(config, names, refresh=refresh))
     except CommandFailure as exc:
         if exc.exit_code != EX_CONFIG:
             exc.exit_code = EXIT_UNKNOWN
@@ -118,11 +110,7 @@ def accounts() -> int:
         click.echo(NO_ACCOUNTS_HELP)
         return 0
 
-    async def load_overrides() -> dict[str, Any]:
-        async with app.services(config) as parts:
-            return dict(await parts.store.settings.threshold_overrides())
-
-    print_accounts(config, asyncio.run(load_overrides()))
+    print_accounts(config, asyncio.run(app.threshold_overrides(config)))
     return 0
 
 
@@ -133,7 +121,7 @@ def accounts() -> int:
 def topup(account_name: str, amount_text: str, on_day: str | None) -> int:
     """Record credit bought for a spend-only account (OpenAI, Anthropic)."""
     from bot import app
-    from bot.money import AmountError, Money, parse_amount
+    from bot.money import AmountError, parse_amount
 
     config = _config()
     _unknown_accounts(config, [account_name])
@@ -151,28 +139,7 @@ def topup(account_name: str, amount_text: str, on_day: str | None) -> int:
     if value <= 0:
         raise click.UsageError("AMOUNT must be more than zero")
 
-    async def run() -> str:
-        async with app.services(config) as parts:
-            monitor = parts.monitor
-            today = monitor.clock().date()
-            try:
-                day = date.fromisoformat(on_day) if on_day else today
-            except ValueError:
-                raise click.UsageError(
-                    f"--on {on_day!r} is not a date; write it like {today.isoformat()}"
-                ) from None
-            if day > today:
-                raise click.UsageError(f"--on {day} is in the future")
-            money = Money(value, account.currency or "USD")
-            await monitor.record_topup(account, money, day, "cli")
-            entries = (await monitor.ledger([account]))[account.name]
-            total = sum((e.amount.amount for e in entries if e.amount.currency == money.currency), Decimal(0))
-            return (
-                f"Recorded a top-up of {money.format()} for {account.name} on {day}. "
-                f"Credit recorded in all: {Money(total, money.currency).format()} in {len(entries)} entries."
-            )
-
-    click.echo(asyncio.run(run()))
+    click.echo(_run(app.record_topup(config, account, value, on_day)))
     return 0
 
 
@@ -218,11 +185,7 @@ def alerts_command() -> int:
 
     config = _demo_or_config()
 
-    async def go() -> list[Any]:
-        async with app.services(config) as parts:
-            return await parts.store.alerts.load()
-
-    active = [s for s in asyncio.run(go()) if s.level > 0]
+    active = [s for s in asyncio.run(app.alert_states(config)) if s.level > 0]
     if not active:
         click.echo("No open alerts.")
     for state in sorted(active, key=lambda s: (s.account, s.rule.value)):
@@ -250,26 +213,13 @@ def doctor() -> int:
     from bot import app
 
     config = _config()
-    click.echo(
-        f"configuration: {len(config.accounts)} accounts from {config.source}, "
-        f"{len(config.channels)} channels in the TOML file"
-    )
-    if not config.accounts:
-        click.echo(f"  ! {NO_ACCOUNTS_HELP}")
 
     async def go() -> int:
-        found = 0
-        async with app.services(config) as parts:
-            click.echo("database: ok")
-            for reading in await parts.monitor.refresh():
-                click.echo(f"account {reading.account}: " + ("ok" if reading.ok else f"! {reading.error}"))
-                found += 0 if reading.ok else 1
-            subscribed = await parts.store.settings.subscriptions()
-        in_use = {c.platform for c in config.channels} | {s.platform for s in subscribed}
-        for line in await app.platform_checks(config, in_use):
-            click.echo(line)
-            found += 1 if ": !" in line else 0
-        return found
+        problems = 0
+        async for check in app.doctor(config, NO_ACCOUNTS_HELP):
+            click.echo(check.line)
+            problems += check.problem
+        return problems
 
     problems = asyncio.run(go())
     click.echo("all good" if problems == 0 else f"{problems} problem(s) to fix")

@@ -42,7 +42,8 @@ def days_text(days: Decimal | None, *, endless: bool = False) -> str:
 
 def runway_text(view: AccountView) -> str:
     """Days left of an account: `∞` when balance and burn are known and it does not run out."""
-    endless = view.balance is not None and view.burn_rate is not None
+    balance, burn = view.balance, view.burn_rate
+    endless = balance is not None and burn is not None and burn.currency == balance.currency
     return days_text(view.days_left, endless=endless)
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from bot.commands import (
     Command,
@@ -20,7 +20,7 @@ from bot.commands import (
 )
 from bot.formatting import time_text
 from bot.messages import Action, Message, credits_message, text_message
-from bot.models import AccountView, Severity
+from bot.models import ChartMaker, Severity
 from bot.money import Money
 from bot.monitor import Monitor
 from bot.store import AuditEntry, Store, Subscription, ThresholdOverride
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-ChartMaker = Callable[[Sequence[AccountView]], Awaitable[bytes | None]]
 
 
 @dataclass(frozen=True)
@@ -57,16 +55,20 @@ class Reply:
     public: bool = False
 
 
-class KeyValue(Protocol):
-    """A small key-value store that adapters may keep bookkeeping in (e.g. Discord's command-sync hash)."""
+@dataclass(frozen=True)
+class KeyValue:
+    """The small key-value store adapters may keep bookkeeping in (e.g. Discord's command-sync hash), and
+    nothing else of the store."""
+
+    store: Store
 
     async def get_value(self, key: str) -> str | None:
         """The value, if set."""
-        ...
+        return await self.store.settings.get_value(key)
 
     async def set_value(self, key: str, value: str) -> None:
         """Store a value."""
-        ...
+        await self.store.settings.set_value(key, value)
 
 
 class CommandHandler:
@@ -92,7 +94,7 @@ class CommandHandler:
         self.metrics = metrics
         # A chat answer waits this long for a slow provider, then shows the stored reading.
         self.answer_seconds = monitor.settings.answer_seconds
-        self.kv: KeyValue = store.settings
+        self.kv = KeyValue(store)
 
     @property
     def now(self) -> datetime:

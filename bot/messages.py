@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from bot.formatting import balance_suffix, money_text, runway_text, signed_money_text, time_text
+from bot.formatting import UNKNOWN, balance_suffix, money_text, runway_text, signed_money_text, time_text
 from bot.models import AccountView, AlertEvent, AlertKind, Condition, Rule, Severity, Status
 from bot.money import Money
 from bot.text import cut, printable, safe_file_name
@@ -144,7 +144,7 @@ def section(view: AccountView, change: Money | None = None) -> Section:
         ("Month to date", money_text(view.spent_month) if view.spent_month is not None else ""),
         ("Budget", money_text(view.monthly_budget) if view.monthly_budget is not None else ""),
         ("Burn/day", money_text(view.burn_rate) if view.burn_rate is not None else ""),
-        ("Days left", runway_text(view) if view.days_left is not None else ""),
+        ("Days left", "" if (runway := runway_text(view)) == UNKNOWN else runway),
         ("Change", signed_money_text(change) if change is not None else ""),
     ):
         if value:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -147,11 +148,17 @@ class Account:
     critical_below: Decimal | None = None
     warn_below_percent: Decimal | None = None
     critical_below_percent: Decimal | None = None
-    spend_only: bool = False  # the provider has no balance endpoint: the balance is estimated from the ledger
+    # The provider has no balance endpoint: the balance is estimated from the ledger. Always given (from the
+    # provider registry), never defaulted, so that no account is silently taken for one with a balance.
+    spend_only: bool = field(kw_only=True)
 
     def masked_key(self) -> str:
         """The key reduced to a recognisable but useless hint, for `creditbot accounts`."""
         return mask_secret(self.api_key.get_secret_value())
+
+
+# Draws the chart of some accounts' views (PNG bytes), or None when there is nothing to draw.
+ChartMaker = Callable[[Sequence["AccountView"]], Awaitable[bytes | None]]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ from bot.handler import CommandHandler
 from bot.leader import Leadership
 from bot.messages import Message, text_message
 from bot.metrics import CONTENT_TYPE, Metrics, metrics_status
-from bot.models import AccountView, AlertEvent, AlertSettings
+from bot.models import AccountView, AlertEvent, AlertSettings, ChartMaker
 from bot.monitor import Monitor
 from bot.store import NewMessage, database_problem, is_database_error
 from bot.summaries import Summaries, SummaryParts
@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 
 LEADER_CHECK_SECONDS = 5.0
 SUMMARY_GRACE = 3600
-
-ChartMaker = Callable[[Sequence[AccountView]], Awaitable[bytes | None]]
 
 
 class Runtime:
@@ -218,8 +216,6 @@ class Runtime:
             await adapter.start(self.handler)
         except AdapterUnavailable as exc:
             log.error("%s", exc)
-        except Exception:
-            log.exception("the %s adapter could not start; other platforms keep running", adapter.platform)
 
     async def start(self) -> None:
         """Start the adapters that every replica runs and the scheduler; lead at once or keep trying."""

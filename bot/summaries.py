@@ -14,7 +14,7 @@ from bot.alerts import open_alerts
 from bot.channels import Channel
 from bot.clock import Clock
 from bot.messages import Message, summary_message
-from bot.models import AccountView
+from bot.models import AccountView, ChartMaker
 from bot.money import Money
 from bot.monitor import Monitor
 from bot.store import NewMessage, OutboxItem, Store
@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 # A summary missed while the bot was down is sent at start if it fell due this recently (across midnight
 # too), or if the bot was already running before it fell due; a new install does not post yesterday's.
 CATCH_UP_WINDOW = timedelta(hours=12)
-
-ChartMaker = Callable[[Sequence[AccountView]], Awaitable[bytes | None]]
 
 
 @dataclass

@@ -14,6 +14,7 @@ from rich.table import Table
 from bot.config import AppConfig
 from bot.formatting import UNKNOWN, age_text, balance_text, money_text, runway_text, time_text
 from bot.models import AccountView
+from bot.providers import PROVIDERS
 from bot.store import ThresholdOverride
 from bot.views import effective_thresholds
 
@@ -97,7 +98,7 @@ def print_accounts(config: AppConfig, overrides: Mapping[str, ThresholdOverride]
             if account.prepaid_credit
             else UNKNOWN
         )
-        provider = account.provider + (" (experimental)" if account.provider == "openai-legacy" else "")
+        provider = account.provider + (" (experimental)" if PROVIDERS[account.provider].experimental else "")
         table.add_row(
             account.name,
             provider,

@@ -6,11 +6,13 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-# Shapes of credentials we may meet even when we do not know the value (defence in depth): provider keys
-# (sk-..., sess-...), Slack tokens (xoxb-..., xapp-...).
-# A key may follow `_` or `=` (x_sk-proj-..., key=sk-...), never a letter or digit (task-1234... is no key).
+# Shapes of credentials we may meet even when we do not know the value (defence in depth). Distinctive
+# prefixes match anywhere, even glued to other text (`token%3Dxoxb-...`, `Bearersk-ant-...`); a bare `sk-` or
+# `sess-` only where no letter or digit comes before it (`task-1234...` is no key).
 KEY_SHAPES = re.compile(
-    r"(?<![A-Za-z0-9])(?:(?:sk|sess)-[A-Za-z0-9_\-]{8,}|xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,})"
+    r"sk-(?:admin|proj|ant|or)[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9]{20,}|sess-[A-Za-z0-9]{16,}"
+    r"|xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,}"
+    r"|(?<![A-Za-z0-9])(?:sk|sess)-[A-Za-z0-9_\-]{8,}"
 )
 REDACTED = "[redacted]"
 SHORTEST_SECRET = 6  # shorter values would redact ordinary words

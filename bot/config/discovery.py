@@ -75,6 +75,7 @@ def demo_config(config: AppConfig) -> AppConfig:
         origin="demo",
         warn_below=Decimal(15),
         critical_below=Decimal(5),
+        spend_only=PROVIDERS["demo"].spend_only,
     )
     channel = Channel(
         platform="console",
