@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -67,20 +67,24 @@ class Channel:
         return now.astimezone(ZoneInfo(self.timezone)).date().isoformat()
 
     def last_due(self, now: datetime) -> datetime | None:
-        """The most recent time a summary fell due at or before `now` (today's, else yesterday's)."""
-        today = self.summary_due_at(now)
-        if today is None:
+        """The most recent time a summary fell due at or before `now` (today's, else yesterday's, both local
+        calendar days: across a DST change a day is not 24 hours)."""
+        if self.daily_summary is None:
             return None
-        return today if today <= now else self.summary_due_at(now - timedelta(days=1))
+        local_day = now.astimezone(ZoneInfo(self.timezone)).date()
+        today = self._due_on(local_day, now)
+        return today if today <= now else self._due_on(local_day - timedelta(days=1), now)
 
     def summary_due_at(self, now: datetime) -> datetime | None:
         """When today's summary (local date) is due, as an aware datetime; None without a summary."""
         if self.daily_summary is None:
             return None
-        zone = ZoneInfo(self.timezone)
-        local_day = now.astimezone(zone).date()
+        return self._due_on(now.astimezone(ZoneInfo(self.timezone)).date(), now)
+
+    def _due_on(self, local_day: date, now: datetime) -> datetime:
+        assert self.daily_summary is not None
         # fold=0 and zoneinfo's normalisation put a time inside a DST gap just after the gap.
-        due = datetime.combine(local_day, self.daily_summary).replace(tzinfo=zone)
+        due = datetime.combine(local_day, self.daily_summary).replace(tzinfo=ZoneInfo(self.timezone))
         return due.astimezone(now.tzinfo)
 
 
