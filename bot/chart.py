@@ -28,6 +28,7 @@ TITLE_PT = 14
 HEADLINE_PT = 16
 NOTE_PT = 11
 GREY = "#666666"
+RAN_OUT = "ran out"  # the note of a balance at or below zero, instead of a projection into the past
 UNITS = ((1e9, "B"), (1e6, "M"), (1e3, "k"), (1.0, ""))
 
 
@@ -148,7 +149,7 @@ def _draw_panel(ax: Axes, item: ChartSeries, colour: str, *, wide: bool) -> None
             bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
         )
     note = _projection_note(item)
-    if note and len(projection) > 1:
+    if note and (len(projection) > 1 or note == RAN_OUT):
         # The top-right corner lies in the headroom above the data, so the note never sits on a line.
         ax.text(0.98, 0.98, note, transform=ax.transAxes, ha="right", va="top", fontsize=NOTE_PT, color=colour)
 
@@ -186,6 +187,8 @@ def _panel_title(item: ChartSeries, width: int) -> str:
 
 
 def _projection_note(item: ChartSeries) -> str | None:
+    if item.kind == "balance" and item.points and item.points[-1][1] <= 0:
+        return RAN_OUT  # nothing to project: the money is gone, not about to go
     if not item.projection:
         return None
     day, value = item.projection[-1]

@@ -26,8 +26,8 @@ def _balance_points(history: Sequence[tuple[datetime, Decimal]]) -> list[tuple[d
 def _projection(
     start: date, value: Decimal, burn: Decimal | None, until: date
 ) -> tuple[tuple[date, Decimal], ...]:
-    if burn is None or burn <= 0:
-        return ()
+    if burn is None or burn <= 0 or value <= 0:
+        return ()  # nothing runs out later: a balance at or below zero has run out already
     days = min((until - start).days, PROJECTION_DAYS)
     if days <= 0:
         return ()

@@ -66,11 +66,12 @@ def burn_from_balances(history: Sequence[tuple[datetime, Money]], now: datetime)
 
 
 def days_left(balance: Money | None, burn: Money | None) -> Decimal | None:
-    """Days until the balance runs out at the current burn; None when it is not running out."""
+    """Days until the balance runs out at the current burn (0 when it has run out); None when it is not
+    running out or unknown."""
+    if balance is not None and balance.amount <= 0:
+        return Decimal(0)
     if balance is None or burn is None or burn.currency != balance.currency or burn.amount <= 0:
         return None
-    if balance.amount <= 0:
-        return Decimal(0)
     remaining = balance.amount / burn.amount
     return remaining if remaining <= MAX_DAYS_LEFT else None
 

@@ -56,6 +56,8 @@ def account_status(
     budget = thresholds.monthly_budget
     amount = balance.amount if balance is not None else None
     spent = spent_month.amount if spent_month is not None else None
+    if amount is not None and amount <= 0:
+        return Status.CRITICAL  # requests are failing, or about to, whatever the thresholds say
     if amount is not None and thresholds.critical_below is not None and amount < thresholds.critical_below:
         return Status.CRITICAL
     if budget is not None and spent is not None and spent >= budget:

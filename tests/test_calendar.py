@@ -1,12 +1,25 @@
-"""Days are calendar days in the channel's zone: a summary's last due time across DST changes."""
+"""Right on every day of the year: calendar days in the channel's zone across DST changes, and a balance at or
+below zero that has run out."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from bot.channels import Channel
+from bot.chart import ChartSeries, _projection_note, render_chart
+from bot.chart_data import _projection
+from bot.forecast import days_left
+from bot.models import Status, Thresholds
+from bot.money import Money
+from bot.views import account_status
+from tests.conftest import TEST_KEYS
+from tests.fakes import FakeProviderServer
+from tests.test_cli import run_cli
 
 
 @pytest.mark.parametrize(
@@ -34,3 +47,45 @@ def test_last_due_counts_local_calendar_days(zone: str, at: time, now_utc: str, 
     assert due is not None
     assert due <= now
     assert due == datetime.fromisoformat(expected_utc).replace(tzinfo=UTC)
+
+
+# A balance at or below zero has run out: critical whatever the thresholds, no runway, no projection.
+
+
+def test_a_negative_estimate_is_critical_with_no_days_left(tmp_path: Path, fake: FakeProviderServer) -> None:
+    today = datetime.now(UTC).date()
+    # Prepaid 10.00, spent 9 x 1.25 + 2.00 = 13.25 since: 3.25 more than was bought, with no threshold set.
+    fake.state.openai_daily = {today - timedelta(days=i): Decimal("1.25") for i in range(1, 10)}
+    fake.state.openai_daily[today] = Decimal("2.00")
+    toml = f"""
+[[accounts]]
+name = "openai-main"
+provider = "openai"
+api_key = "{TEST_KEYS["openai"]}"
+base_url = "{fake.base_url("openai")}"
+prepaid_credit = "10.00"
+prepaid_since = {today - timedelta(days=9)}
+"""
+    result = run_cli(tmp_path, "check", "--json", toml=toml)
+    (account,) = json.loads(result.stdout)["accounts"]
+    assert account["balance"] == pytest.approx(-3.25)
+    assert (account["status"], account["days_left"]) == ("critical", 0.0)
+    assert result.returncode == 2
+
+
+def test_days_left_of_a_spent_balance_is_zero_even_without_burn() -> None:
+    assert days_left(Money(Decimal(0), "USD"), None) == 0
+    assert days_left(Money(Decimal("-3.25"), "USD"), Money(Decimal(0), "USD")) == 0
+    assert account_status(Money(Decimal("-0.01"), "USD"), None, None, Thresholds()) is Status.CRITICAL
+    assert account_status(Money(Decimal("0.01"), "USD"), None, None, Thresholds()) is Status.OK
+
+
+def test_a_chart_of_a_spent_balance_says_ran_out_and_projects_nothing() -> None:
+    today = date(2026, 11, 29)
+    assert _projection(today, Decimal("-3.25"), Decimal("1.10"), today + timedelta(days=30)) == ()
+    points = ((today - timedelta(days=1), Decimal("1.00")), (today, Decimal("-3.25")))
+    assert _projection_note(ChartSeries("a", "USD", "balance", points, (), None)) == "ran out"
+    chart = render_chart(
+        [ChartSeries("a", "USD", "balance", points, (), None)], "t", generated_at=datetime.now(UTC)
+    )
+    assert chart.startswith(b"\x89PNG")
