@@ -29,7 +29,6 @@ from bot.providers.spend import month_to_date, spent_on
 from bot.store import AccountReadings, Store, ThresholdOverride
 
 SERIES_DAYS = 31  # daily spend kept at hand for charts and burn, at the least
-MAX_LOOKBACK_DAYS = 3 * 366
 BUDGET_WARN_RATIO = Decimal("0.8")
 
 
@@ -76,7 +75,7 @@ def needed_since(entries: Sequence[LedgerEntry], today: date) -> date:
     needed = min(today.replace(day=1), today - timedelta(days=SERIES_DAYS))
     if entries:
         needed = min(needed, entries[0].on_day)
-    return max(needed, today - timedelta(days=MAX_LOOKBACK_DAYS))
+    return needed
 
 
 def build_view(

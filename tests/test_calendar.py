@@ -4,10 +4,12 @@ below zero that has run out."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.channels import Channel
@@ -16,8 +18,9 @@ from bot.chart_data import _projection
 from bot.forecast import days_left
 from bot.models import Status, Thresholds
 from bot.money import Money
+from bot.store import Store
 from bot.views import account_status
-from tests.conftest import TEST_KEYS
+from tests.conftest import TEST_KEYS, build_monitor, make_account
 from tests.fakes import FakeProviderServer
 from tests.test_cli import run_cli
 
@@ -89,3 +92,28 @@ def test_a_chart_of_a_spent_balance_says_ran_out_and_projects_nothing() -> None:
         [ChartSeries("a", "USD", "balance", points, (), None)], "t", generated_at=datetime.now(UTC)
     )
     assert chart.startswith(b"\x89PNG")
+
+
+async def test_an_estimate_from_a_ledger_older_than_three_years_and_no_refetch(
+    tmp_path: Path, fake: FakeProviderServer
+) -> None:
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=1200)
+    fake.state.openai_daily = {first + timedelta(days=i): Decimal("0.05") for i in range(1201)}
+    account = make_account("old", "openai", fake.base_url("openai"))
+    account = replace(account, prepaid_credit=Money(Decimal(500), "USD"), prepaid_since=first)
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'creditbot.db'}")
+    try:
+        async with httpx.AsyncClient() as http:
+            monitor = build_monitor(tmp_path, store, http, [account])
+            (view,) = await monitor.views(refresh=True)
+            assert view.balance == Money(Decimal(500) - Decimal("0.05") * 1201, "USD")
+            asked = len(fake.state.requests)
+            (again,) = await monitor.views(refresh=True)
+        assert again.balance == view.balance
+        later = [r for r in fake.state.requests[asked:] if r.provider == "openai"]
+        starts = {datetime.fromtimestamp(int(r.query["start_time"][0]), UTC).date() for r in later}
+        assert starts
+        assert min(starts) >= today - timedelta(days=7), "stored days were fetched again"
+    finally:
+        await store.close()

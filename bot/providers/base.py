@@ -29,7 +29,7 @@ C = TypeVar("C")
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_ATTEMPTS = 3
-MAX_PAGES = 50
+MAX_PAGES = 400  # a guard against a cursor that never ends: 34 years of Anthropic's 31-day pages
 _RETRYABLE_STATUS = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524, 529})
 
 
