@@ -20,14 +20,22 @@ SECONDS_PER_DAY = Decimal(86400)
 
 
 def estimated_balance(entries: Sequence[LedgerEntry], spend: Sequence[DailySpend], today: date) -> Money | None:
-    """All top-ups minus the spend since the first one; None when the spend series does not reach back."""
+    """All top-ups minus the spend since the first one, through the last day the series reports (today, or an
+    earlier day while the provider lags); None when the series does not reach back or has a gap."""
     if not entries:
         return None
     currency = entries[0].amount.currency
     first_day = min(entry.on_day for entry in entries)
     covered = {entry.day for entry in spend}
-    # Every day from the first top-up to today must be known; a gap would overstate the balance.
-    needed = (today - first_day).days + 1
+    last = max((day for day in covered if first_day <= day <= today), default=None)
+    if last is None:
+        # Nothing reported since the first top-up: that is "nothing spent" only while the provider has not
+        # reported the days since it yet (bought today or yesterday).
+        if first_day < today - timedelta(days=1):
+            return None
+        last = first_day - timedelta(days=1)
+    # Every day from the first top-up to the last reported one must be known; a gap would overstate it.
+    needed = (last - first_day).days + 1
     if needed > 0 and not all(first_day + timedelta(days=i) in covered for i in range(needed)):
         return None
     try:
@@ -90,9 +98,15 @@ def month_end(now: datetime) -> datetime:
     return datetime(now.year, now.month, 1, tzinfo=UTC) + timedelta(days=days_in_month)
 
 
-def projected_month_spend(spent_month: Money | None, burn: Money | None, now: datetime) -> Money | None:
-    """Month-to-date spend plus the burn rate over what is left of the month."""
+def projected_month_spend(
+    spent_month: Money | None, burn: Money | None, now: datetime, through: date | None = None
+) -> Money | None:
+    """Month-to-date spend plus the burn rate over what is left of the month after the last day counted
+    (`through`; today when not given)."""
     if spent_month is None or burn is None or burn.currency != spent_month.currency:
         return None
-    remaining = Decimal((month_end(now) - now).total_seconds()) / SECONDS_PER_DAY
+    start = now
+    if through is not None and through < now.astimezone(UTC).date():
+        start = datetime.combine(through + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    remaining = Decimal((month_end(now) - start).total_seconds()) / SECONDS_PER_DAY
     return Money(spent_month.amount + burn.amount * remaining, spent_month.currency)

@@ -140,8 +140,8 @@ def section(view: AccountView, change: Money | None = None) -> Section:
     fields = [Field("Balance" if view.balance is not None else "Spend", headline(view))]
     for label, value in (
         ("Other currencies", ", ".join(m.format() for m in view.balances if view.balance and m != view.balance)),
-        ("Today", money_text(view.spent_today) if view.spent_today is not None else ""),
-        ("Month to date", money_text(view.spent_month) if view.spent_month is not None else ""),
+        ("Today", _today_text(view)),
+        ("Month to date", _month_text(view)),
         ("Budget", money_text(view.monthly_budget) if view.monthly_budget is not None else ""),
         ("Burn/day", money_text(view.burn_rate) if view.burn_rate is not None else ""),
         ("Days left", "" if (runway := runway_text(view)) == UNKNOWN else runway),
@@ -154,6 +154,21 @@ def section(view: AccountView, change: Money | None = None) -> Section:
     if view.error:
         note = f"stale: {view.error}" if view.stale else view.error
     return Section(view.name, view.account.provider, view.status.value, headline(view), tuple(fields), note)
+
+
+def _today_text(view: AccountView) -> str:
+    if view.spent_today is not None:
+        return money_text(view.spent_today)
+    # A provider with a daily series that has not reported today yet: say so rather than leave it out.
+    return "not reported yet" if view.spend_series else ""
+
+
+def _month_text(view: AccountView) -> str:
+    if view.spent_month is None:
+        return ""
+    through = view.spent_month_through
+    counted_today = through is None or view.fetched_at is None or through >= view.fetched_at.date()
+    return money_text(view.spent_month) + ("" if counted_today else f" (through {through:%b %d})")
 
 
 def footer(views: Sequence[AccountView], now: datetime) -> str:

@@ -65,9 +65,11 @@ class ProviderReport:
     balance: Money | None = None
     balance_source: BalanceSource | None = None
     balances: tuple[Money, ...] = ()
-    spent_today: Money | None = None
+    spent_today: Money | None = None  # None: not reported (yet), never a zero the provider did not say
     spent_month: Money | None = None
-    # Oldest first, one entry per UTC day the provider covered (days without spend are zero).
+    spent_month_through: date | None = None  # the last UTC day that `spent_month` counts
+    # Oldest first, one entry per UTC day the provider covered (days without spend are zero); a day the
+    # provider has not reported yet (today, while its data lags) is left out.
     daily_spend: tuple[DailySpend, ...] = ()
     granted_total: Money | None = None
     grants: tuple[Grant, ...] = ()
@@ -178,6 +180,7 @@ class AccountView:
     balances: tuple[Money, ...] = ()
     spent_today: Money | None = None
     spent_month: Money | None = None
+    spent_month_through: date | None = None  # the last UTC day that `spent_month` counts
     monthly_budget: Money | None = None
     burn_rate: Money | None = None
     days_left: Decimal | None = None

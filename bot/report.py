@@ -35,6 +35,7 @@ def view_as_dict(view: AccountView) -> dict[str, Any]:
         "balances": [{"currency": m.currency, "amount": number(m)} for m in view.balances],
         "spent_today": number(view.spent_today),
         "spent_month": number(view.spent_month),
+        "spent_month_through": view.spent_month_through.isoformat() if view.spent_month_through else None,
         "monthly_budget": number(view.monthly_budget),
         "burn_rate_per_day": number(view.burn_rate),
         "days_left": None if view.days_left is None else float(view.days_left.quantize(Decimal("0.1"))),

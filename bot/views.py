@@ -25,7 +25,7 @@ from bot.models import (
     Thresholds,
 )
 from bot.money import Money
-from bot.providers.spend import month_to_date, spent_on
+from bot.providers.spend import month_to_date, reported_through, spent_on
 from bot.store import AccountReadings, Store, ThresholdOverride
 
 SERIES_DAYS = 31  # daily spend kept at hand for charts and burn, at the least
@@ -122,15 +122,19 @@ def build_view(
         source = BalanceSource.ESTIMATED if balance is not None else None
     spent_today = report.spent_today
     spent_month = report.spent_month
+    # A provider that states its month figure counts it up to when it answered.
+    through = report.spent_month_through or (as_of.date() if spent_month is not None else None)
     if series:
-        spent_today = spent_on(series, as_of.date()) or spent_today
-        spent_month = month_to_date(series, as_of.date()) or spent_month
+        # The stored series reaches back further than one fetch; a day it does not report is unknown.
+        spent_today = spent_on(series, as_of.date())
+        spent_month = month_to_date(series, as_of.date())
+        through = reported_through(series, as_of.date())
     burn = burn_from_series(series, as_of.date()) if series else None
     if burn is None and balance is not None:
         burn = burn_from_balances(history, as_of)
     remaining = days_left(balance, burn)
     budget = Money(thresholds.monthly_budget, currency) if thresholds.monthly_budget is not None else None
-    projected = projected_month_spend(spent_month, burn, as_of)
+    projected = projected_month_spend(spent_month, burn, as_of, through)
     status = account_status(balance, spent_month, projected, thresholds)
     return AccountView(
         account,
@@ -146,6 +150,7 @@ def build_view(
         balances=report.balances or ((balance,) if balance is not None else ()),
         spent_today=spent_today,
         spent_month=spent_month,
+        spent_month_through=through,
         monthly_budget=budget,
         burn_rate=burn,
         days_left=remaining,

@@ -356,7 +356,15 @@ def _anthropic(state: FakeProviders, path: str, query: dict[str, list[str]], hea
     if not 1 <= limit <= 31:
         return error(400, "invalid_request_error", "limit must be between 1 and 31")
     page = int(query.get("page", ["page_0"])[0].removeprefix("page_") or 0)
-    days = [start + timedelta(days=i) for i in range((utc_today() - start).days + 1)]
+    # Like the real API, the report ends at 00:00 UTC today unless `ending_at` says otherwise: without it,
+    # today's bucket never comes.
+    try:
+        end = datetime.fromisoformat(query["ending_at"][0].replace("Z", "+00:00")).date()
+    except KeyError:
+        end = utc_today()
+    except ValueError:
+        return error(400, "invalid_request_error", "ending_at is not a timestamp")
+    days = [start + timedelta(days=i) for i in range((end - start).days)]
     chosen = days[page * limit : (page + 1) * limit]
     data = []
     for day in chosen:
@@ -418,7 +426,10 @@ def _openrouter(state: FakeProviders, path: str, query: dict[str, list[str]], he
     if path == "/api/v1/activity":
         if not management:
             return 403, {"error": {"message": "Only management keys can perform this operation", "code": 403}}, {}
-        return 200, {"data": state.openrouter_activity}, {}
+        # Rows exist only for days with usage; without `date`, the last 30 completed UTC days.
+        completed = {str(utc_today() - timedelta(days=i)) for i in range(1, 31)}
+        wanted = {query["date"][0]} if "date" in query else completed
+        return 200, {"data": [r for r in state.openrouter_activity if str(r["date"])[:10] in wanted]}, {}
     return 404, {"error": {"message": "Not Found", "code": 404}}, {}
 
 

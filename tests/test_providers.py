@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from bot.models import BalanceSource, ErrorKind
+from bot.money import Money
 from bot.providers.base import (
     AuthError,
     BadResponseError,
@@ -198,9 +199,38 @@ async def test_openrouter_management_key_reports_balance(fake: FakeProviderServe
         report = await fetch("openrouter", fetch_request(client, "openrouter", fake.base_url("openrouter")))
     assert report.balance.amount == D("74.75")
     assert report.balance_source is BalanceSource.REPORTED
-    assert report.spent_today is None  # activity covers completed days: today is unknown, not zero
-    assert report.daily_spend[-1].day == today - timedelta(days=1)
+    # Today's spend so far comes from the activity of today's date.
+    assert report.spent_today == Money(D("1.0"), "USD")
+    assert report.daily_spend[-1].day == today
     assert {d.day: d.amount.amount for d in report.daily_spend}[today - timedelta(days=1)] == D("3.0")
+
+
+async def test_openrouter_days_without_activity_rows_spent_nothing_and_today_without_rows_is_unknown(
+    fake: FakeProviderServer,
+) -> None:
+    today = utc_today()
+    first = today.replace(day=1)
+    # Usage only on the second of the month (when there is one before today): nothing on the 1st.
+    fake.state.openrouter_activity = [
+        {"date": f"{first + timedelta(days=1)} 00:00:00", "model": "a", "usage": 2.0, "requests": 1},
+        {"date": f"{today - timedelta(days=40)} 00:00:00", "model": "a", "usage": 9.0, "requests": 1},
+    ]
+    async with httpx.AsyncClient() as client:
+        request = fetch_request(
+            client, "openrouter", fake.base_url("openrouter"), since=today - timedelta(days=60)
+        )
+        report = await fetch("openrouter", request)
+    days = {d.day: d.amount.amount for d in report.daily_spend}
+    assert min(days) == today - timedelta(days=30)  # the activity's window: days before it are unknown
+    assert max(days) == today - timedelta(days=1)  # no rows for today: not reported yet
+    assert report.spent_today is None
+    assert days.get(first, D(0)) == 0
+    spent_in_month = D("2.0") if first + timedelta(days=1) < today else D(0)
+    if today == first:
+        assert report.spent_month is None  # nothing of this month is reported yet
+    else:
+        assert report.spent_month == Money(spent_in_month, "USD")
+        assert report.spent_month_through == today - timedelta(days=1)
 
 
 async def test_openrouter_non_management_403_falls_back_to_key_limit(fake: FakeProviderServer) -> None:
@@ -533,5 +563,7 @@ async def test_since_controls_the_requested_window(fake: FakeProviderServer) -> 
             client, "anthropic", fake.base_url("anthropic"), since=utc_today() - timedelta(days=2)
         )
         report = await fetch("anthropic", request)
-    assert len(report.daily_spend) == 3
+    # Two completed days; today's bucket holds no cost yet, so today is not reported (unknown, not $0).
+    assert len(report.daily_spend) == 2
     assert report.daily_spend[0].day == utc_today() - timedelta(days=2)
+    assert report.spent_today is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ ADMIN_KEY_HELP = (
     "Console under Settings > Admin keys; ordinary and workspace keys cannot read costs"
 )
 CENTS = Decimal(100)
+PRIORITY_TIER_NOTE = "Anthropic's cost report leaves out Priority Tier costs: spend shown may be lower"
 
 
 class AnthropicProvider(Provider, name="anthropic", base_url="https://api.anthropic.com", spend_only=True):
@@ -39,18 +40,30 @@ class AnthropicProvider(Provider, name="anthropic", base_url="https://api.anthro
             "anthropic-version": API_VERSION,
             "Accept": "application/json",
         }
+        today = request.now.date()
         params: dict[str, Any] = {
             "starting_at": f"{request.since.isoformat()}T00:00:00Z",
+            # Without ending_at the report ends at 00:00 UTC today, and today's bucket would never come.
+            "ending_at": f"{(today + timedelta(days=1)).isoformat()}T00:00:00Z",
             "bucket_width": "1d",
             "limit": 31,
         }
         by_day: dict[date, Decimal] = defaultdict(Decimal)
+        spent_days: set[date] = set()
         try:
             async for body in cursor_pages(request, "/v1/organizations/cost_report", headers, params, self.name):
-                _read_page(body, by_day)
+                _read_page(body, by_day, spent_days)
         except AuthError as exc:
             raise AuthError(f"{exc.message}. {ADMIN_KEY_HELP}", status=exc.status) from None
-        return cost_report(self.name, by_day, "USD", request.since, request.now.date())
+        return cost_report(
+            self.name,
+            by_day,
+            "USD",
+            request.since,
+            today,
+            today_reported=today in spent_days,
+            notes=(PRIORITY_TIER_NOTE,),
+        )
 
 
 def _bucket_day(value: Any) -> date:
@@ -65,11 +78,12 @@ def _bucket_day(value: Any) -> date:
     return parsed.astimezone(UTC).date()
 
 
-def _read_page(body: Any, by_day: dict[date, Decimal]) -> None:
+def _read_page(body: Any, by_day: dict[date, Decimal], spent_days: set[date]) -> None:
     for bucket in expect_list(require(body, "data", "anthropic"), "cost report 'data'", "anthropic"):
         day = _bucket_day(require(bucket, "starting_at", "anthropic", "cost bucket"))
         by_day[day] += Decimal(0)  # an empty bucket still proves the day was covered
         for result in expect_list(bucket.get("results", []), "cost bucket 'results'", "anthropic"):
+            spent_days.add(day)
             cents = require(result, "amount", "anthropic", "cost result")
             currency = currency_code(result.get("currency", "USD"), "currency", "anthropic")
             if currency != "USD":

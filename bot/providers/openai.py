@@ -42,9 +42,10 @@ class OpenAIProvider(Provider, name="openai", base_url="https://api.openai.com",
         }
         by_day: dict[date, Decimal] = defaultdict(Decimal)
         currencies: set[str] = set()
+        spent_days: set[date] = set()
         try:
             async for body in cursor_pages(request, "/v1/organization/costs", request.bearer(), params, self.name):
-                _read_page(body, by_day, currencies)
+                _read_page(body, by_day, currencies, spent_days)
         except AuthError as exc:
             if "scope" in exc.message.lower():
                 raise AuthError(ADMIN_KEY_HELP, status=exc.status) from None
@@ -53,10 +54,12 @@ class OpenAIProvider(Provider, name="openai", base_url="https://api.openai.com",
         if len(currencies) > 1:
             raise BadResponseError(f"openai reported costs in several currencies: {sorted(currencies)}")
         currency = currencies.pop() if currencies else "USD"
-        return cost_report(self.name, by_day, currency, request.since, request.now.date())
+        today = request.now.date()
+        # Today's bucket is empty while OpenAI's data lags: unknown until it holds a cost.
+        return cost_report(self.name, by_day, currency, request.since, today, today_reported=today in spent_days)
 
 
-def _read_page(body: Any, by_day: dict[date, Decimal], currencies: set[str]) -> None:
+def _read_page(body: Any, by_day: dict[date, Decimal], currencies: set[str], spent_days: set[date]) -> None:
     buckets = expect_list(require(body, "data", "openai"), "costs 'data'", "openai")
     for bucket in buckets:
         start_time = require(bucket, "start_time", "openai", "cost bucket")
@@ -70,6 +73,7 @@ def _read_page(body: Any, by_day: dict[date, Decimal], currencies: set[str]) -> 
         # The first published spec called the array "result"; everything since says "results".
         results = bucket.get("results", bucket.get("result"))
         for result in expect_list(results, "cost bucket 'results'", "openai"):
+            spent_days.add(day)
             money = require(result, "amount", "openai", "cost result")
             by_day[day] += amount(require(money, "value", "openai", "cost amount"), "amount.value", "openai")
             currencies.add(currency_code(money.get("currency", "usd"), "amount.currency", "openai"))

@@ -22,10 +22,11 @@ from bot.providers.base import (
     require,
     settle,
 )
-from bot.providers.spend import daily_series, month_to_date
+from bot.providers.spend import daily_series, month_to_date, reported_through, spent_on
 
 log = logging.getLogger(__name__)
 
+ACTIVITY_WINDOW_DAYS = 30  # the activity endpoint covers the last 30 completed UTC days
 KEY_LIMIT_NOTE = "key limit, not the account balance: use a management key to see the account balance"
 
 
@@ -82,8 +83,12 @@ class OpenRouterProvider(Provider, name="openrouter", base_url="https://openrout
             notes=tuple(notes),
         )
         if series:
-            notes.append("spend from OpenRouter activity, which covers completed days: today is not included")
-            return replace(report, notes=tuple(notes), spent_month=month_to_date(series, today))
+            return replace(
+                report,
+                spent_today=spent_on(series, today),
+                spent_month=month_to_date(series, today),
+                spent_month_through=reported_through(series, today),
+            )
         if key is not None and not is_management:
             spent_today, spent_month = _key_usage(key)
             return replace(report, spent_today=spent_today, spent_month=spent_month)
@@ -93,21 +98,40 @@ class OpenRouterProvider(Provider, name="openrouter", base_url="https://openrout
         return await request.http.get_json(request.url(path), headers=request.bearer())
 
     async def _activity_series(self, request: FetchRequest) -> tuple[DailySpend, ...]:
-        """Daily spend from `/api/v1/activity` (management keys); optional, so failures are only logged."""
+        """Daily spend from `/api/v1/activity` (management keys); optional, so failures are only logged.
+
+        The activity has rows only for days with usage, over the last 30 completed UTC days: a day of that
+        window without rows spent nothing, a day before it is unknown. Today comes from `?date=` when the
+        endpoint has rows for it, and is unknown otherwise.
+        """
+        today = request.now.date()
         try:
-            body = await self._get(request, "/api/v1/activity")
-            by_day: dict[date, Decimal] = defaultdict(Decimal)
-            for row in expect_list(require(body, "data", "openrouter", "activity"), "activity", "openrouter"):
-                day_text = str(require(row, "date", "openrouter", "activity row"))[:10]
-                by_day[date.fromisoformat(day_text)] += amount(row.get("usage", 0), "activity usage", "openrouter")
+            completed, so_far = await settle(
+                self._get(request, "/api/v1/activity"), self._get(request, f"/api/v1/activity?date={today}")
+            )
+            if isinstance(completed, ProviderError):
+                raise completed
+            by_day = _activity_by_day(completed)
         except (ProviderError, ValueError) as exc:
             log.info("openrouter activity unavailable, burn rate will come from balance history: %s", exc)
             return ()
-        if not by_day:
-            return ()
-        # Activity covers completed UTC days only: today's spend is unknown, not zero.
-        yesterday = request.now.date() - timedelta(days=1)
-        return daily_series(by_day, "USD", max(min(by_day), request.since), yesterday)
+        window_start = max(today - timedelta(days=ACTIVITY_WINDOW_DAYS), request.since)
+        series = daily_series(by_day, "USD", window_start, today - timedelta(days=1))
+        try:
+            today_rows = {} if isinstance(so_far, ProviderError) else _activity_by_day(so_far)
+        except (ProviderError, ValueError):
+            today_rows = {}
+        if today in today_rows:
+            series += (DailySpend(today, Money(today_rows[today], "USD")),)
+        return series
+
+
+def _activity_by_day(body: Any) -> dict[date, Decimal]:
+    by_day: dict[date, Decimal] = defaultdict(Decimal)
+    for row in expect_list(require(body, "data", "openrouter", "activity"), "activity", "openrouter"):
+        day_text = str(require(row, "date", "openrouter", "activity row"))[:10]
+        by_day[date.fromisoformat(day_text)] += amount(row.get("usage", 0), "activity usage", "openrouter")
+    return by_day
 
 
 def _credit_totals(body: Any) -> tuple[Decimal, Decimal]:

@@ -272,6 +272,9 @@ def reading_to_row(reading: Reading) -> dict[str, Any]:
                     for g in report.grants
                 ],
                 "notes": list(report.notes),
+                "spent_month_through": (
+                    report.spent_month_through.isoformat() if report.spent_month_through else None
+                ),
             },
         )
     return row
@@ -306,6 +309,9 @@ def row_to_reading(row: Any) -> Reading:
                 for g in extra.get("grants", [])
             ),
             notes=tuple(extra.get("notes", [])),
+            spent_month_through=(
+                date.fromisoformat(extra["spent_month_through"]) if extra.get("spent_month_through") else None
+            ),
         )
     return Reading(
         account=row["account"],

@@ -1,0 +1,88 @@
+"""A day the provider has not reported is unknown, never $0: today's bucket while the data lags, and month to
+date says up to which day it counts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+from bot.messages import section
+from bot.models import AccountView, DailySpend, Status, Thresholds
+from bot.money import Money
+from tests.conftest import TEST_KEYS, fetch, fetch_request, make_account
+from tests.fakes import FakeProviderServer, utc_today
+from tests.test_cli import run_cli
+
+
+async def test_anthropic_asks_for_today_and_reports_its_spend_so_far(fake: FakeProviderServer) -> None:
+    today = utc_today()
+    fake.state.anthropic_daily_cents = {today - timedelta(days=1): Decimal(250), today: Decimal("123.5")}
+    async with httpx.AsyncClient() as client:
+        request = fetch_request(client, "anthropic", fake.base_url("anthropic"), since=today - timedelta(days=40))
+        report = await fetch("anthropic", request)
+    assert report.spent_today == Money(Decimal("1.235"), "USD")
+    assert report.daily_spend[-1].day == today
+    assert report.spent_month_through == today
+    assert any("Priority Tier" in note for note in report.notes)
+
+
+async def test_an_empty_bucket_for_today_is_unknown_and_for_a_past_day_is_zero(fake: FakeProviderServer) -> None:
+    today = utc_today()
+    fake.state.anthropic_daily_cents = {today - timedelta(days=2): Decimal(100)}
+    fake.state.openai_daily = {today - timedelta(days=2): Decimal(1)}
+    async with httpx.AsyncClient() as client:
+        for provider in ("anthropic", "openai"):
+            request = fetch_request(client, provider, fake.base_url(provider), since=today - timedelta(days=40))
+            report = await fetch(provider, request)
+            days = {d.day: d.amount.amount for d in report.daily_spend}
+            assert report.spent_today is None, provider
+            assert today not in days, provider
+            assert days[today - timedelta(days=1)] == 0, provider  # a completed day with an empty bucket
+            assert days[today - timedelta(days=2)] == 1, provider
+            expected_through = today - timedelta(days=1) if today.day > 1 else None
+            assert report.spent_month_through == expected_through, provider
+
+
+def test_check_json_says_today_is_unknown_and_how_far_the_month_counts(
+    tmp_path: Path, fake: FakeProviderServer
+) -> None:
+    today = utc_today()
+    fake.state.openai_daily = {today - timedelta(days=i): Decimal("1.10") for i in range(1, 5)}
+    toml = f"""
+[[accounts]]
+name = "openai-main"
+provider = "openai"
+api_key = "{TEST_KEYS["openai"]}"
+base_url = "{fake.base_url("openai")}"
+"""
+    result = run_cli(tmp_path, "check", "--json", toml=toml)
+    (account,) = json.loads(result.stdout)["accounts"]
+    assert account["spent_today"] is None
+    if today.day > 1:
+        assert account["spent_month_through"] == str(today - timedelta(days=1))
+        days_this_month = min(4, today.day - 1)
+        assert account["spent_month"] == float(Decimal("1.10") * days_this_month)
+    else:
+        assert (account["spent_month"], account["spent_month_through"]) == (None, None)
+
+
+def test_messages_say_not_reported_yet_and_through_which_day() -> None:
+    now = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    series = tuple(DailySpend(now.date() - timedelta(days=i), Money(Decimal(2), "USD")) for i in range(19, 0, -1))
+    view = AccountView(
+        make_account("openai-main", "openai", "https://api.openai.com"),
+        Status.OK,
+        Thresholds(),
+        fetched_at=now,
+        currency="USD",
+        spent_month=Money(Decimal(38), "USD"),
+        spent_month_through=now.date() - timedelta(days=1),
+        spend_series=series,
+    )
+    fields = {f.label: f.value for f in section(view).fields}
+    assert fields["Today"] == "not reported yet"
+    assert fields["Month to date"] == "$38.00 (through Nov 19)"
