@@ -97,14 +97,28 @@ class Monitor:
         accounts = self.accounts(names)
         ledger = await self.ledger(accounts)
         coverage = await self.store.readings.spend_coverage(a.name for a in accounts)
+        # The currency an account was last shown in stays, so that a balance appearing in another currency
+        # does not switch the account (and its thresholds) to it.
+        latest = await self.store.readings.latest_readings(a.name for a in accounts)
+        shown = {
+            name: good.report.currency
+            for name, found in latest.items()
+            if (good := found.latest_good) is not None and good.report is not None
+        }
         readings = list(
-            await asyncio.gather(*(self.fetch(a, ledger[a.name], coverage.get(a.name)) for a in accounts))
+            await asyncio.gather(
+                *(self.fetch(a, ledger[a.name], coverage.get(a.name), shown.get(a.name)) for a in accounts)
+            )
         )
         await self.store.readings.add_readings([(r, r.report.daily_spend if r.report else ()) for r in readings])
         return readings
 
     async def fetch(
-        self, account: Account, entries: Sequence[LedgerEntry] = (), coverage: tuple[date, date] | None = None
+        self,
+        account: Account,
+        entries: Sequence[LedgerEntry] = (),
+        coverage: tuple[date, date] | None = None,
+        shown_currency: str | None = None,
     ) -> Reading:
         """Fetch one account within its deadline; errors become a failed Reading, never an exception."""
         provider = PROVIDERS[account.provider]()
@@ -121,7 +135,9 @@ class Monitor:
                 sleep=self._sleep,
                 secrets=(account.api_key.get_secret_value(),),
             )
-            request = FetchRequest(http, account.base_url, account.api_key, account.currency, since, now)
+            request = FetchRequest(
+                http, account.base_url, account.api_key, account.currency, since, now, shown_currency
+            )
             started = loop.time()
             try:
                 async with asyncio.timeout(timeout):

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import httpx
 
+from bot.config import load_config
 from bot.messages import section
 from bot.models import AccountView, DailySpend, Status, Thresholds
 from bot.money import Money
-from tests.conftest import TEST_KEYS, fetch, fetch_request, make_account
+from bot.store import Store
+from tests.conftest import TEST_KEYS, build_monitor, fetch, fetch_request, make_account, make_settings
 from tests.fakes import FakeProviderServer, utc_today
 from tests.test_cli import run_cli
 
@@ -86,3 +88,51 @@ def test_messages_say_not_reported_yet_and_through_which_day() -> None:
     fields = {f.label: f.value for f in section(view).fields}
     assert fields["Today"] == "not reported yet"
     assert fields["Month to date"] == "$38.00 (through Nov 19)"
+
+
+def _infos(**balances: str) -> list[dict[str, str]]:
+    return [
+        {"currency": c, "total_balance": v, "granted_balance": "0.00", "topped_up_balance": v}
+        for c, v in balances.items()
+    ]
+
+
+async def test_a_deepseek_account_keeps_its_currency_while_deepseek_lists_it(
+    tmp_path: Path, fake: FakeProviderServer
+) -> None:
+    account = make_account("ds", "deepseek", fake.base_url("deepseek"))
+    store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'creditbot.db'}")
+    try:
+        async with httpx.AsyncClient() as http:
+            monitor = build_monitor(tmp_path, store, http, [account])
+            shown = []
+            for infos in (
+                _infos(CNY="71.46", USD="0.00"),
+                _infos(CNY="71.46", USD="3.00"),  # a USD top-up: the account stays in CNY
+                _infos(CNY="0.00", USD="3.00"),  # CNY spent: still listed, still CNY
+                _infos(USD="3.00"),  # CNY gone from the answer: now USD
+                _infos(CNY="5.00", USD="3.00"),  # CNY back: the account stays in USD
+            ):
+                fake.state.deepseek_infos = infos
+                (view,) = await monitor.views(refresh=True)
+                shown.append((view.currency, view.balance.amount if view.balance else None))
+    finally:
+        await store.close()
+    assert shown == [
+        ("CNY", Decimal("71.46")),
+        ("CNY", Decimal("71.46")),
+        ("CNY", Decimal("0.00")),
+        ("USD", Decimal("3.00")),
+        ("USD", Decimal("3.00")),
+    ]
+
+
+def test_zero_config_deepseek_can_name_its_currency(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, DEEPSEEK_API_KEY=TEST_KEYS["deepseek"], DEEPSEEK_CURRENCY="usd")
+    (account,) = load_config(settings, environ={}).accounts
+    assert (account.provider, account.currency) == ("deepseek", "USD")
+    env = {"DEEPSEEK_API_KEY": TEST_KEYS["deepseek"], "DEEPSEEK_CURRENCY": "dollars"}
+    bad = run_cli(tmp_path, "check", env=env)  # refused before any request is made
+    assert bad.returncode == 78
+    assert "DEEPSEEK_CURRENCY" in bad.stderr
+    assert "Traceback" not in bad.stderr

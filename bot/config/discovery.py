@@ -41,6 +41,8 @@ def discovered_accounts(settings: Settings) -> list[Account]:
             except ValueError as exc:
                 raise ConfigError([f"environment: MOONSHOT_BASE_URL: {exc}"]) from None
             currency = host_currency(base_url)
+        if provider_name == "deepseek":
+            currency = settings.deepseek_currency  # DeepSeek lists several; without it, the first one in use
         accounts.append(
             Account(
                 name=provider_name,

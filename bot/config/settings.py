@@ -91,6 +91,7 @@ class Settings(BaseSettings):
     deepseek_api_key: SecretStr | None = Field(None, alias="DEEPSEEK_API_KEY")
     moonshot_api_key: SecretStr | None = Field(None, alias="MOONSHOT_API_KEY")
     moonshot_base_url: str | None = Field(None, alias="MOONSHOT_BASE_URL")
+    deepseek_currency: str | None = Field(None, alias="DEEPSEEK_CURRENCY")
     openai_session_key: SecretStr | None = Field(None, alias="OPENAI_SESSION_KEY")
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
@@ -126,6 +127,16 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value
+
+    @field_validator("deepseek_currency", mode="before")
+    @classmethod
+    def _currency(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        text = str(value).strip()
+        if len(text) != 3 or not text.isalpha():
+            raise ValueError("must be a three-letter currency code such as CNY or USD")
+        return text.upper()
 
     @field_validator("metrics_token")
     @classmethod

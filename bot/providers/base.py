@@ -281,6 +281,7 @@ class FetchRequest:
     currency: str | None  # the account's preferred currency, when configured
     since: date  # first UTC day whose spend the caller needs
     now: datetime  # aware UTC
+    shown_currency: str | None = None  # the currency the account was last shown in: kept while it is listed
 
     def bearer(self) -> dict[str, str]:
         """The Authorization header most providers use."""

@@ -29,10 +29,10 @@ class DeepSeekProvider(Provider, name="deepseek", base_url="https://api.deepseek
             raise AuthError(
                 f"{exc.message}. Check DEEPSEEK_API_KEY (platform.deepseek.com > API keys)", status=exc.status
             ) from None
-        return parse_balance(body, request.currency)
+        return parse_balance(body, request.currency, request.shown_currency)
 
 
-def parse_balance(body: Any, preferred: str | None) -> ProviderReport:
+def parse_balance(body: Any, preferred: str | None, shown: str | None = None) -> ProviderReport:
     """Report from a `/user/balance` body; amounts in different currencies are kept apart."""
     infos = expect_list(require(body, "balance_infos", "deepseek"), "'balance_infos'", "deepseek")
     balances: list[Money] = []
@@ -48,7 +48,7 @@ def parse_balance(body: Any, preferred: str | None) -> ProviderReport:
         )
     if not balances:
         raise BadResponseError("deepseek returned no balance entries")
-    chosen = _choose(balances, preferred)
+    chosen = _choose(balances, preferred, shown)
     notes: list[str] = []
     if body.get("is_available") is False:
         notes.append("DeepSeek says the balance is not available for API calls")
@@ -61,13 +61,18 @@ def parse_balance(body: Any, preferred: str | None) -> ProviderReport:
     )
 
 
-def _choose(balances: list[Money], preferred: str | None) -> Money:
+def _choose(balances: list[Money], preferred: str | None, shown: str | None) -> Money:
+    """The configured currency (which must be listed); else the one shown before while it is listed; else
+    the first with money in it."""
     if preferred:
         for money in balances:
             if money.currency == preferred:
                 return money
         listed = ", ".join(m.currency for m in balances)
         raise BadResponseError(f"deepseek has no {preferred} balance (it lists {listed}); fix 'currency'")
+    for money in balances:
+        if money.currency == shown:
+            return money
     for money in balances:
         if money.amount != 0:
             return money
