@@ -109,7 +109,10 @@ class Runtime:
             for event in events:
                 self.metrics.alerts.labels(event.rule.value, event.severity.value, event.kind.value).inc()
             self.polls += 1
-            await self.monitor.prune()
+            try:
+                await self.monitor.prune()
+            except Exception:  # housekeeping must never cost the poll its catch-up and deliveries
+                log.exception("pruning old readings failed; it is tried again on the next poll")
         if not self._caught_up:
             self._caught_up = True
             await self.summaries.catch_up()

@@ -15,12 +15,13 @@ import pytest
 from bot.channels import Channel
 from bot.chart import ChartSeries, _projection_note, render_chart
 from bot.chart_data import _projection
+from bot.config import AppConfig
 from bot.forecast import days_left
 from bot.models import Status, Thresholds
 from bot.money import Money
 from bot.store import Store
 from bot.views import account_status
-from tests.conftest import TEST_KEYS, build_monitor, make_account
+from tests.conftest import TEST_KEYS, build_monitor, make_account, make_runtime, make_settings
 from tests.fakes import FakeProviderServer
 from tests.test_cli import run_cli
 
@@ -115,5 +116,46 @@ async def test_an_estimate_from_a_ledger_older_than_three_years_and_no_refetch(
         starts = {datetime.fromtimestamp(int(r.query["start_time"][0]), UTC).date() for r in later}
         assert starts
         assert min(starts) >= today - timedelta(days=7), "stored days were fetched again"
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("CREDITBOT_RETENTION_DAYS", "740000", "less than or equal to 3660"),
+        ("CREDITBOT_POLL_SECONDS", "inf", "finite number"),
+        ("CREDITBOT_POLL_SECONDS", "1e20", "less than or equal to 86400"),
+        ("CREDITBOT_FETCH_TIMEOUT", "900", "between 0.1 s and 300 s"),
+        ("CREDITBOT_CACHE_SECONDS", "nan", "finite number"),
+        ("CREDITBOT_STALE_AFTER", "90d", "at most 30 days"),
+        ("CREDITBOT_DISPATCH_SECONDS", "1e9", "less than or equal to 3600"),
+    ],
+)
+def test_a_setting_out_of_bounds_is_one_line_and_exit_78(
+    tmp_path: Path, variable: str, value: str, says: str
+) -> None:
+    result = run_cli(tmp_path, "check", env={variable: value})
+    assert result.returncode == 78
+    assert f"configuration error: environment: {variable}: " in result.stderr
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_a_failing_prune_costs_the_poll_nothing(tmp_path: Path, fake: FakeProviderServer) -> None:
+    config = AppConfig(make_settings(tmp_path), (make_account("ds", "deepseek", fake.base_url("deepseek")),), "t")
+    store = await Store.open(config.settings.database_url)
+    try:
+        async with httpx.AsyncClient() as http:
+            runtime = make_runtime(config, store, http, [])
+
+            async def broken() -> int:
+                raise OverflowError("date value out of range")
+
+            runtime.monitor.prune = broken  # type: ignore[method-assign]
+            await runtime.poll()
+            assert runtime.polls == 1
+            assert (await store.readings.latest_readings(["ds"]))["ds"].latest is not None
     finally:
         await store.close()

@@ -45,23 +45,27 @@ class Settings(BaseSettings):
     per_host_concurrency: int = Field(4, ge=1, le=100, alias="CREDITBOT_PER_HOST_CONCURRENCY")
     fetch_timeout: timedelta = Field(timedelta(seconds=10), alias="CREDITBOT_FETCH_TIMEOUT")
     stale_after: timedelta = Field(timedelta(hours=24), alias="CREDITBOT_STALE_AFTER")
-    cache_seconds: float = Field(60, ge=0, alias="CREDITBOT_CACHE_SECONDS")
-    answer_seconds: float = Field(2.5, gt=0, le=60, alias="CREDITBOT_ANSWER_SECONDS")
-    retention_days: int = Field(400, ge=1, alias="CREDITBOT_RETENTION_DAYS")
+    cache_seconds: float = Field(60, ge=0, le=86400, allow_inf_nan=False, alias="CREDITBOT_CACHE_SECONDS")
+    answer_seconds: float = Field(2.5, gt=0, le=60, allow_inf_nan=False, alias="CREDITBOT_ANSWER_SECONDS")
+    retention_days: int = Field(400, ge=1, le=3660, alias="CREDITBOT_RETENTION_DAYS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", alias="CREDITBOT_LOG_LEVEL"
     )
     log_format: Literal["text", "json"] = Field("text", alias="CREDITBOT_LOG_FORMAT")
 
-    poll_seconds: float = Field(900, ge=1, alias="CREDITBOT_POLL_SECONDS")
-    dispatch_seconds: float = Field(10, ge=0.1, alias="CREDITBOT_DISPATCH_SECONDS")
+    poll_seconds: float = Field(900, ge=1, le=86400, allow_inf_nan=False, alias="CREDITBOT_POLL_SECONDS")
+    dispatch_seconds: float = Field(10, ge=0.1, le=3600, allow_inf_nan=False, alias="CREDITBOT_DISPATCH_SECONDS")
     delivery_concurrency: int = Field(8, ge=1, le=100, alias="CREDITBOT_DELIVERY_CONCURRENCY")
     timezone: str = Field("UTC", alias="CREDITBOT_TIMEZONE")
     summary_time: str = Field("09:00", alias="CREDITBOT_SUMMARY_TIME")
-    runway_warn_days: Decimal = Field(Decimal(7), ge=0, alias="CREDITBOT_RUNWAY_WARN_DAYS")
-    failures_before_alert: int = Field(3, ge=1, alias="CREDITBOT_FAILURES_BEFORE_ALERT")
+    runway_warn_days: Decimal = Field(
+        Decimal(7), ge=0, le=3650, allow_inf_nan=False, alias="CREDITBOT_RUNWAY_WARN_DAYS"
+    )
+    failures_before_alert: int = Field(3, ge=1, le=1000, alias="CREDITBOT_FAILURES_BEFORE_ALERT")
     hysteresis: Decimal = Field(Decimal("0.10"), ge=0, le=1, alias="CREDITBOT_HYSTERESIS")
-    spike_min: Decimal = Field(Decimal(1), ge=0, alias="CREDITBOT_SPIKE_MIN")
+    spike_min: Decimal = Field(
+        Decimal(1), ge=0, le=Decimal("1e12"), allow_inf_nan=False, alias="CREDITBOT_SPIKE_MIN"
+    )
     reminder_interval: timedelta | None = Field(None, alias="CREDITBOT_REMINDER_INTERVAL")
     port: int = Field(3000, ge=0, le=65535, alias="PORT")
     http_enabled: bool = Field(True, alias="CREDITBOT_HTTP")
@@ -112,6 +116,21 @@ class Settings(BaseSettings):
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("fetch_timeout")
+    @classmethod
+    def _fetch_timeout(cls, value: timedelta) -> timedelta:
+        # Below a tenth of a second nothing answers; beyond five minutes a poll would wait on one account.
+        if not timedelta(seconds=0.1) <= value <= timedelta(seconds=300):
+            raise ValueError("must be between 0.1 s and 300 s")
+        return value
+
+    @field_validator("stale_after")
+    @classmethod
+    def _stale_after(cls, value: timedelta) -> timedelta:
+        if value > timedelta(days=30):
+            raise ValueError("must be at most 30 days")
+        return value
 
     @field_validator(
         "slack_bot_token",
