@@ -205,7 +205,7 @@ async def summary_text(config: AppConfig, channel_ids: Sequence[str]) -> str:
     async with services(config) as parts:
         runtime = _runtime(parts, [])
         channels = _chosen(await runtime.channels(), channel_ids)
-        message, _values = await runtime.summary_message(channels[0] if len(channels) == 1 else None)
+        message = await runtime.summary_message(channels[0] if len(channels) == 1 else None)
         return render_text(message)
 
 

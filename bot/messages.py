@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.formatting import UNKNOWN, balance_suffix, money_text, runway_text, signed_money_text, time_text
 from bot.models import AccountView, AlertEvent, AlertKind, Condition, Rule, Severity, Status
@@ -135,7 +136,11 @@ def headline(view: AccountView) -> str:
     return "no data" if view.error else "no balance reported"
 
 
-def section(view: AccountView, change: Money | None = None) -> Section:
+# Fields counted in the provider's UTC days.
+UTC_DAY_FIELDS = frozenset({"Today", "Month to date", "Yesterday"})
+
+
+def section(view: AccountView) -> Section:
     """The section for one account, with the fields every platform shows."""
     fields = [Field("Balance" if view.balance is not None else "Spend", headline(view))]
     for label, value in (
@@ -145,7 +150,6 @@ def section(view: AccountView, change: Money | None = None) -> Section:
         ("Budget", money_text(view.monthly_budget) if view.monthly_budget is not None else ""),
         ("Burn/day", money_text(view.burn_rate) if view.burn_rate is not None else ""),
         ("Days left", "" if (runway := runway_text(view)) == UNKNOWN else runway),
-        ("Change", signed_money_text(change) if change is not None else ""),
     ):
         if value:
             fields.append(Field(label, value))
@@ -207,26 +211,46 @@ def credits_message(views: Sequence[AccountView], now: datetime, *, chart: bytes
     )
 
 
+def balance_change(change: Money) -> Field:
+    """How much a reported balance moved in the last 24 hours."""
+    return Field("Change", f"{signed_money_text(change)} in 24 h")
+
+
+def spend_change(yesterday: Money, before: Money | None) -> Field:
+    """Yesterday's spend (UTC), against the day before when that is known."""
+    against = ""
+    if before is not None and before.currency == yesterday.currency:
+        against = f" ({signed_money_text(yesterday - before)} on the day before)"
+    return Field("Yesterday", money_text(yesterday) + against)
+
+
 def summary_message(
     views: Sequence[AccountView],
     now: datetime,
-    previous: Mapping[str, Money],
+    changes: Mapping[str, Field],
     open_alerts: Mapping[str, Sequence[str]],
     chart: bytes | None,
+    *,
+    zone: str = "UTC",
 ) -> Message:
-    """The daily summary: every account, change since the previous summary, open alerts, a chart."""
+    """The daily summary: every account, its change over a day, open alerts, a chart.
+
+    Providers count spend in UTC days: for a channel in another zone the spend fields say "(UTC)", and a month
+    to date that is not the channel's month yet (or any more) names its month."""
+    local_month = now.astimezone(ZoneInfo(zone)).strftime("%Y-%m")
     sections = []
     for view in views:
-        before = previous.get(view.name)
-        now_value = view.balance if view.balance is not None else view.spent_month
-        change = None
-        if before is not None and now_value is not None and before.currency == now_value.currency:
-            change = now_value - before
-        base = section(view, change)
+        base = section(view)
+        fields = list(base.fields)
+        change = changes.get(view.name)
+        if change is not None:
+            fields.insert(len(fields) - 1, change)
         alerts = open_alerts.get(view.name)
         if alerts:
-            base = replace(base, fields=(*base.fields, Field("Open alerts", ", ".join(alerts))))
-        sections.append(base)
+            fields.append(Field("Open alerts", ", ".join(alerts)))
+        if zone != "UTC":
+            fields = [_in_utc(f, view, local_month) for f in fields]
+        sections.append(replace(base, fields=tuple(fields)))
     worst = worst_severity(views)
     counts = {status: sum(1 for v in views if v.status is status) for status in Status}
     parts = [f"{n} {s.value}" for s, n in counts.items() if n]
@@ -240,6 +264,17 @@ def summary_message(
         chart_name=f"credits-{now:%Y-%m-%d}.png",
         actions=(Action("refresh", "Refresh"),),
     )
+
+
+def _in_utc(item: Field, view: AccountView, local_month: str) -> Field:
+    if item.label not in UTC_DAY_FIELDS:
+        return item
+    value = item.value
+    if item.label == "Month to date" and view.fetched_at is not None:
+        utc_month = view.fetched_at.astimezone(UTC)
+        if utc_month.strftime("%Y-%m") != local_month:
+            value += f" ({utc_month:%B}, UTC)"
+    return Field(f"{item.label} (UTC)", value)
 
 
 def text_message(title: str, text: str, severity: Severity = Severity.INFO) -> Message:

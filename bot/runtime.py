@@ -123,8 +123,8 @@ class Runtime:
         """Deliver what the outbox holds (see `Delivery.dispatch`)."""
         return await self.delivery.dispatch(keys)
 
-    async def summary_message(self, channel: Channel | None = None) -> tuple[Message, dict[str, Any]]:
-        """The daily summary for a channel (or all accounts), and the values to compare with next time."""
+    async def summary_message(self, channel: Channel | None = None) -> Message:
+        """The daily summary for a channel (or all accounts)."""
         return await self.summaries.message(channel, shared=SummaryParts())
 
     async def send_summary(self, channel: Channel, *, day: str | None = None) -> bool:

@@ -7,32 +7,33 @@ import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
-from typing import Any
 
 from bot.alerts import open_alerts
 from bot.channels import Channel
 from bot.clock import Clock
-from bot.messages import Message, summary_message
+from bot.messages import Field, Message, balance_change, spend_change, summary_message
 from bot.models import AccountView, ChartMaker
-from bot.money import Money
 from bot.monitor import Monitor
-from bot.store import NewMessage, OutboxItem, Store
+from bot.providers.spend import spent_on
+from bot.store import NewMessage, Store
 
 log = logging.getLogger(__name__)
 
 # A summary missed while the bot was down is sent at start if it fell due this recently (across midnight
 # too), or if the bot was already running before it fell due; a new install does not post yesterday's.
 CATCH_UP_WINDOW = timedelta(hours=12)
+DAY = timedelta(days=1)
+CHANGE_WINDOW = timedelta(hours=6)  # how far from "24 hours ago" a reading may be to compare with
 
 
 @dataclass
 class SummaryParts:
-    """What the summaries of one fan-out share: views and chart per set of accounts, and the open alerts."""
+    """What the summaries of one fan-out share: views, chart and changes per set of accounts, open alerts."""
 
-    views: dict[tuple[str, ...], tuple[list[AccountView], bytes | None]] = field(default_factory=dict)
+    views: dict[tuple[str, ...], tuple[list[AccountView], bytes | None, dict[str, Field]]] = field(
+        default_factory=dict
+    )
     open_alerts: dict[str, list[str]] | None = None
-    last_sent: dict[tuple[str, str], OutboxItem] | None = None  # each channel's previous summary
 
 
 @dataclass
@@ -46,13 +47,11 @@ class Summaries:
     charts: ChartMaker
     clock: Clock
 
-    async def message(
-        self, channel: Channel | None = None, *, shared: SummaryParts | None = None
-    ) -> tuple[Message, dict[str, Any]]:
-        """The daily summary for a channel (or all accounts), and the values to compare with next time.
+    async def message(self, channel: Channel | None = None, *, shared: SummaryParts | None = None) -> Message:
+        """The daily summary for a channel (or all accounts).
 
-        `shared` carries what channels with the same accounts have in common (views, chart, open alerts), so
-        a fan-out to many channels reads and draws them once.
+        `shared` carries what channels with the same accounts have in common (views, chart, changes, open
+        alerts), so a fan-out to many channels reads and draws them once.
         """
         shared = shared if shared is not None else SummaryParts()
         names = [a.name for a in self.monitor.accounts()]
@@ -61,24 +60,30 @@ class Summaries:
         group = tuple(names)
         if group not in shared.views:
             views = await self.monitor.views(names)
-            shared.views[group] = (views, await self.charts(views))
-        views, chart = shared.views[group]
+            shared.views[group] = (views, await self.charts(views), await self._changes(views))
+        views, chart, changes = shared.views[group]
         if shared.open_alerts is None:
             shared.open_alerts = open_alerts(await self.store.alerts.load())
-        previous: dict[str, Money] = {}
-        if channel is not None:
-            if shared.last_sent is None:
-                shared.last_sent = await self.store.outbox.latest_sent_per_channel("summary")
-            last = shared.last_sent.get((channel.platform, channel.id))
-            for name, value in ((last.message.get("values") or {}) if last else {}).items():
-                previous[name] = Money(Decimal(value[0]), value[1])
-        message = summary_message(views, self.clock(), previous, shared.open_alerts, chart)
-        values = {}
+        zone = channel.timezone if channel is not None else "UTC"
+        return summary_message(views, self.clock(), changes, shared.open_alerts, chart, zone=zone)
+
+    async def _changes(self, views: Sequence[AccountView]) -> dict[str, Field]:
+        """Each account's change over a day, like with like: a reported balance against the reading nearest
+        to 24 hours earlier; a spend-only account's spend yesterday (UTC) against the day before."""
+        now = self.clock()
+        reported = [v.name for v in views if v.balance is not None and not v.account.spend_only]
+        earlier = await self.store.readings.balances_near(reported, now - DAY, CHANGE_WINDOW)
+        changes: dict[str, Field] = {}
         for view in views:
-            value = view.balance if view.balance is not None else view.spent_month
-            if value is not None:
-                values[view.name] = [str(value.amount), value.currency]
-        return message, values
+            before = earlier.get(view.name)
+            if view.balance is not None and before is not None and before[1].currency == view.balance.currency:
+                changes[view.name] = balance_change(view.balance - before[1])
+            elif view.account.spend_only and view.fetched_at is not None:
+                day = view.fetched_at.date() - DAY
+                yesterday, before_that = spent_on(view.spend_series, day), spent_on(view.spend_series, day - DAY)
+                if yesterday is not None:
+                    changes[view.name] = spend_change(yesterday, before_that)
+        return changes
 
     async def send(self, channels: Sequence[Channel], *, day: str | None = None) -> int:
         """Queue the summaries of several channels for their local day, then deliver them in one fan-out.
@@ -101,7 +106,7 @@ class Summaries:
             if key in existing:
                 continue
             try:
-                message, values = await self.message(channel, shared=shared)
+                message = await self.message(channel, shared=shared)
             except Exception:  # one channel's failure must not cost the others their summary
                 log.exception("the summary for %s could not be built; it is tried again on the next run", key)
                 continue
@@ -112,7 +117,7 @@ class Summaries:
                     channel=channel.id,
                     kind="summary",
                     severity=message.severity.value,
-                    message={**message.to_json(), "values": values},
+                    message=message.to_json(),
                     not_before=now,
                 )
             )

@@ -4,20 +4,30 @@ date says up to which day it counts."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 
-from bot.config import load_config
-from bot.messages import section
+from bot.channels import Channel
+from bot.config import AppConfig, load_config
+from bot.messages import section, summary_message
 from bot.models import AccountView, DailySpend, Status, Thresholds
 from bot.money import Money
 from bot.store import Store
-from tests.conftest import TEST_KEYS, build_monitor, fetch, fetch_request, make_account, make_settings
+from tests.conftest import (
+    TEST_KEYS,
+    build_monitor,
+    fetch,
+    fetch_request,
+    make_account,
+    make_runtime,
+    make_settings,
+)
 from tests.fakes import FakeProviderServer, utc_today
 from tests.test_cli import run_cli
+from tests.test_runtime import RecordingAdapter
 
 
 async def test_anthropic_asks_for_today_and_reports_its_spend_so_far(fake: FakeProviderServer) -> None:
@@ -136,3 +146,88 @@ def test_zero_config_deepseek_can_name_its_currency(tmp_path: Path) -> None:
     assert bad.returncode == 78
     assert "DEEPSEEK_CURRENCY" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_the_summary_on_the_first_compares_yesterday_with_the_day_before_not_two_months(
+    tmp_path: Path, fake: FakeProviderServer
+) -> None:
+    november = [date(2025, 11, 1) + timedelta(days=i) for i in range(30)]
+    fake.state.openai_daily = {day: Decimal(10) for day in november}
+    fake.state.openai_daily[date(2025, 11, 29)] = Decimal(8)
+    fake.state.openai_daily[date(2025, 12, 1)] = Decimal(2)  # the 1st's spend so far
+    account = make_account("openai-main", "openai", fake.base_url("openai"))
+    config = AppConfig(make_settings(tmp_path), (account,), "test")
+    channel = Channel("slack", "C1", daily_summary=time(9, 0), timezone="UTC", alerts=None)
+    clock = Clock(datetime(2025, 11, 30, 9, 0, tzinfo=UTC))
+    adapter = RecordingAdapter()
+    store = await Store.open(config.settings.database_url)
+    try:
+        async with httpx.AsyncClient() as http:
+            runtime = make_runtime(config, store, http, [adapter], clock=clock)
+            await runtime.monitor.refresh()
+            await runtime.send_summaries([channel])
+            clock.now = datetime(2025, 12, 1, 9, 0, tzinfo=UTC)
+            await runtime.monitor.refresh()
+            await runtime.send_summaries([channel])
+    finally:
+        await store.close()
+    first, second = (dict((f.label, f.value) for f in m.sections[0].fields) for _, m in adapter.sent)
+    assert first["Yesterday"] == "$8.00 (-$2.00 on the day before)"
+    assert first["Month to date"] == "$298.00"
+    assert second["Yesterday"] == "$10.00 (+$2.00 on the day before)"
+    assert second["Month to date"] == "$2.00"
+    assert "Change" not in second  # never this month's spend against last month's
+
+
+async def test_a_reported_balance_changes_against_the_reading_a_day_earlier(
+    tmp_path: Path, fake: FakeProviderServer
+) -> None:
+    fake.state.deepseek_infos = _infos(CNY="150.00")
+    config = AppConfig(make_settings(tmp_path), (make_account("ds", "deepseek", fake.base_url("deepseek")),), "t")
+    clock = Clock(datetime.now(UTC) - timedelta(days=1))
+    adapter = RecordingAdapter()
+    store = await Store.open(config.settings.database_url)
+    try:
+        async with httpx.AsyncClient() as http:
+            runtime = make_runtime(config, store, http, [adapter], clock=clock)
+            await runtime.monitor.refresh()
+            clock.now += timedelta(hours=12)
+            fake.state.deepseek_infos = _infos(CNY="130.00")
+            await runtime.monitor.refresh()
+            clock.now += timedelta(hours=12, minutes=20)
+            fake.state.deepseek_infos = _infos(CNY="110.00")
+            await runtime.monitor.refresh()
+            message = await runtime.summary_message()
+    finally:
+        await store.close()
+    fields = {f.label: f.value for f in message.sections[0].fields}
+    assert fields["Change"] == "-¥40.00 in 24 h"
+
+
+def test_a_channel_in_another_zone_sees_utc_days_and_the_utc_month_named() -> None:
+    # 20:00 on 31 December in Los Angeles is 04:00 on 1 January UTC: the provider's month is January.
+    now = datetime(2026, 1, 1, 4, 0, tzinfo=UTC)
+    view = AccountView(
+        make_account("openai-main", "openai", "https://api.openai.com"),
+        Status.OK,
+        Thresholds(),
+        fetched_at=now,
+        currency="USD",
+        spent_today=Money(Decimal("0.50"), "USD"),
+        spent_month=Money(Decimal("0.50"), "USD"),
+        spent_month_through=now.date(),
+    )
+    message = summary_message([view], now, {}, {}, None, zone="America/Los_Angeles")
+    fields = {f.label: f.value for f in message.sections[0].fields}
+    assert fields["Today (UTC)"] == "$0.50"
+    assert fields["Month to date (UTC)"] == "$0.50 (January, UTC)"
+    same_zone = summary_message([view], now, {}, {}, None)
+    assert {f.label for f in same_zone.sections[0].fields} >= {"Today", "Month to date"}

@@ -75,17 +75,6 @@ class OutboxStore:
             return [m.key for m in fresh if await self.enqueue(m, now=now)]
         return [m.key for m in fresh]
 
-    async def latest_sent_per_channel(self, kind: str) -> dict[tuple[str, str], OutboxItem]:
-        """The latest delivered message of a kind in every channel, by (platform, channel)."""
-        latest = (
-            sa.select(sa.func.max(outbox.c.id))
-            .where(outbox.c.kind == kind, outbox.c.status == "sent")
-            .group_by(outbox.c.platform, outbox.c.channel)
-        )
-        async with self.engine.connect() as connection:
-            rows = (await connection.execute(sa.select(outbox).where(outbox.c.id.in_(latest)))).mappings().all()
-        return {(row["platform"], row["channel"]): _outbox_item(row) for row in rows}
-
     async def open_messages(self, now: datetime, lease: timedelta, limit: int = 1000) -> list[OutboxItem]:
         """Messages not delivered yet (pending, or claimed by a process that gave no sign for a lease), oldest
         first, whether due or not."""

@@ -130,6 +130,29 @@ class ReadingStore:
             result[row[0]].append((row[1], Money(Decimal(row[2]), row[3])))
         return result
 
+    async def balances_near(
+        self, accounts: Iterable[str], when: datetime, window: timedelta
+    ) -> dict[str, tuple[datetime, Money]]:
+        """For each account, the reported balance read nearest to `when`, within `window` either side."""
+        names = list(accounts)
+        if not names:
+            return {}
+        query = sa.select(
+            readings.c.account, readings.c.fetched_at, readings.c.balance, readings.c.currency
+        ).where(
+            readings.c.account.in_(names),
+            readings.c.ok.is_(True),
+            readings.c.balance.is_not(None),
+            readings.c.fetched_at.between(when - window, when + window),
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        nearest: dict[str, tuple[datetime, Money]] = {}
+        for account, at, balance, currency in rows:
+            if account not in nearest or abs(at - when) < abs(nearest[account][0] - when):
+                nearest[account] = (at, Money(Decimal(balance), currency))
+        return nearest
+
     async def failure_streak(self, account: str) -> int:
         """How many attempts in a row have failed, counting back from the latest."""
         last_good = (
