@@ -19,9 +19,17 @@ from bot.config import AppConfig
 from bot.forecast import days_left
 from bot.models import Status, Thresholds
 from bot.money import Money
+from bot.providers.demo import DemoProvider
 from bot.store import Store
 from bot.views import account_status
-from tests.conftest import TEST_KEYS, build_monitor, make_account, make_runtime, make_settings
+from tests.conftest import (
+    TEST_KEYS,
+    build_monitor,
+    fetch_request,
+    make_account,
+    make_runtime,
+    make_settings,
+)
 from tests.fakes import FakeProviderServer
 from tests.test_cli import run_cli
 
@@ -159,3 +167,39 @@ async def test_a_failing_prune_costs_the_poll_nothing(tmp_path: Path, fake: Fake
             assert (await store.readings.latest_readings(["ds"]))["ds"].latest is not None
     finally:
         await store.close()
+
+
+async def test_the_demo_looks_healthy_on_every_day_of_two_years() -> None:
+    provider = DemoProvider()
+    async with httpx.AsyncClient() as client:
+        for offset in range(0, 730):
+            now = datetime(2026, 1, 1, 23, 59, tzinfo=UTC) + timedelta(days=offset)
+            request = fetch_request(client, "demo", "https://demo.invalid", key="demo", since=now.date(), now=now)
+            report = await provider.fetch(request)
+            assert report.balance is not None
+            assert report.balance.amount > 15, now  # above the demo's warning level: never a false alarm
+            assert report.spent_month is not None
+            assert report.spent_month.amount >= 0
+
+
+def test_the_demo_never_writes_into_the_real_database(tmp_path: Path, fake: FakeProviderServer) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    demo = run_cli(home, "summary", "--send")  # nothing configured: the demo delivers to the console
+    assert demo.returncode == 0, demo.stderr
+    assert (home / "data" / "demo.db").exists()
+    assert not (home / "data" / "creditbot.db").exists()
+    toml = f"""
+[[accounts]]
+name = "ds"
+provider = "deepseek"
+api_key = "{TEST_KEYS["deepseek"]}"
+base_url = "{fake.base_url("deepseek")}"
+
+[[channels]]
+platform = "console"
+id = "stdout"
+"""
+    real = run_cli(home, "alerts", toml=toml)
+    assert real.returncode == 0, real.stderr
+    assert "demo" not in real.stdout

@@ -66,9 +66,14 @@ DEMO_BANNER = """\
 ============================================================================"""
 
 
+# The demo keeps its own database, so that nothing it stores (readings, alert states, the outbox key of a
+# day's summary) is ever mixed with real accounts configured later.
+DEMO_DATABASE_URL = "sqlite+aiosqlite:///./data/demo.db"
+
+
 def demo_config(config: AppConfig) -> AppConfig:
-    """The configuration of the demo: one simulated account and the console as its channel."""
-    settings = config.settings
+    """The configuration of the demo: one simulated account, the console as its channel, its own database."""
+    settings = config.settings.model_copy(update={"database_url": DEMO_DATABASE_URL})
     account = Account(
         name="demo",
         provider="demo",

@@ -11,7 +11,12 @@ from bot.money import Money
 from bot.providers.base import FetchRequest, Provider
 from bot.providers.spend import daily_series, month_to_date, spent_on
 
-MONTHLY_CREDIT = Decimal("60.00")  # "bought" on the first of each month
+# The simulated account has run since this day: $100 bought at the start, and $100 more whenever the balance
+# falls below $25, so that on any date it looks like a healthy prepaid account that its team tops up.
+EPOCH = date(2024, 1, 1)
+START_CREDIT = Decimal("100.00")
+TOP_UP = Decimal("100.00")
+TOP_UP_BELOW = Decimal("25.00")
 
 
 def _daily(day: date) -> Decimal:
@@ -21,8 +26,21 @@ def _daily(day: date) -> Decimal:
     return amount * 3 if day.day == 15 else amount
 
 
+def _balance_before(day: date) -> tuple[Decimal, Decimal]:
+    """The balance at the start of `day` (after that morning's top-up, if any) and all credit bought."""
+    balance = bought = START_CREDIT
+    current = EPOCH
+    while current < day:
+        balance -= _daily(current)
+        current += timedelta(days=1)
+        if balance < TOP_UP_BELOW:
+            balance += TOP_UP
+            bought += TOP_UP
+    return balance, bought
+
+
 class DemoProvider(Provider, name="demo", base_url="https://demo.invalid"):
-    """A demo account: $60 of credit each month, spent a little every day."""
+    """A demo account: prepaid credit, topped up when it runs low, spent a little every day."""
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Figures for `request.now`, the same on every call."""
@@ -34,16 +52,16 @@ class DemoProvider(Provider, name="demo", base_url="https://demo.invalid"):
         }
         by_day[today] = (_daily(today) * Decimal(elapsed) / Decimal(86400)).quantize(Decimal("0.01"))
         series = daily_series(by_day, "USD", start, today)
-        month = month_to_date(series, today) or Money.zero("USD")
-        balance = Money(MONTHLY_CREDIT, "USD") - month
+        opening, _bought = _balance_before(today)
+        balance = Money(opening - by_day[today], "USD")
         return ProviderReport(
             currency="USD",
             balance=balance,
             balance_source=BalanceSource.REPORTED,
             balances=(balance,),
             spent_today=spent_on(series, today),
-            spent_month=month,
+            spent_month=month_to_date(series, today),
+            spent_month_through=today,
             daily_spend=series,
-            granted_total=Money(MONTHLY_CREDIT, "USD"),
             notes=("demo data: configure real accounts to replace it (see README)",),
         )
