@@ -105,13 +105,24 @@ class Monitor:
             for name, found in latest.items()
             if (good := found.latest_good) is not None and good.report is not None
         }
-        readings = list(
-            await asyncio.gather(
-                *(self.fetch(a, ledger[a.name], coverage.get(a.name), shown.get(a.name)) for a in accounts)
-            )
-        )
-        await self.store.readings.add_readings([(r, r.report.daily_spend if r.report else ()) for r in readings])
+        fetches = [
+            asyncio.ensure_future(self.fetch(a, ledger[a.name], coverage.get(a.name), shown.get(a.name)))
+            for a in accounts
+        ]
+        try:
+            readings = list(await asyncio.gather(*fetches))
+        except asyncio.CancelledError:
+            # Stopping: the accounts that did answer keep their readings.
+            for fetch in fetches:
+                fetch.cancel()
+            done = [f.result() for f in fetches if f.done() and not f.cancelled() and f.exception() is None]
+            await asyncio.shield(self._store(done))
+            raise
+        await self._store(readings)
         return readings
+
+    async def _store(self, readings: Sequence[Reading]) -> None:
+        await self.store.readings.add_readings([(r, r.report.daily_spend if r.report else ()) for r in readings])
 
     async def fetch(
         self,
@@ -213,10 +224,17 @@ class Monitor:
         for task in done:
             task.result()  # a failure to store is the caller's to see, as without a budget
 
-    async def aclose(self) -> None:
-        """Let fetches still running for earlier answers finish, so their readings are stored."""
-        if self._refreshing:
-            await asyncio.wait(set(self._refreshing.values()))
+    async def aclose(self, within: float | None = None) -> None:
+        """Let fetches still running for earlier answers finish, so their readings are stored; after `within`
+        seconds cancel them (what they already fetched is stored)."""
+        running = set(self._refreshing.values())
+        if not running:
+            return
+        _done, pending = await asyncio.wait(running, timeout=within)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
 
     def _refreshed(self, task: asyncio.Task[list[Reading]], names: Sequence[str]) -> None:
         for name in names:

@@ -30,6 +30,7 @@ __all__ = ["CLAIM_LEASE", "Runtime", "settle_heap"]
 log = logging.getLogger(__name__)
 
 LEADER_CHECK_SECONDS = 5.0
+CANCEL_WAIT = 2.0  # how long a cancelled job or a stopping adapter gets to finish what it is doing
 SUMMARY_GRACE = 3600
 
 
@@ -90,6 +91,10 @@ class Runtime:
         self._stopping = False
         self._store_problem: str | None = None  # the database failure last logged by readiness
         self.polls = 0
+
+    def stopping(self) -> bool:
+        """True once `stop` has begun."""
+        return self._stopping
 
     def now(self) -> datetime:
         """The runtime's current time."""
@@ -195,6 +200,10 @@ class Runtime:
         try:
             await factory()
         except asyncio.CancelledError:
+            if self.stopping():
+                # Cancelled by the stop after its grace: an expected end, not a crash to report.
+                log.info("%s cancelled by the stop; what it had fetched is stored", name)
+                return
             raise
         except Exception as exc:
             if is_database_error(exc):  # one line per run while the database is away, not a traceback
@@ -311,8 +320,12 @@ class Runtime:
                 replace_existing=True,
             )
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """Stop scheduling, let running jobs and sends finish (up to a timeout), then stop the adapters."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop scheduling, let running jobs and sends finish for up to `CREDITBOT_STOP_GRACE_SECONDS`, cancel
+        what is still running (keeping the readings already fetched), then stop the adapters."""
+        grace = self.settings.stop_grace_seconds if grace is None else grace
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         self._stopping = True
         if self.scheduler is not None:
             # Pause first: shutting the scheduler down cancels the jobs it is running.
@@ -322,18 +335,21 @@ class Runtime:
             _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:
                 task.cancel()
+            if pending:
+                # A cancelled poll stores the readings it already has before it ends.
+                await asyncio.wait(pending, timeout=CANCEL_WAIT)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
+        # Fetches started for chat answers that gave up waiting still store their readings, within the grace.
+        await self.monitor.aclose(max(0.0, deadline - loop.time()))
         for adapter in self.adapters.values():
             if not self._runs(adapter):
                 continue
             try:
-                await adapter.stop()
+                await asyncio.wait_for(adapter.stop(), timeout=CANCEL_WAIT)
             except Exception:
                 log.exception("stopping the %s adapter failed", adapter.platform)
-        # Fetches started for chat answers that gave up waiting still store their readings.
-        await asyncio.wait_for(self.monitor.aclose(), timeout=grace)
         if self.leadership is not None:
             await self.leadership.release()
         self.leading = False

@@ -3,7 +3,9 @@ below zero that has run out."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time as time_module
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -203,3 +205,40 @@ id = "stdout"
     real = run_cli(home, "alerts", toml=toml)
     assert real.returncode == 0, real.stderr
     assert "demo" not in real.stdout
+
+
+async def test_stopping_mid_poll_keeps_what_was_fetched_within_the_grace(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if "deepseek" in request.url.path:
+            infos = [
+                {"currency": "CNY", "total_balance": "42.00", "granted_balance": "0", "topped_up_balance": "42"}
+            ]
+            return httpx.Response(200, json={"is_available": True, "balance_infos": infos})
+        await asyncio.sleep(3600)  # a provider that never answers
+        raise AssertionError("unreachable")
+
+    accounts = (
+        make_account("ds", "deepseek", "http://provider.test/deepseek"),
+        make_account("stuck", "moonshot", "http://provider.test/moonshot"),
+    )
+    config = AppConfig(make_settings(tmp_path, fetch_timeout=120, CREDITBOT_STOP_GRACE_SECONDS=1), accounts, "t")
+    store = await Store.open(config.settings.database_url)
+    try:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+            runtime = make_runtime(config, store, http, [])
+            runtime.leading = True
+            poll = asyncio.create_task(runtime._job("poll", runtime.poll))
+            await asyncio.sleep(0.5)
+            started = time_module.monotonic()
+            await runtime.stop()
+            took = time_module.monotonic() - started
+            await poll
+        latest = await store.readings.latest_readings(["ds", "stuck"])
+    finally:
+        await store.close()
+    assert took < 1 + 5
+    assert latest["ds"].latest_good is not None
+    assert latest["ds"].latest_good.report.balance == Money(Decimal(42), "CNY")
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(900, ge=1, le=86400, allow_inf_nan=False, alias="CREDITBOT_POLL_SECONDS")
     dispatch_seconds: float = Field(10, ge=0.1, le=3600, allow_inf_nan=False, alias="CREDITBOT_DISPATCH_SECONDS")
     delivery_concurrency: int = Field(8, ge=1, le=100, alias="CREDITBOT_DELIVERY_CONCURRENCY")
+    stop_grace_seconds: float = Field(10, ge=1, le=300, allow_inf_nan=False, alias="CREDITBOT_STOP_GRACE_SECONDS")
     timezone: str = Field("UTC", alias="CREDITBOT_TIMEZONE")
     summary_time: str = Field("09:00", alias="CREDITBOT_SUMMARY_TIME")
     runway_warn_days: Decimal = Field(
