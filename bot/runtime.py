@@ -76,6 +76,7 @@ class Runtime:
             clock=self.now,
             metrics=self.metrics,
             concurrency=self.settings.delivery_concurrency,
+            unconfigured=self.config.unconfigured,
         )
         self.alerting = Alerting(self.store, alert_settings, self.channels, clock=self.now)
         self.summaries = Summaries(
@@ -225,6 +226,15 @@ class Runtime:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
+        for channel in await self.channels():
+            needs = self.config.unconfigured.get(channel.platform)
+            if needs:
+                log.warning(
+                    "channel %s (%s) cannot get messages: %s is not set; they are marked failed until it is",
+                    channel.key,
+                    channel.source,
+                    needs,
+                )
         for adapter in self.adapters.values():
             if not adapter.leader_only:
                 await self._start_adapter(adapter)

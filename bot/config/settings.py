@@ -253,6 +253,14 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
+    def given(self, variable: str) -> bool:
+        """True when the setting read from this environment variable has a value that is not blank."""
+        (name,) = [name for name, info in type(self).model_fields.items() if info.alias == variable]
+        value = getattr(self, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return value is not None and bool(str(value).strip())
+
     def discovery_key(self, variable: str) -> SecretStr | None:
         """The key behind one discovery variable, if it is set and not blank."""
         value: SecretStr | None = getattr(self, variable.lower())

@@ -282,6 +282,8 @@ class FetchRequest:
     since: date  # first UTC day whose spend the caller needs
     now: datetime  # aware UTC
     shown_currency: str | None = None  # the currency the account was last shown in: kept while it is listed
+    # Where the user set the key, for hints about a refused one (`Account.key_source`).
+    key_source: str = "the account's api_key"
 
     def bearer(self) -> dict[str, str]:
         """The Authorization header most providers use."""
@@ -337,13 +339,21 @@ class Provider:
     default_base_url: ClassVar[str]
     spend_only: ClassVar[bool]  # no balance endpoint: the balance is estimated from the ledger
     experimental: ClassVar[bool]
+    internal: ClassVar[bool]  # not offered to users (the demo's simulated provider)
 
     def __init_subclass__(
-        cls, *, name: str, base_url: str, spend_only: bool = False, experimental: bool = False, **kwargs: Any
+        cls,
+        *,
+        name: str,
+        base_url: str,
+        spend_only: bool = False,
+        experimental: bool = False,
+        internal: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
         cls.name, cls.default_base_url = name, base_url
-        cls.spend_only, cls.experimental = spend_only, experimental
+        cls.spend_only, cls.experimental, cls.internal = spend_only, experimental, internal
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Fetch one account's figures or raise a ProviderError."""
