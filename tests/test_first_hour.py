@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -347,3 +348,24 @@ def test_chat_libraries_start_without_noise(tmp_path: Path) -> None:
     assert "davey" not in result.stderr
     assert "will be unused" not in result.stderr
     assert "something that matters" in result.stderr
+
+
+# 8. Optional polish
+
+
+async def test_percent_thresholds_on_a_provider_without_granted_credit_are_called_out_at_start(
+    tmp_path: Path, store: Store, fake: FakeProviderServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    accounts = (
+        make_account("ds", "deepseek", fake.base_url("deepseek"), warn_below_percent=Decimal(20)),
+        make_account("or", "openrouter", fake.base_url("openrouter"), warn_below_percent=Decimal(20)),
+    )
+    config = AppConfig(make_settings(tmp_path, poll_seconds=3600, http_enabled=False), accounts, "test")
+    async with httpx.AsyncClient() as http:
+        runtime = make_runtime(config, store, http, [])
+        with caplog.at_level(logging.WARNING, logger="bot.runtime"):
+            await runtime.start()
+        await runtime.stop()
+    warnings = [r.getMessage() for r in caplog.records if "percent" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("ds: deepseek reports no granted credit")

@@ -39,7 +39,9 @@ EXPIRED_HELP = (
 )
 
 
-class OpenAILegacyProvider(Provider, name="openai-legacy", base_url="https://api.openai.com", experimental=True):
+class OpenAILegacyProvider(
+    Provider, name="openai-legacy", base_url="https://api.openai.com", experimental=True, granted=True
+):
     """Remaining prepaid credit grants from the undocumented OpenAI billing dashboard."""
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
