@@ -10,7 +10,16 @@ from datetime import UTC, datetime
 
 from bot.text import redact, secret_values
 
-NOISY_LOGGERS = ("httpx", "httpcore", "aiosqlite", "alembic", "asyncio", "apscheduler", "aiohttp.access")
+NOISY_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "aiosqlite",
+    "alembic",
+    "asyncio",
+    "apscheduler",
+    "aiohttp.access",
+    "matplotlib",  # "generated new fontManager" on the first chart of a new home directory
+)
 # Start-up notes of libraries that nobody can act on: discord.py's voice support (creditbot never joins a
 # voice channel) and slack-bolt's remark that the client it is given brings its own token. Matched exactly,
 # so that every other warning of those libraries still shows.
@@ -19,9 +28,10 @@ HARMLESS = (
     ("discord.client", "davey is not installed, voice will NOT be supported"),
     ("slack_bolt.", "As you gave `client` as well, `token` will be unused."),
 )
-# The loggers whose warnings one-off commands print themselves: a fetch that failed (`check`'s table and
-# JSON, `doctor`'s lines) and a message not delivered (`summary --send`, `notify-test`).
-PRINTED_BY_COMMANDS = ("bot.monitor", "bot.delivery")
+# The loggers whose news one-off commands print themselves: a fetch that failed (`check`'s table and JSON,
+# `doctor`'s lines), a top-up recorded (`topup`), a summary queued and a message delivered or not
+# (`summary --send`, `notify-test`). Their errors still show: "could not be built; see the log".
+PRINTED_BY_COMMANDS = ("bot.monitor", "bot.delivery", "bot.summaries")
 
 
 class HarmlessFilter(logging.Filter):

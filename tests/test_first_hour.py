@@ -312,6 +312,18 @@ def test_check_does_not_repeat_on_stderr_what_it_prints(tmp_path: Path, fake: Fa
     assert result.stderr == ""
 
 
+def test_summary_send_does_not_repeat_on_stderr_what_it_prints(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "summary", "--send")  # the demo: its console channel
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "console:stdout: summary sent\n"
+
+
+def test_a_platform_setting_is_given_only_when_not_blank(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMO_TOKEN", "x")  # a variable an added platform reads, no setting of creditbot's
+    settings = Settings(_env_file=None, SLACK_BOT_TOKEN=" ")  # type: ignore[call-arg]
+    assert (settings.given("MEMO_TOKEN"), settings.given("SLACK_BOT_TOKEN")) == (True, False)
+
+
 def test_check_at_debug_still_logs_everything(tmp_path: Path, fake: FakeProviderServer) -> None:
     fake.state.script("deepseek", Scripted(401, {"error": {"message": "Authentication Fails"}}))
     toml = DEEPSEEK_TOML.format(key=TEST_KEYS["deepseek"], url=fake.base_url("deepseek"))

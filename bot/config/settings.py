@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -254,9 +255,10 @@ class Settings(BaseSettings):
         return value.lower() if isinstance(value, str) else value
 
     def given(self, variable: str) -> bool:
-        """True when the setting read from this environment variable has a value that is not blank."""
-        (name,) = [name for name, info in type(self).model_fields.items() if info.alias == variable]
-        value = getattr(self, name)
+        """True when the setting read from this environment variable has a value that is not blank (a variable
+        that is no setting of creditbot's, such as one an added platform reads, is looked up directly)."""
+        name = next((name for name, info in type(self).model_fields.items() if info.alias == variable), None)
+        value = getattr(self, name) if name else os.environ.get(variable)
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         return value is not None and bool(str(value).strip())
