@@ -3,17 +3,34 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every dependency (dev tools included) pinned with its hashes: the same versions on every machine, and a
+# changed download refused. pyproject.toml keeps the ranges; `make lock` turns them into pins.
+LOCK := requirements.lock
+LOCK_VENV := $(VENV)-lock
+LOCK_FLAGS ?= --upgrade
 
-.PHONY: install run check test lint typecheck unit bench bench-smoke clean
+.PHONY: install lock run check test lint typecheck unit bench bench-smoke clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "creditbot needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve the pins: the newest versions pyproject.toml allows (`make lock LOCK_FLAGS=` keeps the current
+# pins and only follows changes to pyproject.toml). pip-tools runs in a virtualenv of its own, thrown away
+# afterwards, so it never becomes a dependency of the project.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet pip-tools
+	$(LOCK_VENV)/bin/pip-compile --quiet $(LOCK_FLAGS) --generate-hashes --extra dev --strip-extras \
+		--no-emit-index-url --no-emit-find-links -o $(LOCK) pyproject.toml
+	rm -rf $(LOCK_VENV)
 
 # The bot; with nothing configured it runs a clearly labelled demo on the console.
 run: $(STAMP)
@@ -40,4 +57,4 @@ bench: $(STAMP)
 test: lint typecheck bench-smoke unit
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

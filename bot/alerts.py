@@ -28,6 +28,23 @@ NOT_RUNNING_OUT = Decimal("1e9")
 # Rules whose end sends a "recovered" message; the others end with their period or simply lapse.
 RECOVERY_RULES = frozenset({Rule.BALANCE, Rule.RUNWAY, Rule.FORECAST, Rule.SOURCE})
 
+# How loud each level of each rule is (level 1 first).
+SEVERITIES: Mapping[Rule, tuple[Severity, ...]] = {
+    Rule.BALANCE: (Severity.WARNING, Severity.CRITICAL),
+    Rule.RUNWAY: (Severity.WARNING,),
+    Rule.BUDGET: (Severity.INFO, Severity.WARNING, Severity.CRITICAL),
+    Rule.FORECAST: (Severity.WARNING,),
+    Rule.SPIKE: (Severity.WARNING,),
+    Rule.EXPIRING: (Severity.WARNING, Severity.CRITICAL),
+    Rule.SOURCE: (Severity.WARNING, Severity.CRITICAL),
+}
+
+
+def severity(rule: Rule, level: int) -> Severity:
+    """The severity of a rule's level (1 and up); the loudest one for a level past the last."""
+    levels = SEVERITIES[rule]
+    return levels[min(max(level, 1), len(levels)) - 1]
+
 
 @dataclass(frozen=True)
 class _Measure:
@@ -81,7 +98,7 @@ def _balance(view: AccountView) -> _Measure | None:
         view.balance.amount,
         (warn, critical),
         below=True,
-        severities=(Severity.WARNING, Severity.CRITICAL),
+        severities=SEVERITIES[Rule.BALANCE],
         conditions=tuple(
             Condition(Rule.BALANCE, level, x, view.currency) for level, x in enumerate((warn, critical), start=1)
         ),
@@ -96,7 +113,7 @@ def _runway(view: AccountView, settings: AlertSettings) -> _Measure | None:
         days,
         (settings.runway_warn_days,),
         True,
-        (Severity.WARNING,),
+        SEVERITIES[Rule.RUNWAY],
         (Condition(Rule.RUNWAY, 1, settings.runway_warn_days),),
     )
 
@@ -107,19 +124,14 @@ def _budget(view: AccountView, rule: Rule) -> _Measure | None:
     if view.monthly_budget is None or value is None or not view.account.spend_only:
         return None
     budget = view.monthly_budget.amount
-    thresholds: tuple[Decimal, ...]
-    severities: tuple[Severity, ...]
-    if rule is Rule.BUDGET:
-        thresholds = (budget / 2, budget * Decimal("0.8"), budget)
-        severities = (Severity.INFO, Severity.WARNING, Severity.CRITICAL)
-    else:
-        thresholds, severities = (budget,), (Severity.WARNING,)
+    # The budget rule speaks at 50%, 80% and all of it; the forecast rule once, at the budget.
+    thresholds = (budget / 2, budget * Decimal("0.8"), budget) if rule is Rule.BUDGET else (budget,)
     levels = range(1, len(thresholds) + 1)
     return _Measure(
         value.amount,
         thresholds,
         below=False,
-        severities=severities,
+        severities=SEVERITIES[rule],
         conditions=tuple(Condition(rule, level, budget, view.currency) for level in levels),
     )
 
@@ -135,7 +147,7 @@ def _spike(view: AccountView, settings: AlertSettings, today: str) -> _Measure |
         view.spent_today.amount,
         (limit,),
         False,
-        (Severity.WARNING,),
+        SEVERITIES[Rule.SPIKE],
         (Condition(Rule.SPIKE, 1, settings.spike_factor),),
     )
 
@@ -157,7 +169,7 @@ def _expiring(view: AccountView, settings: AlertSettings, now: datetime) -> _Mea
             Decimal(settings.expiring_critical.total_seconds()) / 3600,
         ),
         below=True,
-        severities=(Severity.WARNING, Severity.CRITICAL),
+        severities=SEVERITIES[Rule.EXPIRING],
         conditions=(Condition(Rule.EXPIRING, 1), Condition(Rule.EXPIRING, 2)),
     )
 
@@ -223,7 +235,7 @@ def evaluate(
         Decimal(source_level),
         (Decimal(1), Decimal(2)),
         False,
-        (Severity.WARNING, Severity.CRITICAL),
+        SEVERITIES[Rule.SOURCE],
         (Condition(Rule.SOURCE, 1, Decimal(health.failure_streak)), Condition(Rule.SOURCE, 2)),
     )
     step(Rule.SOURCE, source_measure, None, level=source_level)

@@ -31,11 +31,16 @@ log = logging.getLogger("bot")
 AdapterFactory = Callable[[AppConfig, bool], Adapter | None]
 
 ADAPTERS: dict[str, AdapterFactory] = {}
+# The setting (its environment variable) without which a platform has no adapter.
+NEEDS: dict[str, str] = {}
 
 
-def register_adapter(platform: str, factory: AdapterFactory) -> None:
-    """Make a platform available to `[[channels]]` tables, `run`, `summary --send` and `notify-test`."""
+def register_adapter(platform: str, factory: AdapterFactory, *, needs: str | None = None) -> None:
+    """Make a platform available to `[[channels]]` tables, `run`, `summary --send` and `notify-test`; `needs`
+    names the setting without which it is not configured (a channel on it is then a configuration error)."""
     ADAPTERS[platform] = factory
+    if needs is not None:
+        NEEDS[platform] = needs
 
 
 def _console(config: AppConfig, listening: bool) -> Adapter:
@@ -67,8 +72,8 @@ def _discord(config: AppConfig, listening: bool) -> Adapter | None:
 
 
 register_adapter("console", _console)
-register_adapter("slack", _slack)
-register_adapter("discord", _discord)
+register_adapter("slack", _slack, needs="SLACK_BOT_TOKEN")
+register_adapter("discord", _discord, needs="DISCORD_TOKEN")
 
 
 def platforms() -> list[str]:
@@ -94,7 +99,8 @@ def load() -> AppConfig:
     from bot.logs import configure_logging
 
     settings = load_settings()
-    config = load_config(settings, platforms=platforms())
+    unconfigured = {platform: needs for platform, needs in NEEDS.items() if not settings.given(needs)}
+    config = load_config(settings, platforms=platforms(), unconfigured=unconfigured)
     configure_logging(settings.log_level, settings.log_format, config.secrets())
     return config
 
@@ -268,6 +274,8 @@ async def alert_states(config: AppConfig) -> list[Any]:
 
 async def record_topup(config: AppConfig, account: Account, value: Decimal, on_day: str | None) -> str:
     """Record credit bought for a spend-only account (today, or on `on_day`), and say what the ledger holds."""
+    from bot.text import counted
+
     async with services(config) as parts:
         monitor = parts.monitor
         today = monitor.clock().date()
@@ -285,7 +293,8 @@ async def record_topup(config: AppConfig, account: Account, value: Decimal, on_d
         total = sum((e.amount.amount for e in entries if e.amount.currency == money.currency), Decimal(0))
         return (
             f"Recorded a top-up of {money.format()} for {account.name} on {day}. "
-            f"Credit recorded in all: {Money(total, money.currency).format()} in {len(entries)} entries."
+            f"Credit recorded in all: {Money(total, money.currency).format()} in "
+            f"{counted(len(entries), 'entry', 'entries')}."
         )
 
 
@@ -299,12 +308,15 @@ class Check:
 
 async def doctor(config: AppConfig, no_accounts_help: str) -> AsyncIterator[Check]:
     """Check the configuration, the database, every account's key and endpoint, and the platforms."""
+    from bot.channels import merge_subscriptions
+    from bot.text import counted
+
     yield Check(
-        f"configuration: {len(config.accounts)} accounts from {config.source}, "
-        f"{len(config.channels)} channels in the TOML file"
+        f"configuration: {counted(len(config.accounts), 'account')} from {config.source}, "
+        f"{counted(len(config.channels), 'channel')} in the TOML file"
     )
     if not config.accounts:
-        yield Check(f"  ! {no_accounts_help}")
+        yield Check(f"  ! {no_accounts_help}", True)
     async with services(config) as parts:
         yield Check("database: ok")
         for reading in await parts.monitor.refresh():
@@ -312,12 +324,19 @@ async def doctor(config: AppConfig, no_accounts_help: str) -> AsyncIterator[Chec
                 f"account {reading.account}: " + ("ok" if reading.ok else f"! {reading.error}"), not reading.ok
             )
         subscribed = await parts.store.settings.subscriptions()
-    in_use = {c.platform for c in config.channels} | {s.platform for s in subscribed}
-    for check in await platform_checks(config, in_use):
+    for channel in merge_subscriptions(config.channels, subscribed):
+        needs = config.unconfigured.get(channel.platform)
+        if needs:
+            yield Check(
+                f"channel {channel.key} ({channel.source}): ! {needs} is not set, so its messages are marked "
+                f"failed; set it, or unsubscribe the channel",
+                True,
+            )
+    for check in await platform_checks(config):
         yield check
 
 
-async def platform_checks(config: AppConfig, in_use: set[str]) -> list[Check]:
+async def platform_checks(config: AppConfig) -> list[Check]:
     """What `creditbot doctor` says about the HTTP listener and each chat platform, one line each; "!" marks
     a problem."""
     from bot.metrics import metrics_access
@@ -330,12 +349,8 @@ async def platform_checks(config: AppConfig, in_use: set[str]) -> list[Check]:
         from adapters.slack.adapter import check_slack
 
         lines += [Check(f"slack: {line}", line.startswith("!")) for line in await check_slack(settings) or ["ok"]]
-    elif "slack" in in_use:
-        lines.append(Check("slack: ! channels are configured for Slack but SLACK_BOT_TOKEN is not set", True))
     if settings.discord_enabled:
         from adapters.discord.adapter import check_discord
 
         lines += [Check(f"discord: {line}", line.startswith("!")) for line in check_discord(settings)]
-    elif "discord" in in_use:
-        lines.append(Check("discord: ! channels are configured for Discord but DISCORD_TOKEN is not set", True))
     return lines

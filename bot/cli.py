@@ -26,10 +26,14 @@ NO_ACCOUNTS_HELP = (
 )
 
 
-def _config() -> AppConfig:
+def _config(*, one_off: bool = True) -> AppConfig:
     from bot import app
+    from bot.logs import leave_terminal_to_command
 
-    return app.load()
+    config = app.load()
+    if one_off:
+        leave_terminal_to_command()
+    return config
 
 
 def _demo_or_config() -> AppConfig:
@@ -149,7 +153,7 @@ def run() -> int:
     from bot import app
     from bot.config import DEMO_BANNER, demo_config
 
-    config = _config()
+    config = _config(one_off=False)
     if not config.accounts and not config.settings.slack_enabled and not config.settings.discord_enabled:
         config = demo_config(config)
         click.echo(DEMO_BANNER, err=True)
@@ -181,6 +185,7 @@ def summary(send: bool, channel_ids: tuple[str, ...]) -> int:
 def alerts_command() -> int:
     """List the state of every alert rule that has fired."""
     from bot import app
+    from bot.alerts import severity
     from bot.formatting import time_text
 
     config = _demo_or_config()
@@ -190,7 +195,8 @@ def alerts_command() -> int:
         click.echo("No open alerts.")
     for state in sorted(active, key=lambda s: (s.account, s.rule.value)):
         since = time_text(state.since) if state.since else "?"
-        click.echo(f"{state.account}: {state.rule.value} level {state.level} since {since}: {state.detail or ''}")
+        loudness = severity(state.rule, state.level).value
+        click.echo(f"{state.account}: {state.rule.value} {loudness} since {since}: {state.detail or ''}")
     return 0
 
 
@@ -211,6 +217,7 @@ def notify_test(channel_ids: tuple[str, ...]) -> int:
 def doctor() -> int:
     """Check the configuration, the database, every account's key and endpoint, and the chat platforms."""
     from bot import app
+    from bot.text import counted
 
     config = _config()
 
@@ -222,7 +229,7 @@ def doctor() -> int:
         return problems
 
     problems = asyncio.run(go())
-    click.echo("all good" if problems == 0 else f"{problems} problem(s) to fix")
+    click.echo("all good" if problems == 0 else f"{counted(problems, 'problem')} to fix")
     return 1 if problems else 0
 
 

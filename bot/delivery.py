@@ -48,6 +48,8 @@ class Delivery:
     clock: Clock
     metrics: Metrics
     concurrency: int
+    # Platforms without the setting their adapter needs (platform: that setting): nothing can reach them.
+    unconfigured: Mapping[str, str] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     async def dispatch(self, keys: Collection[str] | None = None) -> int:
@@ -65,8 +67,13 @@ class Delivery:
             busy = await self.store.outbox.claimed_channels(now - CLAIM_LEASE)
             queues: dict[tuple[str, str], list[OutboxItem]] = {}
             for item in await self.store.outbox.open_messages(now, CLAIM_LEASE):
-                if (keys is not None and item.key not in keys) or item.platform not in self.adapters:
-                    continue  # another process, or a later start with that platform configured, sends it
+                if keys is not None and item.key not in keys:
+                    continue
+                if item.platform in self.unconfigured:
+                    await self._fail_unconfigured(item)
+                    continue
+                if item.platform not in self.adapters:
+                    continue  # another process (Discord's gateway runs on `creditbot run` alone) sends it
                 if (item.platform, item.channel) not in busy:
                     queues.setdefault((item.platform, item.channel), []).append(item)
             # The adapters pace their calls to the platform's limits; parallel channels keep those limits
@@ -83,6 +90,13 @@ class Delivery:
             if failures:
                 raise failures[0]
             return sum(r for r in results if isinstance(r, int))
+
+    async def _fail_unconfigured(self, item: OutboxItem) -> None:
+        # A channel subscribed from chat whose platform has lost its credentials: waiting would never end.
+        if await self.store.outbox.claim(item, self.clock(), CLAIM_LEASE):
+            reason = f"{item.platform} is not configured: {self.unconfigured[item.platform]} is not set"
+            await self.store.outbox.mark_failed(item.id, reason, None)
+            self.metrics.deliveries.labels(item.platform, "failed").inc()
 
     async def _drain_channel(self, items: Sequence[OutboxItem], now: datetime, snoozed: Collection[str]) -> int:
         sent = 0

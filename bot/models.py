@@ -153,6 +153,15 @@ class Account:
     # The provider has no balance endpoint: the balance is estimated from the ledger. Always given (from the
     # provider registry), never defaulted, so that no account is silently taken for one with a balance.
     spend_only: bool = field(kw_only=True)
+    # The environment variable the key was read from (discovery, or `${VAR}` in the file), if any.
+    key_variable: str | None = field(default=None, kw_only=True)
+
+    def key_source(self) -> str:
+        """Where the key was set, in words a user can act on: its variable, or the file's api_key field."""
+        if self.key_variable:
+            return self.key_variable
+        # The file's name only: chat users see account errors, and the server's paths are none of theirs.
+        return f"the api_key of account '{self.name}' in {self.origin.rsplit('/', 1)[-1]}"
 
     def masked_key(self) -> str:
         """The key reduced to a recognisable but useless hint, for `creditbot accounts`."""

@@ -147,7 +147,14 @@ class Monitor:
                 secrets=(account.api_key.get_secret_value(),),
             )
             request = FetchRequest(
-                http, account.base_url, account.api_key, account.currency, since, now, shown_currency
+                http,
+                account.base_url,
+                account.api_key,
+                account.currency,
+                since,
+                now,
+                shown_currency,
+                account.key_source(),
             )
             started = loop.time()
             try:

@@ -22,6 +22,7 @@ from bot.messages import Message, text_message
 from bot.metrics import CONTENT_TYPE, Metrics, metrics_status
 from bot.models import AccountView, AlertEvent, AlertSettings, ChartMaker
 from bot.monitor import Monitor
+from bot.providers import PROVIDERS
 from bot.store import NewMessage, database_problem, is_database_error
 from bot.summaries import Summaries, SummaryParts
 
@@ -77,6 +78,7 @@ class Runtime:
             clock=self.now,
             metrics=self.metrics,
             concurrency=self.settings.delivery_concurrency,
+            unconfigured=self.config.unconfigured,
         )
         self.alerting = Alerting(self.store, alert_settings, self.channels, clock=self.now)
         self.summaries = Summaries(
@@ -229,11 +231,33 @@ class Runtime:
         except AdapterUnavailable as exc:
             log.error("%s", exc)
 
+    async def _warn_about_configuration(self) -> None:
+        """Say at start what the configuration asks for that cannot happen."""
+        for account in self.config.accounts:
+            percent = account.warn_below_percent is not None or account.critical_below_percent is not None
+            if percent and not PROVIDERS[account.provider].granted:
+                log.warning(
+                    "%s: %s reports no granted credit, so warn_below_percent and critical_below_percent never "
+                    "fire; use warn_below and critical_below",
+                    account.name,
+                    account.provider,
+                )
+        for channel in await self.channels():
+            needs = self.config.unconfigured.get(channel.platform)
+            if needs:
+                log.warning(
+                    "channel %s (%s) cannot get messages: %s is not set; they are marked failed until it is",
+                    channel.key,
+                    channel.source,
+                    needs,
+                )
+
     async def start(self) -> None:
         """Start the adapters that every replica runs and the scheduler; lead at once or keep trying."""
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
         from apscheduler.triggers.interval import IntervalTrigger
 
+        await self._warn_about_configuration()
         for adapter in self.adapters.values():
             if not adapter.leader_only:
                 await self._start_adapter(adapter)

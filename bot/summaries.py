@@ -16,6 +16,7 @@ from bot.models import AccountView, ChartMaker
 from bot.monitor import Monitor
 from bot.providers.spend import spent_on
 from bot.store import NewMessage, Store
+from bot.text import counted
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class Summaries:
             )
         keys = await self.store.outbox.enqueue_many(queue, now=now)
         if keys:
-            log.info("daily summary queued for %d channel(s)", len(keys))
+            log.info("daily summary queued for %s", counted(len(keys), "channel"))
             await self.deliver(set(keys))
         return len(keys)
 

@@ -8,11 +8,17 @@ from collections.abc import Iterable
 
 # Shapes of credentials we may meet even when we do not know the value (defence in depth). Distinctive
 # prefixes match anywhere, even glued to other text (`token%3Dxoxb-...`, `Bearersk-ant-...`); a bare `sk-` or
-# `sess-` only where no letter or digit comes before it (`task-1234...` is no key).
+# `sess-` only where no letter or digit comes before it (`task-1234...` is no key). A long tail is always a
+# secret, even cut short by an ellipsis (a truncated key still gives part of itself away); a short tail that
+# ends in an ellipsis is a hint such as `sk-ant-admin01-...`, which must stay readable. The tails are
+# possessive so that a hint cannot match by giving back its last characters.
+_TAIL = r"(?:{chars}{{16,}}+|{chars}{{{shortest},15}}+(?!\.\.\.|…))"
+_KEY_TAIL = _TAIL.format(chars=r"[A-Za-z0-9_\-]", shortest=8)
+_SLACK_TAIL = _TAIL.format(chars=r"[A-Za-z0-9\-]", shortest=10)
 KEY_SHAPES = re.compile(
-    r"sk-(?:admin|proj|ant|or)[A-Za-z0-9_\-]{8,}|sk-[A-Za-z0-9]{20,}|sess-[A-Za-z0-9]{16,}"
-    r"|xox[abposr]-[A-Za-z0-9\-]{10,}|xapp-[A-Za-z0-9\-]{10,}"
-    r"|(?<![A-Za-z0-9])(?:sk|sess)-[A-Za-z0-9_\-]{8,}"
+    rf"sk-(?:admin|proj|ant|or){_KEY_TAIL}|sk-[A-Za-z0-9]{{20,}}|sess-[A-Za-z0-9]{{16,}}"
+    rf"|xox[abposr]-{_SLACK_TAIL}|xapp-{_SLACK_TAIL}"
+    rf"|(?<![A-Za-z0-9])(?:sk|sess)-{_KEY_TAIL}"
 )
 REDACTED = "[redacted]"
 SHORTEST_SECRET = 6  # shorter values would redact ordinary words
@@ -91,3 +97,8 @@ def mask_secret(secret: str) -> str:
     prefix_match = re.match(r"^([a-z]+(?:-[a-z0-9]+){0,2}-)", secret)
     prefix = prefix_match.group(1)[:12] if prefix_match and len(secret) > 16 else ""
     return f"{prefix}… ({len(secret)} chars)"
+
+
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """`1 account`, `2 accounts`; `plural` for nouns that do not just take an s (`entry`, `entries`)."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -529,10 +530,46 @@ async def test_stalled_body_times_out_as_unavailable(fake: FakeProviderServer) -
             await fetch("deepseek", fetch_request(client, "deepseek", fake.base_url("deepseek")))
 
 
-async def test_connection_refused_is_unavailable() -> None:
+async def test_connection_refused_is_unavailable_and_names_the_address() -> None:
     async with httpx.AsyncClient(timeout=1) as client:
-        with pytest.raises(UnavailableError, match="connection failed"):
+        with pytest.raises(
+            UnavailableError, match=r"could not reach deepseek: 127\.0\.0\.1:9 refused the connection"
+        ):
             await fetch("deepseek", fetch_request(client, "deepseek", "http://127.0.0.1:9"))
+
+
+def _failing(exc: Exception) -> httpx.AsyncClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(answer))
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (
+            httpx.ConnectError("[Errno -2] Name or service not known"),
+            "the host name api.deepseek.test does not resolve (DNS)",
+        ),
+        (httpx.ConnectTimeout("timed out"), "api.deepseek.test did not accept a connection in time"),
+        (httpx.ReadTimeout("timed out"), "deepseek did not answer in time (api.deepseek.test)"),
+        (httpx.RemoteProtocolError("peer closed"), "the connection to api.deepseek.test broke off mid-answer"),
+    ],
+)
+async def test_network_failures_name_the_host_and_what_failed(exc: Exception, expected: str) -> None:
+    async with _failing(exc) as client:
+        with pytest.raises(UnavailableError) as caught:
+            await fetch("deepseek", fetch_request(client, "deepseek", "https://api.deepseek.test"))
+    assert expected in caught.value.message
+
+
+async def test_a_name_that_does_not_resolve_is_told_by_its_cause() -> None:
+    error = httpx.ConnectError("All connection attempts failed")
+    error.__cause__ = socket.gaierror(-2, "unknown")
+    async with _failing(error) as client:
+        with pytest.raises(UnavailableError, match="does not resolve"):
+            await fetch("deepseek", fetch_request(client, "deepseek", "https://api.deepseek.test"))
 
 
 async def test_per_host_limit_caps_concurrent_requests(fake: FakeProviderServer) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from bot.config.app import AppConfig
+from bot.config.channel_tables import ChannelConfig
 from bot.config.discovery import DEMO_BANNER, DISCOVERY_VARIABLES, demo_config, discovered_accounts
 from bot.config.file import (
     DEFAULT_CONFIG_PATH,
     RESERVED_NAMES,
     AccountConfig,
-    ChannelConfig,
     load_config,
 )
 from bot.config.settings import (

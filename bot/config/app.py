@@ -22,6 +22,9 @@ class AppConfig:
     raw_tables: Mapping[str, Any] = field(default_factory=dict, repr=False)  # holds literal keys
     channels: tuple[Channel, ...] = ()
     demo: bool = False  # nothing configured: a simulated account and the console
+    # Platforms with an adapter but without the setting it needs (platform: that setting's variable): channels
+    # subscribed to them from chat cannot be delivered to.
+    unconfigured: Mapping[str, str] = field(default_factory=dict)
 
     def account(self, name: str) -> Account | None:
         """The account with this name, if configured."""

@@ -50,6 +50,7 @@ def discovered_accounts(settings: Settings) -> list[Account]:
                 api_key=key,
                 base_url=base_url,
                 origin=f"env {variable}",
+                key_variable=variable,
                 currency=currency,
                 spend_only=provider.spend_only,
             )
@@ -92,4 +93,12 @@ def demo_config(config: AppConfig) -> AppConfig:
         alerts=Severity.INFO,
         source="demo",
     )
-    return AppConfig(settings, (account,), "demo", config.raw_tables, (channel, *config.channels), demo=True)
+    return AppConfig(
+        settings,
+        (account,),
+        "demo",
+        config.raw_tables,
+        (channel, *config.channels),
+        demo=True,
+        unconfigured=config.unconfigured,
+    )

@@ -9,27 +9,31 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator, model_validator
 
-from bot.channels import BUILT_IN_PLATFORMS, Channel, parse_clock, parse_quiet_hours
+from bot.channels import BUILT_IN_PLATFORMS
 from bot.commands import Verb
 from bot.config.app import AppConfig
+from bot.config.channel_tables import toml_channels
 from bot.config.discovery import discovered_accounts
-from bot.config.problems import problem_lines
-from bot.config.settings import Settings, check_key, check_timezone, validate_base_url
+from bot.config.problems import did_you_mean, problem_lines
+from bot.config.settings import Settings, check_key, validate_base_url
 from bot.errors import ConfigError
-from bot.models import Account, Severity
+from bot.models import Account
 from bot.money import AmountError, Money, parse_amount
-from bot.providers import PROVIDERS
+from bot.providers import OFFERED, PROVIDERS
 from bot.text import one_line, redact
 
 # Command words of the chat command layer: an account named like one would make commands ambiguous.
 RESERVED_NAMES = frozenset(verb.value for verb in Verb)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 VAR_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `$NAME` without braces is not expanded: it would be sent to the provider as the key itself.
+BARE_VAR_PATTERN = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+TABLES = ("accounts", "channels")
 DEFAULT_CONFIG_PATH = Path("creditbot.toml")
 
 
@@ -75,7 +79,8 @@ class AccountConfig(BaseModel):
     @classmethod
     def _provider(cls, value: str) -> str:
         if value not in PROVIDERS:
-            raise ValueError(f"unknown provider '{value[:40]}'; use one of: {', '.join(PROVIDERS)}")
+            suggestion = did_you_mean(value, OFFERED, "'{}'")
+            raise ValueError(f"unknown provider '{value[:40]}'{suggestion}; use one of: {', '.join(OFFERED)}")
         return value
 
     @field_validator("api_key")
@@ -144,47 +149,16 @@ class AccountConfig(BaseModel):
         return self
 
 
-class ChannelConfig(BaseModel):
-    """One `[[channels]]` table, validated."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    platform: str = Field(min_length=1, max_length=32)
-    id: str = Field(min_length=1, max_length=128)
-    accounts: list[str] = ["*"]
-    daily_summary: str | bool | None = None
-    timezone: str | None = None
-    alerts: Literal["info", "warning", "critical", "none"] = "warning"
-    mention: str | None = Field(None, max_length=200)
-    quiet_hours: str | None = None
-
-    @field_validator("daily_summary")
-    @classmethod
-    def _daily(cls, value: str | bool | None) -> str | bool | None:
-        if value is True:
-            raise ValueError('use a time such as "09:00", or false')
-        if isinstance(value, str):
-            parse_clock(value)
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str | None) -> str | None:
-        return None if value is None else check_timezone(value)
-
-    @field_validator("quiet_hours")
-    @classmethod
-    def _quiet(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_quiet_hours(value)
-        return value
-
-
 def load_config(
-    settings: Settings, environ: Mapping[str, str] | None = None, *, platforms: Sequence[str] = BUILT_IN_PLATFORMS
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    platforms: Sequence[str] = BUILT_IN_PLATFORMS,
+    unconfigured: Mapping[str, str] | None = None,
 ) -> AppConfig:
     """Accounts from the TOML file, or from discovery variables when the file defines none; `[[channels]]`
-    may name any of `platforms` (those the composition root has adapters for)."""
+    may name any of `platforms` (those the composition root has adapters for) except the `unconfigured` ones
+    (platform: the setting it lacks), whose messages could never be delivered."""
     env = _environment(environ)
     path = settings.config_path
     explicit = path is not None
@@ -197,6 +171,10 @@ def load_config(
         tables = _read_toml(path)
     elif explicit:
         raise ConfigError([f"{path}: CREDITBOT_CONFIG names a file that does not exist"])
+    unknown = [_unknown_key(path, key, value) for key, value in tables.items() if key not in TABLES]
+    if unknown:
+        # A misspelled table (`[[account]]`) would otherwise vanish, and its accounts with it.
+        raise ConfigError(unknown)
     raw_accounts = tables.get("accounts", [])
     if not isinstance(raw_accounts, list) or not all(isinstance(a, dict) for a in raw_accounts):
         raise ConfigError([f"{path}: 'accounts' must be a list of [[accounts]] tables"])
@@ -206,55 +184,28 @@ def load_config(
     else:
         accounts = discovered_accounts(settings)
         source = "environment"
-    channels = _toml_channels(path, tables.get("channels", []), [a.name for a in accounts], settings, platforms)
-    return AppConfig(settings, tuple(accounts), source, tables, tuple(channels))
+    missing = dict(unconfigured or {})
+    names = [a.name for a in accounts]
+    channels = toml_channels(path, tables.get("channels", []), names, settings, platforms, missing)
+    return AppConfig(settings, tuple(accounts), source, tables, tuple(channels), unconfigured=missing)
 
 
-def _toml_channels(
-    path: Path, raw: Any, account_names: list[str], settings: Settings, platforms: Sequence[str]
-) -> list[Channel]:
-    if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
-        raise ConfigError([f"{path}: 'channels' must be a list of [[channels]] tables"])
-    problems: list[str] = []
-    channels: list[Channel] = []
-    seen: set[str] = set()
-    for index, table in enumerate(raw):
-        where = f"{path}: channels[{index}]" + (f" '{table['id']}'" if isinstance(table.get("id"), str) else "")
-        try:
-            parsed = ChannelConfig.model_validate(table)
-        except ValidationError as exc:
-            problems += problem_lines(exc, where, "channel")
-            continue
-        if parsed.platform not in platforms:
-            shown = one_line(parsed.platform, limit=40)
-            problems.append(f"{where}: platform: unknown platform '{shown}'; use one of: {', '.join(platforms)}")
-            continue
-        unknown = [a for a in parsed.accounts if a != "*" and a not in account_names]
-        if unknown:
-            problems.append(f"{where}: accounts: unknown account(s) {', '.join(unknown)}")
-            continue
-        key = f"{parsed.platform}:{parsed.id}"
-        if key in seen:
-            problems.append(f"{where}: id: {key} is listed twice")
-            continue
-        seen.add(key)
-        summary = parsed.daily_summary
-        channels.append(
-            Channel(
-                platform=parsed.platform,
-                id=parsed.id,
-                accounts=tuple(parsed.accounts) or ("*",),
-                daily_summary=None if summary is False else parse_clock(str(summary or settings.summary_time)),
-                timezone=parsed.timezone or settings.timezone,
-                alerts=None if parsed.alerts == "none" else Severity(parsed.alerts),
-                mention=parsed.mention,
-                quiet_hours=parse_quiet_hours(parsed.quiet_hours) if parsed.quiet_hours else None,
-                source=str(path),
-            )
-        )
-    if problems:
-        raise ConfigError(problems)
-    return channels
+def _unknown_key(path: Path, key: str, value: Any) -> str:
+    """The problem with a top-level key other than the known tables, with what was probably meant."""
+    is_table = isinstance(value, dict) or (
+        isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+    )
+    setting = next(
+        (f.alias for n, f in Settings.model_fields.items() if key.lower() in (n, str(f.alias).lower())), None
+    )
+    if setting and not is_table:
+        return f"{path}: {key}: is not set in this file; set {setting} in the environment or .env"
+    shown = (f"[[{key}]]" if isinstance(value, list) else f"[{key}]") if is_table else key
+    kind = "table" if is_table else "setting"
+    return (
+        f"{path}: {one_line(shown, limit=60)}: is not a known {kind}{did_you_mean(key, TABLES, '[[{}]]')}; "
+        "the file holds [[accounts]] and [[channels]] tables"
+    )
 
 
 def _environment(environ: Mapping[str, str] | None) -> dict[str, str]:
@@ -290,6 +241,17 @@ def _expand(value: Any, env: Mapping[str, str], missing: list[str]) -> Any:
     return VAR_PATTERN.sub(substitute, value)
 
 
+def _bare_variable(value: Any, env: Mapping[str, str]) -> str | None:
+    """The NAME of a `$NAME` written without braces, when it looks like a variable (upper case, or set)."""
+    if not isinstance(value, str):
+        return None
+    for match in BARE_VAR_PATTERN.finditer(VAR_PATTERN.sub("", value)):
+        name = match.group(1)
+        if name.isupper() or name in env:
+            return name
+    return None
+
+
 def _toml_accounts(path: Path, raw_accounts: list[dict[str, Any]], env: Mapping[str, str]) -> list[Account]:
     problems: list[str] = []
     accounts: list[Account] = []
@@ -304,12 +266,16 @@ def _toml_accounts(path: Path, raw_accounts: list[dict[str, Any]], env: Mapping[
             expanded[key] = _expand(value, env, missing)
             for variable in missing:
                 problems.append(f"{where}: {key}: environment variable {variable} is not set")
+            bare = _bare_variable(value, env)
+            if bare:
+                problems.append(f"{where}: {key}: write ${{{bare}}} to read the environment variable {bare}")
+            if missing or bare:
                 unset.add(key)
                 expanded[key] = "unset"  # keep validating the other fields
         try:
             parsed = AccountConfig.model_validate(expanded)
         except ValidationError as exc:
-            problems += problem_lines(exc, where, "account", skip=unset)
+            problems += problem_lines(exc, where, "account", skip=unset, known=AccountConfig.model_fields)
             continue
         if unset:
             continue
@@ -318,7 +284,8 @@ def _toml_accounts(path: Path, raw_accounts: list[dict[str, Any]], env: Mapping[
             problems.append(f"{where}: name: '{parsed.name}' is already used by accounts[{seen[folded]}]")
             continue
         seen[folded] = index
-        accounts.append(_account(parsed, str(path)))
+        whole_variable = VAR_PATTERN.fullmatch(str(raw.get("api_key", "")).strip())
+        accounts.append(_account(parsed, str(path), whole_variable.group(1) if whole_variable else None))
     if problems:
         keys = [str(_expand(table.get("api_key"), env, [])) for table in raw_accounts]
         raise ConfigError(_without_keys(problems, keys))
@@ -331,7 +298,7 @@ def _without_keys(problems: list[str], keys: list[str]) -> list[str]:
     return [redact(problem, keys) for problem in problems]
 
 
-def _account(parsed: AccountConfig, origin: str) -> Account:
+def _account(parsed: AccountConfig, origin: str, key_variable: str | None) -> Account:
     provider = PROVIDERS[parsed.provider]
     prepaid = None
     if parsed.prepaid_credit is not None:
@@ -343,6 +310,7 @@ def _account(parsed: AccountConfig, origin: str) -> Account:
             "base_url": parsed.base_url or provider.default_base_url,
             "prepaid_credit": prepaid,
             "origin": origin,
+            "key_variable": key_variable,
             "spend_only": provider.spend_only,
         }
     )

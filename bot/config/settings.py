@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -253,6 +254,15 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    def given(self, variable: str) -> bool:
+        """True when the setting read from this environment variable has a value that is not blank (a variable
+        that is no setting of creditbot's, such as one an added platform reads, is looked up directly)."""
+        name = next((name for name, info in type(self).model_fields.items() if info.alias == variable), None)
+        value = getattr(self, name) if name else os.environ.get(variable)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        return value is not None and bool(str(value).strip())
 
     def discovery_key(self, variable: str) -> SecretStr | None:
         """The key behind one discovery variable, if it is set and not blank."""

@@ -23,3 +23,5 @@ PROVIDERS: dict[str, type[Provider]] = {
         DemoProvider,
     )
 }
+# The providers a configuration file may name and error messages offer (not the demo's simulation).
+OFFERED = tuple(name for name, provider in PROVIDERS.items() if not provider.internal)

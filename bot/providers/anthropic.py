@@ -54,7 +54,9 @@ class AnthropicProvider(Provider, name="anthropic", base_url="https://api.anthro
             async for body in cursor_pages(request, "/v1/organizations/cost_report", headers, params, self.name):
                 _read_page(body, by_day, spent_days)
         except AuthError as exc:
-            raise AuthError(f"{exc.message}. {ADMIN_KEY_HELP}", status=exc.status) from None
+            raise AuthError(
+                f"{exc.message}. {ADMIN_KEY_HELP} (the key is {request.key_source})", status=exc.status
+            ) from None
         return cost_report(
             self.name,
             by_day,

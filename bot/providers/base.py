@@ -1,4 +1,5 @@
-"""What every provider client shares: errors, the HTTP helper with retries, and the `Provider` base class."""
+"""What every provider client shares: the HTTP helper with retries, requests, and the `Provider` base class (the
+errors are in `bot.providers.errors`)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,16 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
-from bot.models import ErrorKind, ProviderReport
+from bot.models import ProviderReport
 from bot.money import AmountError, normalise_currency, parse_amount
+
+# The error classes live in their own module; providers and the monitor import them from here as before.
+from bot.providers.errors import AuthError as AuthError
+from bot.providers.errors import BadResponseError as BadResponseError
+from bot.providers.errors import ProviderError as ProviderError
+from bot.providers.errors import RateLimitedError as RateLimitedError
+from bot.providers.errors import UnavailableError as UnavailableError
+from bot.providers.errors import transport_error
 from bot.retry_after import parse_retry_after
 from bot.text import one_line
 
@@ -31,41 +40,6 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_ATTEMPTS = 3
 MAX_PAGES = 400  # a guard against a cursor that never ends: 34 years of Anthropic's 31-day pages
 _RETRYABLE_STATUS = frozenset({500, 502, 503, 504, 520, 521, 522, 523, 524, 529})
-
-
-class ProviderError(Exception):
-    """A fetch failed; the message is safe to show to a person (no secrets)."""
-
-    kind: ClassVar[ErrorKind] = ErrorKind.BAD_RESPONSE
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class AuthError(ProviderError):
-    """The key was refused (401/403) or lacks a permission; retrying will not help."""
-
-    kind = ErrorKind.AUTH
-
-
-class RateLimitedError(ProviderError):
-    """The provider kept answering 429."""
-
-    kind = ErrorKind.RATE_LIMITED
-
-
-class UnavailableError(ProviderError):
-    """Network trouble, a timeout or a 5xx."""
-
-    kind = ErrorKind.UNAVAILABLE
-
-
-class BadResponseError(ProviderError):
-    """An answer that cannot be read as the expected data, or an error inside a 200."""
-
-    kind = ErrorKind.BAD_RESPONSE
 
 
 class HostLimiter:
@@ -133,11 +107,8 @@ class ProviderHttp:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 status, content_type, body, retry_after = await self._send(url, headers, params)
-            except httpx.TimeoutException:
-                last_error = UnavailableError(f"{self.provider} did not answer in time")
-                retry_after = None
             except httpx.TransportError as exc:
-                last_error = UnavailableError(f"could not reach {self.provider}: {_transport_reason(exc)}")
+                last_error = transport_error(exc, self.provider, url)
                 retry_after = None
             else:
                 if status < 300:
@@ -195,14 +166,6 @@ class ProviderHttp:
 def _backoff(attempt: int) -> float:
     # Jitter keeps several replicas or accounts from retrying in lockstep.
     return float(min(8.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random()))  # noqa: S311
-
-
-def _transport_reason(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.ConnectError):
-        return "connection failed"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "the connection broke off mid-answer"
-    return type(exc).__name__
 
 
 def _looks_like_html(content_type: str, body: bytes) -> bool:
@@ -282,6 +245,8 @@ class FetchRequest:
     since: date  # first UTC day whose spend the caller needs
     now: datetime  # aware UTC
     shown_currency: str | None = None  # the currency the account was last shown in: kept while it is listed
+    # Where the user set the key, for hints about a refused one (`Account.key_source`).
+    key_source: str = "the account's api_key"
 
     def bearer(self) -> dict[str, str]:
         """The Authorization header most providers use."""
@@ -337,13 +302,23 @@ class Provider:
     default_base_url: ClassVar[str]
     spend_only: ClassVar[bool]  # no balance endpoint: the balance is estimated from the ledger
     experimental: ClassVar[bool]
+    internal: ClassVar[bool]  # not offered to users (the demo's simulated provider)
+    granted: ClassVar[bool]  # may report the credit granted, which the *_below_percent thresholds are shares of
 
     def __init_subclass__(
-        cls, *, name: str, base_url: str, spend_only: bool = False, experimental: bool = False, **kwargs: Any
+        cls,
+        *,
+        name: str,
+        base_url: str,
+        spend_only: bool = False,
+        experimental: bool = False,
+        internal: bool = False,
+        granted: bool = False,
+        **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
         cls.name, cls.default_base_url = name, base_url
-        cls.spend_only, cls.experimental = spend_only, experimental
+        cls.spend_only, cls.experimental, cls.internal, cls.granted = spend_only, experimental, internal, granted
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Fetch one account's figures or raise a ProviderError."""

@@ -27,7 +27,7 @@ class DeepSeekProvider(Provider, name="deepseek", base_url="https://api.deepseek
             body = await request.http.get_json(request.url("/user/balance"), headers=request.bearer())
         except AuthError as exc:
             raise AuthError(
-                f"{exc.message}. Check DEEPSEEK_API_KEY (platform.deepseek.com > API keys)", status=exc.status
+                f"{exc.message}. Check {request.key_source} (platform.deepseek.com > API keys)", status=exc.status
             ) from None
         return parse_balance(body, request.currency, request.shown_currency)
 

@@ -39,7 +39,7 @@ def _balance_before(day: date) -> tuple[Decimal, Decimal]:
     return balance, bought
 
 
-class DemoProvider(Provider, name="demo", base_url="https://demo.invalid"):
+class DemoProvider(Provider, name="demo", base_url="https://demo.invalid", internal=True):
     """A demo account: prepaid credit, topped up when it runs low, spent a little every day."""
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:

@@ -27,8 +27,9 @@ class MoonshotProvider(Provider, name="moonshot", base_url="https://api.moonshot
             body = await request.http.get_json(request.url("/v1/users/me/balance"), headers=request.bearer())
         except AuthError as exc:
             raise AuthError(
-                f"{exc.message}. Moonshot keys are bound to a region: a key from platform.moonshot.cn needs "
-                f"base_url {CHINA_BASE_URL}, one from platform.moonshot.ai the default host",
+                f"{exc.message}. Check {request.key_source}; Moonshot keys are bound to a region: a key "
+                f"from platform.moonshot.cn needs base_url {CHINA_BASE_URL}, one from platform.moonshot.ai "
+                "the default host",
                 status=exc.status,
             ) from None
         return parse_balance(body, request.currency or host_currency(request.base_url))

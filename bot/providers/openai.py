@@ -48,8 +48,10 @@ class OpenAIProvider(Provider, name="openai", base_url="https://api.openai.com",
                 _read_page(body, by_day, currencies, spent_days)
         except AuthError as exc:
             if "scope" in exc.message.lower():
-                raise AuthError(ADMIN_KEY_HELP, status=exc.status) from None
-            raise AuthError(f"{exc.message}. {ADMIN_KEY_HELP}", status=exc.status) from None
+                raise AuthError(f"{ADMIN_KEY_HELP} (the key is {request.key_source})", status=exc.status) from None
+            raise AuthError(
+                f"{exc.message}. {ADMIN_KEY_HELP} (the key is {request.key_source})", status=exc.status
+            ) from None
         # No bucket means no currency either: cost_report still turns an empty answer down.
         if len(currencies) > 1:
             raise BadResponseError(f"openai reported costs in several currencies: {sorted(currencies)}")

@@ -31,15 +31,17 @@ USAGE_WINDOW_DAYS = 100  # the dashboard answers at most about 100 days per usag
 SESSION_KEY_HELP = (
     "openai-legacy reads the old billing dashboard, which since 2023 accepts only a browser session key "
     "(sess-...), not an API key: sign in at platform.openai.com, copy the 'sess-' bearer from the browser's "
-    "network tab into OPENAI_SESSION_KEY, or use provider 'openai' with an admin key instead"
+    "network tab into {source}, or use provider 'openai' with an admin key instead"
 )
 EXPIRED_HELP = (
     "the session key was refused; session keys expire within days: copy a fresh 'sess-' key from "
-    "platform.openai.com into OPENAI_SESSION_KEY"
+    "platform.openai.com into {source}"
 )
 
 
-class OpenAILegacyProvider(Provider, name="openai-legacy", base_url="https://api.openai.com", experimental=True):
+class OpenAILegacyProvider(
+    Provider, name="openai-legacy", base_url="https://api.openai.com", experimental=True, granted=True
+):
     """Remaining prepaid credit grants from the undocumented OpenAI billing dashboard."""
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
@@ -71,9 +73,10 @@ class OpenAILegacyProvider(Provider, name="openai-legacy", base_url="https://api
             return await request.http.get_json(request.url(path), headers=request.bearer(), params=params)
         except ProviderError as exc:
             if "session key" in exc.message.lower():
-                raise AuthError(SESSION_KEY_HELP, status=exc.status) from None
+                raise AuthError(SESSION_KEY_HELP.format(source=request.key_source), status=exc.status) from None
             if isinstance(exc, AuthError):
-                raise AuthError(f"{exc.message}; {EXPIRED_HELP}", status=exc.status) from None
+                expired = EXPIRED_HELP.format(source=request.key_source)
+                raise AuthError(f"{exc.message}; {expired}", status=exc.status) from None
             raise
 
     async def _usage(self, request: FetchRequest) -> tuple[DailySpend, ...]:

@@ -30,7 +30,7 @@ ACTIVITY_WINDOW_DAYS = 30  # the activity endpoint covers the last 30 completed 
 KEY_LIMIT_NOTE = "key limit, not the account balance: use a management key to see the account balance"
 
 
-class OpenRouterProvider(Provider, name="openrouter", base_url="https://openrouter.ai"):
+class OpenRouterProvider(Provider, name="openrouter", base_url="https://openrouter.ai", granted=True):
     """Credits left on an OpenRouter account, or on one key when the account total is out of reach."""
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
