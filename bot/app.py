@@ -21,6 +21,7 @@ from bot.models import Account
 from bot.money import Money
 from bot.monitor import Monitor
 from bot.runtime import Runtime
+from bot.stopping import on_signal, unless_stopped
 from bot.store import OutboxItem, Store
 
 log = logging.getLogger("bot")
@@ -140,13 +141,14 @@ def _runtime(parts: Services, adapters: Sequence[Adapter], **options: Any) -> Ru
 
 
 def run(config: AppConfig) -> int:
-    """Run the bot until SIGINT or SIGTERM."""
+    """Run the bot until SIGINT or SIGTERM; the process ends within CREDITBOT_STOP_GRACE_SECONDS plus 5
+    seconds of the signal, whatever it was doing."""
 
     async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, stop, config.settings.stop_grace_seconds)
         await serve(config, stop)
         return 0
 
@@ -154,7 +156,8 @@ def run(config: AppConfig) -> int:
 
 
 async def serve(config: AppConfig, stop: asyncio.Event) -> None:
-    """The bot: adapters, HTTP listener, leadership and the runtime, until `stop` is set."""
+    """The bot: adapters, HTTP listener, leadership and the runtime, until `stop` is set (also while start-up
+    is still waiting for something)."""
     from bot.leader import AnotherRunError, leadership_for
     from bot.metrics import metrics_access
     from bot.runtime import settle_heap
@@ -164,38 +167,44 @@ async def serve(config: AppConfig, stop: asyncio.Event) -> None:
     async with services(config) as parts:
         runtime = _runtime(parts, adapters, leadership=leadership_for(settings.database_url))
         routes: list[Route] = [route for adapter in adapters for route in adapter.http_routes()]
-        web = None
-        if settings.http_enabled:
-            from bot.web import start_http
+        web: list[Any] = []
 
+        async def start_up() -> None:
+            if settings.http_enabled:
+                from bot.web import start_http
+
+                try:
+                    web.append(await start_http(settings.port, [*routes, *runtime.http_routes()]))
+                except OSError as exc:
+                    raise CommandFailure(f"cannot listen on port {settings.port} (PORT): {exc.strerror}") from None
             try:
-                web = await start_http(settings.port, [*routes, *runtime.http_routes()])
-            except OSError as exc:
-                raise CommandFailure(f"cannot listen on port {settings.port} (PORT): {exc.strerror}") from None
+                await runtime.start()
+            except AnotherRunError as exc:
+                raise CommandFailure(str(exc)) from None
+            except AdapterConfigError as exc:  # e.g. a token the platform refuses: no retry can fix it
+                raise CommandFailure(str(exc), EX_CONFIG) from None
+            if config.demo:
+                # The demo shows its summary at once rather than at the next summary time.
+                await runtime.send_summaries([c for c in config.channels if c.source == "demo"])
+
         try:
-            await runtime.start()
-        except AnotherRunError as exc:
-            if web is not None:
-                await web.cleanup()
-            raise CommandFailure(str(exc)) from None
-        if config.demo:
-            # The demo shows its summary at once rather than at the next summary time.
-            await runtime.send_summaries([c for c in config.channels if c.source == "demo"])
-        settle_heap()
-        log.info(
-            "creditbot running: %d accounts, %d channels, polling every %gs%s",
-            len(config.accounts),
-            len(await runtime.channels()),
-            settings.poll_seconds,
-            f", health on :{settings.port}/healthz" if web else "",
-        )
-        if web is not None:
-            log.info("metrics: %s", metrics_access(settings))
-        await stop.wait()
-        log.info("stopping")
-        await runtime.stop()
-        if web is not None:
-            await web.cleanup()
+            if await unless_stopped(start_up(), stop):
+                settle_heap()
+                log.info(
+                    "creditbot running: %d accounts, %d channels, polling every %gs%s",
+                    len(config.accounts),
+                    len(await runtime.channels()),
+                    settings.poll_seconds,
+                    f", health on :{settings.port}/healthz" if web else "",
+                )
+                if web:
+                    log.info("metrics: %s", metrics_access(settings))
+                await stop.wait()
+            log.info("stopping")
+        finally:
+            await runtime.stop()
+            for runner in web:
+                await runner.cleanup()
 
 
 async def summary_text(config: AppConfig, channel_ids: Sequence[str]) -> str:
