@@ -59,9 +59,13 @@ def _slack(config: AppConfig, listening: bool) -> Adapter | None:
 
 
 def _discord(config: AppConfig, listening: bool) -> Adapter | None:
-    # Discord delivers through the gateway session of `creditbot run`; one-off commands leave it alone.
-    if not listening or not config.settings.discord_enabled:
+    if not config.settings.discord_enabled:
         return None
+    if not listening:
+        # One-off commands post over REST: the gateway session belongs to `creditbot run`.
+        from adapters.discord.rest import DiscordRestAdapter
+
+        return DiscordRestAdapter(config.settings)
     from adapters.discord.adapter import DiscordAdapter
 
     return DiscordAdapter(config.settings)
@@ -221,8 +225,8 @@ async def summary_text(config: AppConfig, channel_ids: Sequence[str]) -> str:
 async def send_summaries(config: AppConfig, channel_ids: Sequence[str]) -> dict[str, OutboxItem | None]:
     """Fetch, then send the summary to each chosen channel now; returns each channel's outbox row (None when
     its summary could not be built)."""
-    async with services(config) as parts:
-        runtime = _runtime(parts, build_adapters(config, listening=False))
+    async with services(config) as parts, _delivering(config) as adapters:
+        runtime = _runtime(parts, adapters)
         channels = _chosen(await runtime.channels(), channel_ids)
         if not channels:
             raise CommandFailure("no channels are configured: add [[channels]] to creditbot.toml (see README)")
@@ -236,13 +240,24 @@ async def send_summaries(config: AppConfig, channel_ids: Sequence[str]) -> dict[
 
 async def notify_test(config: AppConfig, channel_ids: Sequence[str]) -> list[OutboxItem]:
     """Send a test message to each chosen channel; returns each message's outbox row."""
-    async with services(config) as parts:
-        runtime = _runtime(parts, build_adapters(config, listening=False))
+    async with services(config) as parts, _delivering(config) as adapters:
+        runtime = _runtime(parts, adapters)
         channels = [c for c in await runtime.channels() if not channel_ids or c.id in channel_ids]
         if not channels:
             raise CommandFailure("no matching channels are configured")
         keys = {await runtime.notify_test(channel) for channel in channels}
         return [item for item in await parts.store.outbox.items("test") if item.key in keys]
+
+
+@asynccontextmanager
+async def _delivering(config: AppConfig) -> AsyncIterator[list[Adapter]]:
+    """The adapters of a one-off command, stopped afterwards (their HTTP sessions closed)."""
+    adapters = build_adapters(config, listening=False)
+    try:
+        yield adapters
+    finally:
+        for adapter in adapters:
+            await adapter.stop()
 
 
 def _chosen(channels: list[Any], channel_ids: Sequence[str]) -> list[Any]:
@@ -344,7 +359,7 @@ async def platform_checks(config: AppConfig, in_use: set[str]) -> list[Check]:
     if settings.discord_enabled:
         from adapters.discord.adapter import check_discord
 
-        lines += [Check(f"discord: {line}", line.startswith("!")) for line in check_discord(settings)]
+        lines += [Check(f"discord: {line}", line.startswith("!")) for line in await check_discord(settings)]
     elif "discord" in in_use:
         lines.append(Check("discord: ! channels are configured for Discord but DISCORD_TOKEN is not set", True))
     return lines
