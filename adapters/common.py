@@ -1,14 +1,21 @@
-"""What the chat adapters share: resuming a multi-part send by its outbox key, and the guard that serves a
-request only once started and allowed."""
+"""What the chat adapters share: resuming a multi-part send by its outbox key, the guard that serves a request
+only once started and allowed, and the back-off between attempts to reach a platform."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable, Sequence
 
 from bot.adapter import BaseAdapter
 from bot.handler import CommandHandler
 
 Step = tuple[str, Callable[[], Awaitable[object]]]
+
+
+def backoff(attempt: int, delays: Sequence[float]) -> float:
+    """The wait before retry number `attempt` (0 first) to reach a platform: the delays in turn, then the last
+    one again, with a little jitter so that replicas do not all come back at the same moment."""
+    return delays[min(attempt, len(delays) - 1)] * random.uniform(1.0, 1.1)  # noqa: S311 - jitter, not a secret
 
 
 class SendProgress:

@@ -21,7 +21,9 @@ from bot.models import Account
 from bot.money import Money
 from bot.monitor import Monitor
 from bot.runtime import Runtime
+from bot.stopping import on_signal, unless_stopped
 from bot.store import OutboxItem, Store
+from bot.text import counted
 
 log = logging.getLogger("bot")
 
@@ -63,9 +65,13 @@ def _slack(config: AppConfig, listening: bool) -> Adapter | None:
 
 
 def _discord(config: AppConfig, listening: bool) -> Adapter | None:
-    # Discord delivers through the gateway session of `creditbot run`; one-off commands leave it alone.
-    if not listening or not config.settings.discord_enabled:
+    if not config.settings.discord_enabled:
         return None
+    if not listening:
+        # One-off commands post over REST: the gateway session belongs to `creditbot run`.
+        from adapters.discord.rest import DiscordRestAdapter
+
+        return DiscordRestAdapter(config.settings)
     from adapters.discord.adapter import DiscordAdapter
 
     return DiscordAdapter(config.settings)
@@ -146,13 +152,15 @@ def _runtime(parts: Services, adapters: Sequence[Adapter], **options: Any) -> Ru
 
 
 def run(config: AppConfig) -> int:
-    """Run the bot until SIGINT or SIGTERM."""
+    """Run the bot until SIGINT, SIGTERM or SIGHUP; the process ends within CREDITBOT_STOP_GRACE_SECONDS plus 5
+    seconds of the signal, whatever it was doing."""
 
     async def main() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        # SIGHUP too: a closed terminal or a supervisor's hang-up stops the bot cleanly rather than killing it.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, on_signal, stop, config.settings.stop_grace_seconds)
         await serve(config, stop)
         return 0
 
@@ -160,7 +168,8 @@ def run(config: AppConfig) -> int:
 
 
 async def serve(config: AppConfig, stop: asyncio.Event) -> None:
-    """The bot: adapters, HTTP listener, leadership and the runtime, until `stop` is set."""
+    """The bot: adapters, HTTP listener, leadership and the runtime, until `stop` is set (also while start-up
+    is still waiting for something)."""
     from bot.leader import AnotherRunError, leadership_for
     from bot.metrics import metrics_access
     from bot.runtime import settle_heap
@@ -170,38 +179,46 @@ async def serve(config: AppConfig, stop: asyncio.Event) -> None:
     async with services(config) as parts:
         runtime = _runtime(parts, adapters, leadership=leadership_for(settings.database_url))
         routes: list[Route] = [route for adapter in adapters for route in adapter.http_routes()]
-        web = None
-        if settings.http_enabled:
-            from bot.web import start_http
+        web: list[Any] = []
 
+        async def start_up() -> None:
+            # The runtime first: a second `run` on the same SQLite file then hears "another creditbot is
+            # running", not that its port is taken.
             try:
-                web = await start_http(settings.port, [*routes, *runtime.http_routes()])
-            except OSError as exc:
-                raise CommandFailure(f"cannot listen on port {settings.port} (PORT): {exc.strerror}") from None
+                await runtime.start()
+            except AnotherRunError as exc:
+                raise CommandFailure(str(exc)) from None
+            except AdapterConfigError as exc:  # e.g. a token the platform refuses: no retry can fix it
+                raise CommandFailure(str(exc), EX_CONFIG) from None
+            if settings.http_enabled:
+                from bot.web import start_http
+
+                try:
+                    web.append(await start_http(settings.port, [*routes, *runtime.http_routes()]))
+                except OSError as exc:
+                    raise CommandFailure(f"cannot listen on port {settings.port} (PORT): {exc.strerror}") from None
+            if config.demo:
+                # The demo shows its summary at once rather than at the next summary time.
+                await runtime.send_summaries([c for c in config.channels if c.source == "demo"])
+
         try:
-            await runtime.start()
-        except AnotherRunError as exc:
-            if web is not None:
-                await web.cleanup()
-            raise CommandFailure(str(exc)) from None
-        if config.demo:
-            # The demo shows its summary at once rather than at the next summary time.
-            await runtime.send_summaries([c for c in config.channels if c.source == "demo"])
-        settle_heap()
-        log.info(
-            "creditbot running: %d accounts, %d channels, polling every %gs%s",
-            len(config.accounts),
-            len(await runtime.channels()),
-            settings.poll_seconds,
-            f", health on :{settings.port}/healthz" if web else "",
-        )
-        if web is not None:
-            log.info("metrics: %s", metrics_access(settings))
-        await stop.wait()
-        log.info("stopping")
-        await runtime.stop()
-        if web is not None:
-            await web.cleanup()
+            if await unless_stopped(start_up(), stop):
+                settle_heap()
+                log.info(
+                    "creditbot running: %s, %s, polling every %gs%s",
+                    counted(len(config.accounts), "account"),
+                    counted(len(await runtime.channels()), "channel"),
+                    settings.poll_seconds,
+                    f", health on :{settings.port}/healthz" if web else "",
+                )
+                if web:
+                    log.info("metrics: %s", metrics_access(settings))
+                await stop.wait()
+            log.info("stopping")
+        finally:
+            await runtime.stop()
+            for runner in web:
+                await runner.cleanup()
 
 
 async def summary_text(config: AppConfig, channel_ids: Sequence[str]) -> str:
@@ -218,8 +235,8 @@ async def summary_text(config: AppConfig, channel_ids: Sequence[str]) -> str:
 async def send_summaries(config: AppConfig, channel_ids: Sequence[str]) -> dict[str, OutboxItem | None]:
     """Fetch, then send the summary to each chosen channel now; returns each channel's outbox row (None when
     its summary could not be built)."""
-    async with services(config) as parts:
-        runtime = _runtime(parts, build_adapters(config, listening=False))
+    async with services(config) as parts, _delivering(config) as adapters:
+        runtime = _runtime(parts, adapters)
         channels = _chosen(await runtime.channels(), channel_ids)
         if not channels:
             raise CommandFailure("no channels are configured: add [[channels]] to creditbot.toml (see README)")
@@ -233,13 +250,24 @@ async def send_summaries(config: AppConfig, channel_ids: Sequence[str]) -> dict[
 
 async def notify_test(config: AppConfig, channel_ids: Sequence[str]) -> list[OutboxItem]:
     """Send a test message to each chosen channel; returns each message's outbox row."""
-    async with services(config) as parts:
-        runtime = _runtime(parts, build_adapters(config, listening=False))
+    async with services(config) as parts, _delivering(config) as adapters:
+        runtime = _runtime(parts, adapters)
         channels = [c for c in await runtime.channels() if not channel_ids or c.id in channel_ids]
         if not channels:
             raise CommandFailure("no matching channels are configured")
         keys = {await runtime.notify_test(channel) for channel in channels}
         return [item for item in await parts.store.outbox.items("test") if item.key in keys]
+
+
+@asynccontextmanager
+async def _delivering(config: AppConfig) -> AsyncIterator[list[Adapter]]:
+    """The adapters of a one-off command, stopped afterwards (their HTTP sessions closed)."""
+    adapters = build_adapters(config, listening=False)
+    try:
+        yield adapters
+    finally:
+        for adapter in adapters:
+            await adapter.stop()
 
 
 def _chosen(channels: list[Any], channel_ids: Sequence[str]) -> list[Any]:
@@ -274,8 +302,6 @@ async def alert_states(config: AppConfig) -> list[Any]:
 
 async def record_topup(config: AppConfig, account: Account, value: Decimal, on_day: str | None) -> str:
     """Record credit bought for a spend-only account (today, or on `on_day`), and say what the ledger holds."""
-    from bot.text import counted
-
     async with services(config) as parts:
         monitor = parts.monitor
         today = monitor.clock().date()
@@ -309,7 +335,6 @@ class Check:
 async def doctor(config: AppConfig, no_accounts_help: str) -> AsyncIterator[Check]:
     """Check the configuration, the database, every account's key and endpoint, and the platforms."""
     from bot.channels import merge_subscriptions
-    from bot.text import counted
 
     yield Check(
         f"configuration: {counted(len(config.accounts), 'account')} from {config.source}, "
@@ -352,5 +377,5 @@ async def platform_checks(config: AppConfig) -> list[Check]:
     if settings.discord_enabled:
         from adapters.discord.adapter import check_discord
 
-        lines += [Check(f"discord: {line}", line.startswith("!")) for line in check_discord(settings)]
+        lines += [Check(f"discord: {line}", line.startswith("!")) for line in await check_discord(settings)]
     return lines

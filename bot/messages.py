@@ -64,7 +64,9 @@ class Message:
     footer: str = ""
     chart: bytes | None = None
     chart_name: str = "credits.png"
-    mentions: tuple[str, ...] = ()  # platform syntax, e.g. "@here", "<@U123>"
+    # As configured: friendly ("@here", a Slack user or group id) or the platform's syntax ("<@&123>");
+    # each adapter writes them its own way.
+    mentions: tuple[str, ...] = ()
     actions: tuple[Action, ...] = ()
 
     def __post_init__(self) -> None:
@@ -334,11 +336,8 @@ def alert_title(event: AlertEvent, view: AccountView) -> str:
 
 
 def _alert_words(event: AlertEvent, view: AccountView) -> tuple[str, str]:
-    where = (
-        view.balance.format() + " left"
-        if view.balance is not None
-        else (f"{view.spent_month.format()} spent this month" if view.spent_month is not None else "")
-    )
+    # The title says what holds and the account's section says where it stands (balance, spend, status),
+    # so the text adds only what neither says: how it came to that, or what failed.
     recovered = event.kind is AlertKind.RECOVERED
     if event.rule is Rule.SOURCE:
         if recovered:
@@ -349,19 +348,13 @@ def _alert_words(event: AlertEvent, view: AccountView) -> tuple[str, str]:
             f"{description}: {view.error or 'no answer'}. Balances shown may be out of date.",
         )
     if recovered:
-        return (
-            f"{view.name}: {event.rule.value} alert recovered",
-            f"{view.name} is back to normal" + (f" ({where})." if where else "."),
-        )
+        return f"{view.name}: {event.rule.value} alert recovered", f"{view.name} is back to normal."
     prefix = "Reminder: " if event.kind is AlertKind.REMINDER else ""
-    extra = ""
+    text = ""
     if event.rule is Rule.RUNWAY and view.run_out:
-        extra = f" At {view.burn_rate.format() if view.burn_rate else '?'}/day it runs out around {view.run_out}."
-    if event.rule is Rule.SPIKE and view.spent_today is not None:
-        extra = f" Spent today: {view.spent_today.format()}."
+        text = f"At {view.burn_rate.format() if view.burn_rate else '?'}/day it runs out around {view.run_out}."
     if event.rule is Rule.FORECAST and view.projected_month is not None:
-        extra = f" Projected month end: {view.projected_month.format()}."
-    text = f"{view.name} ({view.account.provider}): {where}.{extra}" if where else f"{view.name}.{extra}"
+        text = f"Projected month end: {view.projected_month.format()}."
     return f"{prefix}{view.name}: {condition_text(event.condition)}", text
 
 

@@ -372,6 +372,8 @@ class Runtime:
                 continue
             try:
                 await asyncio.wait_for(adapter.stop(), timeout=CANCEL_WAIT)
+            except TimeoutError:  # stopping must end: the process exits without it
+                log.warning("the %s adapter did not stop within %g s; leaving it", adapter.platform, CANCEL_WAIT)
             except Exception:
                 log.exception("stopping the %s adapter failed", adapter.platform)
         if self.leadership is not None:

@@ -166,6 +166,8 @@ class FakeDiscord:
 
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
+        self.gateway_refusals = 0  # answer this many gateway connections with 503 instead of a WebSocket
+        self.gateway_attempts = 0  # connections to the gateway, refused or not
         self._originals: dict[str, int] = {}  # interaction token -> original response message id
         self._tokens: dict[str, int] = {}  # interaction token -> interaction id
         self._attachments: dict[int, bytes] = {}
@@ -554,7 +556,11 @@ class FakeDiscord:
 
     # ------------------------------------------------------------------ gateway
 
-    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        self.gateway_attempts += 1
+        if self.gateway_refusals > 0:  # the gateway is down: the WebSocket handshake fails
+            self.gateway_refusals -= 1
+            return web.Response(status=503, text="gateway unavailable")
         socket = web.WebSocketResponse(timeout=2.0, max_msg_size=0)
         await socket.prepare(request)
         session = _Session(socket, request.path_qs)

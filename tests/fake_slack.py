@@ -41,10 +41,15 @@ class SlackState:
     failing: int = 0  # answer this many chat.postMessage calls with 500
     failing_status: int = 500  # the status of those failures (e.g. 503)
     failing_uploads: int = 0  # answer this many files.getUploadURLExternal calls with an error
+    # Public channels the bot was not invited to: posting works (chat:write.public), sharing a file does not.
+    not_member: set[str] = field(default_factory=set)
     # Seconds each chat.postMessage is held after it was received (and recorded) before it is answered, so
     # that a client can be killed while its post is in flight; setting it back to 0 releases held posts.
     post_delay: float = 0.0
     socket_url: str | None = None  # what apps.connections.open hands out (Socket Mode)
+    # Web API method -> how many of its next calls are dropped: the connection closes without an answer, as
+    # when the network fails on the way.
+    dropped: dict[str, int] = field(default_factory=dict)
     # Slack's pacing, when set: chat.postMessage per channel at most once per `channel_interval` seconds,
     # and at most `workspace_per_second` Web API calls in any moving one-second window; beyond, 429.
     channel_interval: float | None = None
@@ -118,8 +123,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, "ok", "text/plain")
             return
         method = path.removeprefix("/api/")
-        if method == "apps.connections.open" and data["_auth"].endswith(APP_TOKEN) and state.socket_url:
-            self._reply(200, {"ok": True, "url": state.socket_url})
+        with state.lock:
+            drop = state.dropped.get(method, 0) > 0
+            if drop:
+                state.dropped[method] -= 1
+        if drop:
+            self.close_connection = True
+            return
+        if method == "apps.connections.open":
+            # Slack: an app-level token gets a WebSocket URL; a bot token is the wrong kind; others are refused.
+            if data["_auth"].endswith(APP_TOKEN):
+                base = f"ws://127.0.0.1:{self.server.server_address[1]}"
+                self._reply(200, {"ok": True, "url": state.socket_url or f"{base}/no-socket-server"})
+            elif data["_auth"].endswith(BOT_TOKEN):
+                self._reply(200, {"ok": False, "error": "not_allowed_token_type"})
+            else:
+                self._reply(200, {"ok": False, "error": "invalid_auth"})
             return
         if not data["_auth"].endswith(BOT_TOKEN):
             self._reply(200, {"ok": False, "error": "invalid_auth"})
@@ -146,6 +165,9 @@ class _Handler(BaseHTTPRequestHandler):
                     state.failing_uploads -= 1
                     self._reply(200, {"ok": False, "error": "internal_error"})
                     return
+        if method == "files.completeUploadExternal" and data.get("channel_id") in state.not_member:
+            self._reply(200, {"ok": False, "error": "not_in_channel"})
+            return
         base = f"http://127.0.0.1:{self.server.server_address[1]}"
         if method == "chat.postMessage" and state.post_delay > 0:
             release = time.monotonic() + state.post_delay

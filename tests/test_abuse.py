@@ -772,7 +772,7 @@ async def test_slack_503s_for_a_while_delay_an_alert_and_its_recovery_which_arri
     await _queue_alert_and_recovery(runtime, "slack", "C1", clock["now"])
     await runtime.dispatch()
     # The failed alert holds the recovery back: only the alert was tried.
-    alert, recovery = "ds: below ¥200.00: ds: below ¥200.00", "ds: recovered: ds: recovered"
+    alert, recovery = "ds: below ¥200.00", "ds: recovered"  # the title once: the summary only repeats it
     assert [c.data["text"] for c in fake_slack.state.called("/api/chat.postMessage")] == [alert]
     await _dispatch_until_sent(runtime, clock, timedelta(minutes=5), rounds=6)
     texts = [c.data["text"] for c in fake_slack.state.called("/api/chat.postMessage")]
@@ -822,7 +822,7 @@ async def test_discord_503s_for_a_while_delay_an_alert_and_its_recovery_which_ar
     await _dispatch_until_sent(runtime, clock, timedelta(minutes=5), rounds=6)
     calls = fake.recorded("POST", path)
     assert [c.status for c in calls] == [503, 503, 503, 200, 200]
-    assert [c.json["embeds"][0]["title"] for c in calls[3:]] == ["ds: below ¥200.00", "ds: recovered"]
+    assert [c.json["content"] for c in calls[3:]] == ["**ds: below ¥200.00**", "**ds: recovered**"]
 
 
 async def test_a_discord_429_storm_beyond_discord_py_retries_is_delivered_once(

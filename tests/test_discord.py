@@ -226,7 +226,7 @@ def test_embed_limits_split_large_messages() -> None:
             )
             <= MAX_TOTAL
         )
-    titles = [e["title"] for p in pages for e in p["embeds"] if e["title"].startswith("acct-")]
+    titles = [e["title"] for p in pages for e in p["embeds"] if e.get("title", "").startswith("acct-")]
     assert len(titles) == 30
 
 

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import io
+import itertools
 import logging
 from collections.abc import Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
 import yarl
 from discord import app_commands
 
-from adapters.common import ChatAdapter, Step
-from adapters.discord.buttons import RefreshButton, SnoozeButton, actions_view
-from adapters.discord.render import allowed_mentions_for, render
+from adapters.common import ChatAdapter, backoff
+from adapters.discord.buttons import RefreshButton, SnoozeButton
+from adapters.discord.delivery import pages, post
+from adapters.discord.rest import (
+    INVITE_PERMISSIONS,
+    application_id_from_token,
+    check_discord,
+    invite_url,
+    point_at,
+)
 from bot.adapter import AdapterUnavailable, DeliveryError
 from bot.commands import CommandError, Verb
 from bot.handler import Requester
@@ -27,44 +32,30 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.handler import CommandHandler, Reply
 
+__all__ = ["INVITE_PERMISSIONS", "DiscordAdapter", "application_id_from_token", "check_discord", "invite_url"]
+
 log = logging.getLogger(__name__)
 
-# View Channel, Send Messages, Embed Links, Attach Files: all the bot needs to post summaries and alerts.
-INVITE_PERMISSIONS = (1 << 10) | (1 << 11) | (1 << 14) | (1 << 15)
 MANAGE_GUILD = discord.Permissions(manage_guild=True)
 START_TIMEOUT = 30.0
+RECONNECT_DELAYS = (2.0, 5.0, 10.0, 30.0, 60.0)  # between attempts to log in and connect, then every minute
 SYNC_KEY = "discord.commands.sha256"  # hash of the commands last synced globally
 REFUSED_VIEW = "Sorry, you are not allowed to see LLM balances here. Ask a server admin to give you a viewer role."
 
 
-def invite_url(application_id: int | str) -> str:
-    """The OAuth2 URL that adds the bot with exactly the scopes and permissions it needs."""
-    return (
-        f"https://discord.com/oauth2/authorize?client_id={application_id}"
-        f"&scope=bot+applications.commands&permissions={INVITE_PERMISSIONS}"
-    )
+class _ReconnectOnOneLine(logging.Filter):
+    """discord.py logs each failed reconnect with a traceback; the line alone says what happens."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Attempting a reconnect"):
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
-def application_id_from_token(token: str) -> str | None:
-    """A bot token starts with the bot's user id in base64, which is its application id."""
-    head = token.split(".", 1)[0]
-    try:
-        decoded = base64.b64decode(head + "=" * (-len(head) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return decoded if decoded.isdigit() else None
+logging.getLogger("discord.client").addFilter(_ReconnectOnOneLine())
 
 
 ONE_WORD = "Each option takes one word, without spaces. Nothing was changed; try again."
-
-
-def check_discord(settings: Settings) -> list[str]:
-    """What `creditbot doctor` says about Discord: where to invite the bot ("!" marks a problem)."""
-    assert settings.discord_token is not None
-    app_id = application_id_from_token(settings.discord_token.get_secret_value())
-    if app_id is None:
-        return ["! DISCORD_TOKEN does not look like a bot token (Developer Portal > Bot > Token)"]
-    return [f"invite the bot with {invite_url(app_id)}"]
 
 
 class DiscordAdapter(ChatAdapter):
@@ -77,6 +68,8 @@ class DiscordAdapter(ChatAdapter):
         assert settings.discord_token is not None
         super().__init__()
         self.settings = settings
+        # The bot never joins voice: discord.py's warnings about missing voice libraries would only alarm.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         # Only GUILDS: the bot needs channels and roles, never message content or members.
         self.client = discord.Client(
             intents=discord.Intents(guilds=True),
@@ -87,39 +80,70 @@ class DiscordAdapter(ChatAdapter):
         self.tree = app_commands.CommandTree(self.client)
         self.client.setup_hook = self._setup_hook  # type: ignore[method-assign]
         self._task: asyncio.Task[None] | None = None
+        self._trouble = asyncio.Event()  # set when an attempt to log in or connect failed
+        self._stopping = False
+        self._hooked = False
+        self.reconnect_delays: Sequence[float] = RECONNECT_DELAYS
         self._register()
 
     # Lifecycle
 
     async def start(self, handler: CommandHandler) -> None:
-        """Log in and connect to the gateway; returns once ready (or logs why not)."""
+        """Log in and connect to the gateway; returns once ready, or once the first attempt failed (later
+        attempts go on in the background with back-off); AdapterUnavailable when the token is refused."""
         self.handler = handler
-        discord.http.Route.BASE = self.settings.discord_api_url.rstrip("/")
+        point_at(self.settings)
         if self.settings.discord_gateway_url:
             discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.settings.discord_gateway_url)
-        assert self.settings.discord_token is not None
-        self._task = asyncio.create_task(self.client.start(self.settings.discord_token.get_secret_value()))
-        ready = asyncio.create_task(self.client.wait_until_ready())
-        done, _ = await asyncio.wait(
-            {self._task, ready}, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
-        )
+        self._task = asyncio.create_task(self._keep_connected())
+        waits: set[asyncio.Future[Any]] = {self._task, asyncio.ensure_future(self.client.wait_until_ready())}
+        waits.add(asyncio.ensure_future(self._trouble.wait()))
+        done, pending = await asyncio.wait(waits, timeout=START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in pending - {self._task}:
+            waiting.cancel()
         if self._task in done:
-            ready.cancel()
             error = self._task.exception()
             reason = "the token was refused" if isinstance(error, discord.LoginFailure) else type(error).__name__
             raise AdapterUnavailable(f"Discord could not start: {reason}; other platforms keep running")
-        if ready not in done:
-            ready.cancel()
-            raise AdapterUnavailable(
-                f"Discord did not become ready within {START_TIMEOUT:.0f} s; it keeps trying in the background"
-            )
+        if not self.connected():
+            raise AdapterUnavailable("Discord is not connected yet; it keeps trying in the background")
         app_id = self.client.application_id
         log.info("Discord ready as %s; invite: %s", self.client.user, invite_url(app_id) if app_id else "?")
 
+    async def _keep_connected(self) -> None:
+        # discord.py reconnects a session that was up, but gives up when the first login or connection
+        # fails (an unreachable API or gateway at start): then the whole start is tried again, with back-off.
+        assert self.settings.discord_token is not None
+        token = self.settings.discord_token.get_secret_value()
+        for attempt in itertools.count():
+            try:
+                await self.client.start(token)
+                return  # closed by `stop`
+            except (discord.LoginFailure, discord.PrivilegedIntentsRequired) as exc:
+                # Retrying cannot fix the token or the intents.
+                if not self._trouble.is_set():
+                    raise  # `start` is still waiting and reports it
+                log.error("Discord refused to connect (%s); Discord stays off until a restart", type(exc).__name__)
+                return
+            except Exception as exc:
+                if self._stopping:
+                    return
+                delay = backoff(attempt, self.reconnect_delays)
+                log.warning("Discord is unreachable (%s); trying again in %.1f s", _cause(exc), delay)
+                self._trouble.set()
+                with contextlib.suppress(Exception):  # a half-open client: closing it may fail too
+                    await self.client.close()
+                self.client.clear()
+                # Closing closed the connector too; the next login must build a new one, not reuse it.
+                self.client.http.connector = discord.utils.MISSING
+                await asyncio.sleep(delay)
+
     async def stop(self) -> None:
-        """Close the gateway connection."""
+        """Close the gateway connection and stop reconnecting."""
+        self._stopping = True
         await self.client.close()
         if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(Exception, asyncio.CancelledError):  # closing: the error no longer matters
                 await asyncio.wait_for(self._task, 10)
 
@@ -128,6 +152,8 @@ class DiscordAdapter(ChatAdapter):
         return self.client.is_ready() and not self.client.is_closed()
 
     async def _setup_hook(self) -> None:
+        if self._hooked:  # a new login after a failed start: the buttons and commands are already in place
+            return
         self.client.add_dynamic_items(RefreshButton, SnoozeButton)
         guilds = self.settings.discord_guild_ids
         for guild_id in guilds:
@@ -139,12 +165,12 @@ class DiscordAdapter(ChatAdapter):
                 log.error(
                     "could not sync commands to guild %s (%s); is the bot in that server?", guild_id, exc.status
                 )
-        if self.handler is None:
-            return
-        if guilds:
-            await self._drop_global_commands()
-        else:
-            await self._sync_globally_once()
+        if self.handler is not None:
+            if guilds:
+                await self._drop_global_commands()
+            else:
+                await self._sync_globally_once()
+        self._hooked = True
 
     async def _drop_global_commands(self) -> None:
         # Moving from global to guild commands: remove the global copies, or members see each command twice.
@@ -308,54 +334,23 @@ class DiscordAdapter(ChatAdapter):
         await self._follow_up(interaction, reply, ephemeral=True)
 
     async def _follow_up(self, interaction: discord.Interaction[Any], reply: Reply, *, ephemeral: bool) -> None:
-        pages = _pages(reply.message, discord.AllowedMentions.none())
-        for content, kwargs in pages:
+        for content, kwargs in pages(reply.message, discord.AllowedMentions.none()):
             await interaction.followup.send(content or discord.utils.MISSING, ephemeral=ephemeral, **kwargs)
 
     # Delivery
 
     async def send(self, channel_id: str, message: Message, *, key: str | None = None) -> None:
-        """Post to a channel with explicit allowed mentions and the chart attached; errors become DeliveryError."""
-        if not self.connected():
+        """Post to a channel over REST with explicit allowed mentions and the chart attached; errors become
+        DeliveryError."""
+        # REST needs the login, not the gateway: a session that is reconnecting still delivers.
+        if self.client.user is None or self.client.is_closed():
             raise DeliveryError("Discord is not connected")
-        try:
-            channel = self.client.get_channel(int(channel_id)) or await self.client.fetch_channel(int(channel_id))
-            if not isinstance(channel, discord.abc.Messageable):
-                raise DeliveryError(f"Discord channel {channel_id} cannot receive messages", permanent=True)
-            wanted = allowed_mentions_for(message.mentions)
-            mentions = discord.AllowedMentions(
-                everyone=wanted["everyone"],
-                roles=[discord.Object(id=int(r)) for r in wanted["roles"]],
-                users=[discord.Object(id=int(u)) for u in wanted["users"]],
-                replied_user=False,
-            )
-            steps: list[Step] = [
-                (f"page{index}", partial(channel.send, content or None, **kwargs))
-                for index, (content, kwargs) in enumerate(_pages(message, mentions))
-            ]
-            await self.progress.run(key, steps)
-        except (discord.NotFound, discord.Forbidden) as exc:
-            raise DeliveryError(f"Discord refused: {exc.text or exc.status}", permanent=True) from None
-        except discord.RateLimited as exc:
-            raise DeliveryError("Discord rate limited", retry_after=exc.retry_after) from None
-        except (discord.HTTPException, discord.GatewayNotFound, OSError, ValueError) as exc:
-            raise DeliveryError(f"Discord failed: {type(exc).__name__}") from None
+        await post(self.client.http, channel_id, message, key=key, progress=self.progress)
 
 
-def _pages(message: Message, mentions: discord.AllowedMentions) -> list[tuple[str, dict[str, Any]]]:
-    """The message as Discord messages (content and keyword arguments); the last carries chart and buttons."""
-    pages = render(message, chart_name=message.chart_name if message.chart else None)
-    result = []
-    for index, page in enumerate(pages):
-        kwargs: dict[str, Any] = {
-            "embeds": [discord.Embed.from_dict(e) for e in page["embeds"]],
-            "allowed_mentions": mentions,
-        }
-        if index == len(pages) - 1:
-            if message.chart:
-                kwargs["file"] = discord.File(io.BytesIO(message.chart), filename=message.chart_name)
-            view = actions_view(message)
-            if view is not None:
-                kwargs["view"] = view
-        result.append((page["content"], kwargs))
-    return result
+def _cause(exc: BaseException) -> str:
+    # discord.py 2.7 hides a failed first connection behind an AttributeError (it prepares to resume a
+    # session that never existed); the failure itself is that error's context.
+    while isinstance(exc, AttributeError) and exc.__context__ is not None:
+        exc = exc.__context__
+    return type(exc).__name__

@@ -76,20 +76,20 @@ def section_embed(item: Section, footer: str) -> dict[str, Any]:
 
 
 def render(message: Message, *, chart_name: str | None = None) -> list[dict[str, Any]]:
-    """`[{"content", "embeds"}, ...]`: one embed per account, split into messages within the limits."""
+    """`[{"content", "embeds"}, ...]`: the title (after any mentions) as the first message's content, the text
+    and one embed per account split into messages within the limits, the footer once at the very end."""
     embeds: list[dict[str, Any]] = []
     colour = COLOURS.get(message.severity.value, COLOURS["info"])
     text = neutralise(message.text) if message.text else ""
-    if text or not message.sections:
-        chunks = [text[i : i + MAX_DESCRIPTION] for i in range(0, len(text), MAX_DESCRIPTION)] or [""]
-        for index, chunk in enumerate(chunks):
-            intro: dict[str, Any] = {"title": _plain(message.title, MAX_TITLE), "color": colour}
-            if chunk:
-                intro["description"] = chunk
-            if index:
-                intro["title"] = _plain(f"{message.title} (continued)", MAX_TITLE)
-            embeds.append(intro)
-    embeds += [section_embed(item, message.footer) for item in message.sections]
+    # The title is said once, in the content above the embeds (where notifications read it).
+    chunks = [text[i : i + MAX_DESCRIPTION] for i in range(0, len(text), MAX_DESCRIPTION)]
+    embeds += [{"description": chunk, "color": colour} for chunk in chunks]
+    last = len(message.sections) - 1
+    embeds += [
+        section_embed(item, message.footer if index == last else "") for index, item in enumerate(message.sections)
+    ]
+    if not embeds and (message.footer or chart_name):
+        embeds.append({"color": colour})  # somewhere to put the footer and the chart
     if not message.sections and message.footer:
         embeds[-1]["footer"] = {"text": _plain(message.footer, MAX_FOOTER)}
     if chart_name:
@@ -100,15 +100,32 @@ def render(message: Message, *, chart_name: str | None = None) -> list[dict[str,
         if page and (len(page) >= MAX_EMBEDS or sum(map(_size, page)) + _size(embed) > MAX_TOTAL):
             pages.append([])
         pages[-1].append(embed)
-    mentions = " ".join(message.mentions)
-    content = _plain(f"{mentions} {message.title}".strip() if mentions else "", MAX_CONTENT)
+    mentions = " ".join(m for m in map(mention, message.mentions) if m)
+    title = f"**{neutralise(cut(printable(message.title), MAX_TITLE))}**"
+    content = cut(f"{mentions} {title}" if mentions else title, MAX_CONTENT)
     return [{"content": content if index == 0 else "", "embeds": page} for index, page in enumerate(pages)]
+
+
+_ROLE = re.compile(r"<@&(\d{1,20})>")
+_USER = re.compile(r"<@!?(\d{1,20})>")
+
+
+def mention(configured: str) -> str:
+    """A channel's configured mention as Discord writes it: @here, @everyone, a role `<@&id>` or a user
+    `<@id>`; anything else is shown as inert text (it cannot ping)."""
+    text = configured.strip()
+    if text.lower() in ("@here", "@everyone"):
+        return text.lower()
+    if _ROLE.fullmatch(text) or _USER.fullmatch(text):
+        return text.replace("<@!", "<@")
+    return neutralise(text)
 
 
 def allowed_mentions_for(mentions: tuple[str, ...]) -> dict[str, Any]:
     """Exactly the configured mentions may ping: @here/@everyone, given roles and given users."""
+    written = [mention(m) for m in mentions]
     return {
-        "everyone": any(m in ("@here", "@everyone") for m in mentions),
-        "roles": [m[3:-1] for m in mentions if m.startswith("<@&")],
-        "users": [m.strip("<@!>") for m in mentions if re.fullmatch(r"<@!?\d+>", m)],
+        "everyone": any(m in ("@here", "@everyone") for m in written),
+        "roles": [match[1] for m in written if (match := _ROLE.fullmatch(m))],
+        "users": [match[1] for m in written if (match := _USER.fullmatch(m))],
     }

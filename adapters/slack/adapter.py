@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -16,13 +17,14 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
-from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from adapters.common import ChatAdapter, Step
-from adapters.slack.delivery import delivery_call
+from adapters.slack.checks import check_slack, signing_secret_problem
+from adapters.slack.delivery import SlackDeliveryError, delivery_call
 from adapters.slack.pacing import PacedWebClient, SlackPaused
-from adapters.slack.render import escape, parse_action_value, render, render_home
+from adapters.slack.render import escape, note_payload, parse_action_value, render, render_home
+from adapters.slack.socket import RECONNECT_DELAYS, SlackUnreachable, keep_trying, open_socket, try_app_token
 from bot.adapter import AdapterConfigError, AdapterUnavailable, Route
 from bot.commands import CommandError, Verb
 from bot.handler import Requester
@@ -34,23 +36,24 @@ if TYPE_CHECKING:
     from bot.config import Settings
     from bot.handler import CommandHandler
 
+__all__ = ["SlackAdapter", "check_slack", "signing_secret_problem"]
+
 log = logging.getLogger(__name__)
+# bolt warns that `token` is unused when a client is given too; the token is passed all the same so that bolt
+# never reads SLACK_BOT_TOKEN from the environment, and the warning would only alarm the operator.
+logging.getLogger("slack_bolt.AsyncApp").addFilter(
+    lambda record: "token` will be unused" not in record.getMessage()
+)
 
 COMMAND = "/credits"
 PER_CHANNEL_INTERVAL = 1.0  # chat.postMessage allows about one message per second per channel
 ADMIN_CACHE_SECONDS = 300
 # Commands that put balances in the channel itself: only in channels that viewers may use.
 CHANNEL_VERBS = frozenset({Verb.SHARE, Verb.CHART, Verb.SUBSCRIBE})
+CHART_HINT = "The chart could not be posted: invite creditbot to this channel (/invite @creditbot) to get charts."
 REFUSED_VIEW = (
     "Sorry, you are not allowed to see LLM balances here. Ask a creditbot admin to add you or this channel."
 )
-
-
-def signing_secret_problem(settings: Settings) -> str | None:
-    """Why HTTP mode cannot verify Slack's requests, if it cannot (Socket Mode needs no signing secret)."""
-    if settings.slack_app_token is None and settings.slack_signing_secret is None:
-        return "Slack HTTP mode needs SLACK_SIGNING_SECRET (Basic Information > App Credentials)"
-    return None
 
 
 class SlackAdapter(ChatAdapter):
@@ -93,6 +96,8 @@ class SlackAdapter(ChatAdapter):
         self.team_id: str | None = None
         self.bot_user_id: str | None = None
         self._socket: Any = None
+        self._reconnecting: asyncio.Task[None] | None = None
+        self.reconnect_delays: Sequence[float] = RECONNECT_DELAYS
         self._channel_limiters: dict[str, AsyncLimiter] = {}
         self._webhook_session: ClientSession | None = None  # for response_url answers, opened on first use
         self._channel_locks: dict[str, asyncio.Lock] = {}
@@ -103,8 +108,27 @@ class SlackAdapter(ChatAdapter):
     # Lifecycle
 
     async def start(self, handler: CommandHandler) -> None:
-        """Learn which workspace the token belongs to, then connect (Socket Mode) or wait for HTTP requests."""
+        """Learn which workspace the token belongs to, then connect (Socket Mode) or wait for HTTP requests.
+
+        Socket Mode: an app token Slack refuses raises AdapterConfigError; an unreachable Slack is retried in
+        the background with back-off, so start-up does not wait for it.
+        """
         self.handler = handler
+        if not self.socket_mode:
+            try:
+                await self._learn_workspace()
+            except SlackUnreachable as exc:  # keep the rest of the bot running; requests learn it later
+                raise AdapterUnavailable(f"Slack is unreachable ({exc}); delivery will be retried") from None
+            self._connected = True
+            log.info("Slack connected to team %s in HTTP mode", self.team_id)
+            return
+        try:
+            await self._connect_socket()
+        except SlackUnreachable as exc:
+            log.warning("Slack is unreachable (%s); Socket Mode keeps trying with back-off", exc)
+            self._reconnecting = asyncio.create_task(keep_trying(self._connect_socket, self.reconnect_delays))
+
+    async def _learn_workspace(self) -> None:
         try:
             auth = await self.client.auth_test()
         except SlackApiError as exc:
@@ -112,20 +136,20 @@ class SlackAdapter(ChatAdapter):
             raise AdapterUnavailable(
                 f"Slack refused the bot token (auth.test: {error}); Slack is disabled"
             ) from None
-        except Exception as exc:  # network trouble: keep the rest of the bot running, retry on the next send
-            raise AdapterUnavailable(
-                f"Slack is unreachable ({type(exc).__name__}); delivery will be retried"
-            ) from None
+        except Exception as exc:  # network trouble of any kind
+            raise SlackUnreachable(type(exc).__name__) from None
         self.team_id = auth.get("team_id")
         self.bot_user_id = auth.get("user_id")
-        if self.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-            assert self.settings.slack_app_token is not None
-            self._socket = AsyncSocketModeHandler(self.app, self.settings.slack_app_token.get_secret_value())
-            await self._socket.connect_async()
+    async def _connect_socket(self) -> None:
+        assert self.settings.slack_app_token is not None
+        if self.team_id is None:
+            await self._learn_workspace()
+        app_token = self.settings.slack_app_token.get_secret_value()
+        url = await try_app_token(self.client, app_token)
+        self._socket = await open_socket(self.app, app_token, url)
         self._connected = True
-        log.info("Slack connected to team %s in %s mode", self.team_id, "Socket" if self.socket_mode else "HTTP")
+        log.info("Slack connected to team %s in Socket Mode", self.team_id)
 
     async def _learn_team(self) -> bool:
         try:
@@ -138,7 +162,11 @@ class SlackAdapter(ChatAdapter):
         return self.team_id is not None
 
     async def stop(self) -> None:
-        """Close the Socket Mode connection, if any."""
+        """Stop reconnecting and close the Socket Mode connection, if any."""
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnecting
         if self._socket is not None:
             await self._socket.close_async()
         if self._webhook_session is not None:
@@ -146,7 +174,7 @@ class SlackAdapter(ChatAdapter):
         self._connected = False
 
     def connected(self) -> bool:
-        """True once auth.test succeeded."""
+        """True once Slack answered (HTTP mode) or the Socket Mode connection opened."""
         return self._connected
 
     def http_routes(self) -> list[Route]:
@@ -252,8 +280,8 @@ class SlackAdapter(ChatAdapter):
             reply = await handler.run(command, requester)
         public = reply.public
         await self._respond(respond, reply.message, public)
-        if reply.message.chart and channel:
-            await self._upload_chart(channel, reply.message)
+        if reply.message.chart and channel and not await self._upload_chart(channel, reply.message):
+            await respond(text=CHART_HINT, response_type="ephemeral")
 
     async def _on_action(self, ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Any) -> None:
         await ack()
@@ -318,7 +346,10 @@ class SlackAdapter(ChatAdapter):
 
         async def upload() -> None:
             await self._pace(channel_id)
-            await self._upload_chart(channel_id, message)
+            if not await self._upload_chart(channel_id, message):
+                # The text is in the channel already: the summary is delivered, only the chart is missing.
+                log.warning("the chart was not posted to %s: %s", channel_id, CHART_HINT)
+                await post(note_payload(CHART_HINT))
 
         steps: list[Step] = [
             (f"page{index}", partial(post, payload)) for index, payload in enumerate(render(message))
@@ -328,42 +359,26 @@ class SlackAdapter(ChatAdapter):
         async with self._channel_locks.setdefault(channel_id, asyncio.Lock()):
             await self.progress.run(key, steps)
 
-    async def _upload_chart(self, channel_id: str, message: Message) -> None:
+    async def _upload_chart(self, channel_id: str, message: Message) -> bool:
+        """Share the chart in the channel; False when the bot is not a member of it (a public channel can
+        take the bot's messages without inviting it, but not its files)."""
         assert message.chart is not None
-        await delivery_call(
-            self.client.files_upload_v2,
-            channel=channel_id,
-            content=message.chart,
-            filename=message.chart_name,
-            title=escape(message.title),
-        )
+        try:
+            await delivery_call(
+                self.client.files_upload_v2,
+                channel=channel_id,
+                content=message.chart,
+                filename=message.chart_name,
+                title=escape(message.title),
+            )
+        except SlackDeliveryError as exc:
+            if exc.error == "not_in_channel":
+                return False
+            raise
+        return True
 
     async def _pace(self, channel_id: str) -> None:
         limiter = self._channel_limiters.get(channel_id)
         if limiter is None:
             limiter = self._channel_limiters[channel_id] = AsyncLimiter(1, PER_CHANNEL_INTERVAL)
         await limiter.acquire()
-
-
-async def check_slack(settings: Settings) -> list[str]:
-    """What `creditbot doctor` says about Slack: the token, the workspace, the mode ("!" marks a problem)."""
-    assert settings.slack_bot_token is not None
-    client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
-    try:
-        auth = await client.auth_test()
-    except SlackApiError as exc:
-        return [
-            f"! the bot token was refused ({exc.response.get('error')}); copy the Bot User OAuth Token "
-            "(xoxb-...) from OAuth & Permissions into SLACK_BOT_TOKEN"
-        ]
-    except Exception as exc:
-        return [f"! Slack is unreachable ({type(exc).__name__})"]
-    socket_mode = settings.slack_app_token is not None
-    lines = [
-        f"ok, team {auth.get('team')} ({auth.get('team_id')}), "
-        + ("Socket Mode" if socket_mode else "HTTP mode (POST /slack/events)")
-    ]
-    problem = signing_secret_problem(settings)
-    if problem:
-        lines.append(f"! {problem}")
-    return lines

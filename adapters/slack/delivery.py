@@ -27,6 +27,14 @@ PERMANENT_ERRORS = frozenset(
 )
 
 
+class SlackDeliveryError(DeliveryError):
+    """A delivery the Web API refused; `error` is Slack's code (e.g. `not_in_channel`)."""
+
+    def __init__(self, error: str, *, retry_after: float | None, permanent: bool) -> None:
+        super().__init__(f"Slack answered {error}", retry_after=retry_after, permanent=permanent)
+        self.error = error
+
+
 async def delivery_call(method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
     """A Web API call of a delivery: a 429 is waited out (the client pauses every call) a few times
     before the outbox takes over."""
@@ -46,8 +54,8 @@ async def _call(method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
     except SlackApiError as exc:
         error = str(exc.response.get("error") or exc.response.status_code)
         retry_after = exc.response.headers.get("Retry-After")
-        raise DeliveryError(
-            f"Slack answered {error}",
+        raise SlackDeliveryError(
+            error,
             retry_after=retry_after_seconds(retry_after) if exc.response.status_code == 429 else None,
             permanent=error in PERMANENT_ERRORS,
         ) from None

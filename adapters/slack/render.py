@@ -106,17 +106,44 @@ def _actions(actions: tuple[Action, ...]) -> dict[str, Any] | None:
     return {"type": "actions", "elements": elements}
 
 
+# Mentions already in Slack's syntax: a broadcast, a user, a user group.
+_SPECIAL = re.compile(
+    r"<!(?:here|channel|everyone)(?:\|[^<>]*)?>|<@[UW][A-Z0-9]{2,20}>|<!subteam\^S[A-Z0-9]{2,20}(?:\|[^<>]*)?>"
+)
+
+
+def mention(configured: str) -> str:
+    """A channel's configured mention as Slack writes it: @here, @channel and @everyone as `<!here>` ...,
+    a user id (U.../W...) as `<@U...>`, a user group id (S...) as `<!subteam^S...>`; Slack's own syntax is
+    kept, and anything else is shown as inert text (it cannot ping)."""
+    text = configured.strip()
+    if text.lower() in ("@here", "@channel", "@everyone"):
+        return f"<!{text[1:].lower()}>"
+    if re.fullmatch(r"[UW][A-Z0-9]{2,20}", text):
+        return f"<@{text}>"
+    if re.fullmatch(r"S[A-Z0-9]{2,20}", text):
+        return f"<!subteam^{text}>"
+    return text if _SPECIAL.fullmatch(text) else escape(text)
+
+
 def fallback_text(message: Message) -> str:
-    """The notification and accessibility text, with the configured mentions first."""
-    mentions = " ".join(message.mentions)
+    """The notification and accessibility text: the configured mentions, then the title and the summary
+    (once, when the summary only repeats the title)."""
+    mentions = " ".join(mention(m) for m in message.mentions)
     icon = SEVERITY_EMOJI.get(message.severity.value, "") if message.severity.value != "info" else ""
-    text = f"{icon} {escape(message.title)}: {escape(message.summary)}".strip()
+    title, summary = escape(message.title), escape(message.summary)
+    said = summary if summary.startswith(title) else f"{title}: {summary}" if summary else title
+    text = f"{icon} {said}".strip()
     return cut(f"{mentions} {text}" if mentions else text, MAX_FALLBACK)
 
 
 def render(message: Message, *, max_blocks: int = MAX_BLOCKS, with_actions: bool = True) -> list[dict[str, Any]]:
     """One or more `{"text", "blocks"}` payloads; many accounts are split over several messages."""
     body: list[dict[str, Any]] = []
+    if message.mentions:
+        # In the message itself, not only in the notification text: people see who was called.
+        mentions = " ".join(mention(m) for m in message.mentions)
+        body.append({"type": "section", "text": {"type": "mrkdwn", "text": cut(mentions, MAX_TEXT)}})
     if message.text:
         body += [{"type": "section", "text": _mrkdwn(chunk)} for chunk in _chunks(escape(message.text))]
     for item in message.sections:
@@ -143,6 +170,12 @@ def render(message: Message, *, max_blocks: int = MAX_BLOCKS, with_actions: bool
         text = fallback_text(message) if index == 0 else f"{escape(message.title)} (continued)"
         payloads.append({"text": text, "blocks": blocks})
     return payloads
+
+
+def note_payload(text: str) -> dict[str, Any]:
+    """A one-line follow-up (e.g. a hint), shown small under the message it follows."""
+    line = cut(escape(text), MAX_TEXT)
+    return {"text": line, "blocks": [{"type": "context", "elements": [_mrkdwn(line)]}]}
 
 
 def render_home(message: Message) -> dict[str, Any]:
