@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -83,8 +83,13 @@ class Channel:
 
     def _due_on(self, local_day: date, now: datetime) -> datetime:
         assert self.daily_summary is not None
-        # fold=0 and zoneinfo's normalisation put a time inside a DST gap just after the gap.
-        due = datetime.combine(local_day, self.daily_summary).replace(tzinfo=ZoneInfo(self.timezone))
+        zone = ZoneInfo(self.timezone)
+        wall = datetime.combine(local_day, self.daily_summary)
+        due = wall.replace(tzinfo=zone)
+        if due.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != wall:
+            # The time falls in a DST gap (the clocks skip it): the summary is due as the gap ends, the first
+            # moment of that day at or after its time.
+            due = _gap_end(wall, zone)
         return due.astimezone(now.tzinfo)
 
 
@@ -126,3 +131,16 @@ def merge_subscriptions(configured: Sequence[Channel], subscribed: Iterable[Subs
         if channel.key not in known:
             channels.append(channel)
     return channels
+
+
+def _gap_end(wall: datetime, zone: ZoneInfo) -> datetime:
+    """The instant a DST gap containing the local wall time `wall` ends (the clocks jump past it)."""
+    # Read with the offsets before and after the change, the wall time gives two instants; the change lies
+    # between them, on a whole minute.
+    after = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    before = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    later_offset = wall.replace(tzinfo=zone, fold=1).utcoffset()
+    instant = after.replace(second=0, microsecond=0)
+    while instant < before and instant.astimezone(zone).utcoffset() != later_offset:
+        instant += timedelta(minutes=1)
+    return instant

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import socket
+import sqlite3
 import time as time_module
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -34,6 +37,26 @@ from tests.conftest import (
 )
 from tests.fakes import FakeProviderServer
 from tests.test_cli import run_cli
+from tests.test_run_e2e import BotProcess, bot_env, free_port
+
+
+@pytest.mark.parametrize(
+    ("zone", "at", "day", "expected_utc"),
+    [
+        # 01:30 does not exist in London on 30 March 2025 (01:00 GMT jumps to 02:00 BST): due as the gap ends.
+        ("Europe/London", time(1, 30), "2025-03-30", "2025-03-30T01:00"),
+        ("America/New_York", time(2, 30), "2025-03-09", "2025-03-09T07:00"),
+        ("Australia/Lord_Howe", time(2, 15), "2025-10-05", "2025-10-04T15:30"),
+    ],
+)
+def test_a_summary_time_the_clocks_skip_is_due_as_the_gap_ends(
+    zone: str, at: time, day: str, expected_utc: str
+) -> None:
+    channel = Channel("console", "c", daily_summary=at, timezone=zone)
+    expected = datetime.fromisoformat(expected_utc).replace(tzinfo=UTC)
+    # A restart just after the gap (the scheduler then thinks today's time has passed) still finds it due.
+    assert channel.last_due(expected + timedelta(minutes=1)) == expected
+    assert channel.summary_date(expected) == day
 
 
 @pytest.mark.parametrize(
@@ -242,3 +265,68 @@ async def test_stopping_mid_poll_keeps_what_was_fetched_within_the_grace(
     assert latest["ds"].latest_good is not None
     assert latest["ds"].latest_good.report.balance == Money(Decimal(42), "CNY")
     assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+
+
+def test_a_channel_with_an_empty_account_list_is_a_configuration_error(tmp_path: Path) -> None:
+    toml = f"""
+[[accounts]]
+name = "ds"
+provider = "deepseek"
+api_key = "{TEST_KEYS["deepseek"]}"
+
+[[channels]]
+platform = "console"
+id = "ops"
+accounts = []
+"""
+    result = run_cli(tmp_path, "accounts", toml=toml)
+    assert result.returncode == 78
+    assert "channels[0] 'ops': accounts: is empty" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP])
+def test_run_stops_within_the_grace_with_a_provider_that_never_answers(
+    tmp_path: Path, fake: FakeProviderServer, stop_signal: signal.Signals
+) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never answers
+    try:
+        (tmp_path / "creditbot.toml").write_text(f"""
+[[accounts]]
+name = "ds"
+provider = "deepseek"
+api_key = "{TEST_KEYS["deepseek"]}"
+base_url = "{fake.base_url("deepseek")}"
+
+[[accounts]]
+name = "stuck"
+provider = "moonshot"
+api_key = "{TEST_KEYS["moonshot"]}"
+base_url = "http://127.0.0.1:{silent.getsockname()[1]}"
+""")
+        env = {
+            **bot_env(tmp_path, free_port()),
+            "CREDITBOT_POLL_SECONDS": "3600",
+            "CREDITBOT_FETCH_TIMEOUT": "120",
+            "CREDITBOT_STOP_GRACE_SECONDS": "2",
+        }
+        bot = BotProcess(tmp_path, env)
+        deadline = time_module.monotonic() + 20
+        while fake.state.count("deepseek") == 0 and time_module.monotonic() < deadline:
+            time_module.sleep(0.1)
+        time_module.sleep(0.5)  # the poll now waits on the silent provider
+        started = time_module.monotonic()
+        bot.proc.send_signal(stop_signal)
+        code = bot.proc.wait(timeout=15)
+        took = time_module.monotonic() - started
+    finally:
+        silent.close()
+    err = "".join(bot.err)
+    assert code == 0, err
+    assert took < 2 + 5, took
+    assert "Traceback" not in err
+    with sqlite3.connect(tmp_path / "data" / "creditbot.db") as db:
+        stored = db.execute("SELECT account FROM readings WHERE ok").fetchall()
+    assert ("ds",) in stored  # the account that answered keeps its reading

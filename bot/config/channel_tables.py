@@ -87,6 +87,10 @@ def toml_channels(
                 "(in the environment or .env) or remove this channel; its messages could never be delivered"
             )
             continue
+        if not parsed.accounts:
+            # An empty list shows nothing; reading it as "all" would post every balance where none was meant.
+            problems.append(f'{where}: accounts: is empty; list account names, or ["*"] for every account')
+            continue
         unknown = [a for a in parsed.accounts if a != "*" and a not in account_names]
         if unknown:
             problems.append(f"{where}: accounts: unknown account(s) {', '.join(unknown)}")
@@ -101,7 +105,7 @@ def toml_channels(
             Channel(
                 platform=parsed.platform,
                 id=parsed.id,
-                accounts=tuple(parsed.accounts) or ("*",),
+                accounts=tuple(parsed.accounts),
                 daily_summary=None if summary is False else parse_clock(str(summary or settings.summary_time)),
                 timezone=parsed.timezone or settings.timezone,
                 alerts=None if parsed.alerts == "none" else Severity(parsed.alerts),
