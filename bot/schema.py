@@ -62,6 +62,7 @@ readings = sa.Table(
     sa.Column("error_kind", sa.String(16)),
     sa.Index("ix_readings_account_ok_id", "account", "ok", "id"),
     sa.Index("ix_readings_fetched_at", "fetched_at"),
+    sa.Index("ix_readings_account_fetched_at", "account", "fetched_at"),
 )
 
 daily_spend = sa.Table(

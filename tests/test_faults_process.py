@@ -357,7 +357,7 @@ def test_sigkill_during_a_sqlite_upgrade_leaves_the_old_schema_and_the_next_star
     db.parent.mkdir()
     url = f"sqlite+aiosqlite:///{db}"
     upgrade_to(url, "0003")
-    # A trigger that makes the upgrade's last step (recording revision 0004) take half a minute, so the
+    # A trigger that makes each recording of a new revision take half a minute, so the
     # process can be killed after the new table was created and before the upgrade committed.
     with contextlib.closing(sqlite3.connect(db)) as con:
         con.execute("CREATE TABLE slow_step (x INTEGER)")
@@ -402,7 +402,7 @@ def test_sigkill_during_a_sqlite_upgrade_leaves_the_old_schema_and_the_next_star
     result = run_cli(tmp_path, "check", "--json", env={"CREDITBOT_DATABASE_URL": url})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["accounts"][0]["balance"] == 110.0
-    assert sqlite_rows(db, "SELECT version_num FROM alembic_version") == [("0004",)]
+    assert sqlite_rows(db, "SELECT version_num FROM alembic_version") == [("0005",)]
     assert_seed_kept_and_schema_current(url)
 
 

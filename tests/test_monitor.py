@@ -24,7 +24,7 @@ async def test_wal_mode_and_schema_migrated(store: Store) -> None:
         mode = (await connection.execute(sa.text("PRAGMA journal_mode"))).scalar_one()
         version = (await connection.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one()
     assert mode == "wal"
-    assert version == "0004"
+    assert version == "0005"
 
 
 async def test_reopening_the_store_keeps_data(tmp_path: Path, fake: FakeProviderServer) -> None:
