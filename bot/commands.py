@@ -73,9 +73,23 @@ class Command:
         return self.verb in ADMIN_VERBS
 
 
+PURPOSE = {
+    Verb.CREDITS: "balances, spend and runway, privately",
+    Verb.SHARE: "the same, posted in the channel",
+    Verb.CHART: "balances with a chart of the last 30 days",
+    Verb.ALERTS: "open alerts and snoozes",
+    Verb.SNOOZE: "silence an account's alerts for a while (admins)",
+    Verb.SUBSCRIBE: "daily summary and alerts in this channel (admins)",
+    Verb.UNSUBSCRIBE: "stop them (admins)",
+    Verb.THRESHOLD: "set an account's warning and critical balance (admins)",
+    Verb.TOPUP: "record credit bought for a spend-only account (admins)",
+    Verb.HELP: "this list",
+}
+
+
 def help_text() -> str:
-    """Every command with its usage, one per line."""
-    return "\n".join(USAGE.values())
+    """Every command with its usage and what it does, one per line."""
+    return "\n".join(f"{USAGE[verb]}: {PURPOSE[verb]}" for verb in USAGE)
 
 
 def known_timezone(name: str) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from bot.channels import Channel
 from bot.commands import (
     Command,
     CommandError,
@@ -263,12 +264,16 @@ class CommandHandler:
                 return text_message("Not subscribed", "Subscribe from a channel.", Severity.WARNING), (
                     "refused: no channel"
                 )
-            if self.is_configured_channel(requester.platform, requester.channel):
-                return text_message(
-                    "Not subscribed",
-                    "This channel is configured in creditbot.toml; change its summary time there.",
-                    Severity.WARNING,
-                ), "refused: channel is in creditbot.toml"
+            configured = self.configured_channel(requester.platform, requester.channel)
+            if configured is not None:
+                where = (
+                    "the demo's console; configure real accounts and channels to subscribe (see README)"
+                    if configured.source == "demo"
+                    else f"configured in {configured.source}; change its summary time there"
+                )
+                return text_message("Not subscribed", f"This channel is {where}.", Severity.WARNING), (
+                    f"refused: channel is in {configured.source}"
+                )
             at = command.at.strftime("%H:%M") if command.at else self.default_summary_time
             zone = command.timezone or self.default_timezone
             await self.store.settings.save_subscription(
@@ -293,9 +298,9 @@ class CommandHandler:
             "This channel has no subscription made from chat (channels in creditbot.toml are changed there).",
         ), "nothing to unsubscribe"
 
-    def is_configured_channel(self, platform: str, channel: str) -> bool:
-        """True for channels listed in the TOML file."""
-        return any(c.platform == platform and c.id == channel for c in self.monitor.config.channels)
+    def configured_channel(self, platform: str, channel: str) -> Channel | None:
+        """The channel as the configuration lists it (the TOML file, or the demo), if it does."""
+        return next((c for c in self.monitor.config.channels if c.platform == platform and c.id == channel), None)
 
     async def _threshold(self, command: Command, requester: Requester, now: datetime) -> tuple[Message, str]:
         assert command.account is not None

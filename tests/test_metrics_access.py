@@ -4,6 +4,8 @@ right bearer token, and `/healthz` and `/readyz` name no account."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ import pytest
 
 from adapters.console import ConsoleAdapter
 from bot.config import AppConfig
+from bot.money import Money
+from bot.monitor import Monitor
 from bot.store import Store
 from bot.web import start_http
 from tests.conftest import make_account, make_runtime, make_settings
@@ -140,3 +144,27 @@ def test_an_unusable_token_is_one_configuration_line(tmp_path: Path, token: str,
     assert token not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_a_scrape_reads_balances_from_the_store(tmp_path: Path, fake: FakeProviderServer) -> None:
+    today = datetime.now(UTC).date()
+    fake.state.openai_daily = {today - timedelta(days=i): Decimal(1) for i in range(1, 4)}
+    account = make_account("oa", "openai", fake.base_url("openai"))
+    config = AppConfig(make_settings(tmp_path, CREDITBOT_METRICS_PUBLIC="true"), (account,), "test")
+    store = await Store.open(config.settings.database_url)
+    try:
+        async with httpx.AsyncClient() as http:
+            runtime = make_runtime(config, store, http, [])
+            await runtime.poll()
+            # A top-up recorded by `creditbot topup` in another process, after the last poll.
+            other = Monitor(config, store, http)
+            await other.record_topup(account, Money(Decimal(50), "USD"), today - timedelta(days=3), "cli")
+            port = free_port()
+            web = await start_http(port, runtime.http_routes(), host="127.0.0.1")
+            try:
+                answer = await http.get(f"http://127.0.0.1:{port}/metrics")
+            finally:
+                await web.cleanup()
+    finally:
+        await store.close()
+    assert 'creditbot_balance{account="oa",currency="USD",provider="openai"} 47.0' in answer.text
