@@ -42,6 +42,7 @@ class ChartSeries:
     points: tuple[tuple[date, Decimal], ...]  # history, oldest first
     projection: tuple[tuple[date, Decimal], ...] = ()  # dashed continuation (to run-out or month end)
     limit: Decimal | None = None  # spend: the monthly budget; balance: the warn threshold
+    critical: Decimal | None = None  # balance: the critical threshold
 
 
 def render_chart(series: Sequence[ChartSeries], title: str, *, generated_at: datetime) -> bytes:
@@ -115,7 +116,8 @@ def _draw_panel(ax: Axes, item: ChartSeries, colour: str, *, wide: bool) -> None
     now_x, now_y = history[-1] if history else projection[0]
     ax.plot([now_x], [now_y], "o", color=colour, markersize=7)
 
-    values = [y for _, y in history + projection] + ([limit] if limit is not None else [])
+    critical = _finite(item.critical) if item.critical is not None and item.critical.is_finite() else None
+    values = [y for _, y in history + projection] + [v for v in (limit, critical) if v is not None]
     low, high = min([0.0, *values]), max([0.0, *values])
     if high == low:
         high = low + 1.0
@@ -134,13 +136,16 @@ def _draw_panel(ax: Axes, item: ChartSeries, colour: str, *, wide: bool) -> None
     ax.xaxis.set_major_locator(FixedLocator(_day_ticks(*ax.get_xlim(), most=6 if wide else 4)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: _short_day(value)))
 
-    if limit is not None and item.limit is not None:
-        ax.axhline(limit, color="#999999", linewidth=1.2, linestyle=":", zorder=1)
-        name = "budget" if item.kind == "spend" else "warn"
+    lines = [(item.limit, "budget" if item.kind == "spend" else "warn", "#999999")]
+    lines.append((item.critical, "critical", "#D55E00"))
+    for value, name, line_colour in lines:
+        if value is None or not value.is_finite():
+            continue
+        ax.axhline(_finite(value), color=line_colour, linewidth=1.2, linestyle=":", zorder=1)
         ax.text(
             0.02,
-            limit,
-            f"{name} {_money(item.limit, item.currency)}",
+            _finite(value),
+            f"{name} {_money(value, item.currency)}",
             transform=ax.get_yaxis_transform(),
             ha="left",
             va="bottom",

@@ -66,7 +66,6 @@ async def chart_series(monitor: Monitor, views: Sequence[AccountView]) -> list[C
                 points = _balance_points([(w, m.amount) for w, m in history if m.currency == currency])
             if not points:
                 points = [(today, view.balance.amount)]
-            warn = view.thresholds.warn_below
             result.append(
                 ChartSeries(
                     view.name,
@@ -74,7 +73,8 @@ async def chart_series(monitor: Monitor, views: Sequence[AccountView]) -> list[C
                     "balance",
                     tuple(points),
                     _projection(today, view.balance.amount, burn, today + timedelta(PROJECTION_DAYS)),
-                    warn,
+                    view.thresholds.warn_below,
+                    view.thresholds.critical_below,
                 )
             )
         elif view.spent_month is not None:
@@ -97,10 +97,18 @@ async def chart_series(monitor: Monitor, views: Sequence[AccountView]) -> list[C
     return result
 
 
+def chart_title(series: Sequence[ChartSeries]) -> str:
+    """The chart's title, naming the span its history really covers (a new install has a point or two)."""
+    longest = max(((s.points[-1][0] - s.points[0][0]).days for s in series if s.points), default=0)
+    if longest >= HISTORY_DAYS - 1:
+        return "LLM credits: last 30 days and projection"
+    return f"LLM credits: {'today' if longest == 0 else f'the last {longest + 1} days'} and projection"
+
+
 async def make_chart(monitor: Monitor, views: Sequence[AccountView]) -> bytes | None:
     """A PNG chart of the accounts, drawn off the event loop; None when there is nothing to draw."""
     series = await chart_series(monitor, views)
     if not series:
         return None
-    title = "LLM credits: last 30 days and projection"
+    title = chart_title(series)
     return await asyncio.to_thread(render_chart, series, title, generated_at=monitor.clock())

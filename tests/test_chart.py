@@ -151,3 +151,18 @@ def test_preview_of_a_realistic_two_account_chart() -> None:
     Path("/tmp/chart-preview.png").write_bytes(data)
     assert data.startswith(PNG_SIGNATURE)
     assert png_size(data) == (880, 495)
+
+
+def test_critical_line_and_a_title_true_to_the_history() -> None:
+    from bot.chart_data import chart_title
+
+    full = balance("a")
+    with_critical = ChartSeries("b", "USD", "balance", full.points, full.projection, Decimal(20), Decimal(5))
+    assert render_chart([with_critical], "t", generated_at=NOW).startswith(PNG_SIGNATURE)
+    assert chart_title([full]) == "LLM credits: last 30 days and projection"
+    one_point = ChartSeries("c", "USD", "balance", ((TODAY, Decimal(9)),))
+    assert chart_title([one_point]) == "LLM credits: today and projection"
+    three_days = ChartSeries(
+        "d", "USD", "balance", tuple((TODAY - timedelta(days=i), Decimal(9)) for i in (2, 1, 0))
+    )
+    assert chart_title([three_days]) == "LLM credits: the last 3 days and projection"
