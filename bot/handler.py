@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from bot.channels import Channel
@@ -327,9 +328,13 @@ class CommandHandler:
         await self.store.settings.set_threshold_override(
             ThresholdOverride(account.name, command.warn_below, critical, requester.label, now)
         )
+        def shown(value: Decimal) -> str:
+            # In the account's currency when the configuration names it (DeepSeek's is known only once read).
+            return Money(value, account.currency).format() if account.currency else str(value)
+
         text = (
-            f"{account.name}: warn below {command.warn_below}"
-            + (f", critical below {critical}" if critical is not None else "")
+            f"{account.name}: warn below {shown(command.warn_below)}"
+            + (f", critical below {shown(critical)}" if critical is not None else "")
             + "."
         )
         return text_message("Thresholds set", text), (

@@ -355,6 +355,8 @@ def _alert_words(event: AlertEvent, view: AccountView) -> tuple[str, str]:
         text = f"At {view.burn_rate.format() if view.burn_rate else '?'}/day it runs out around {view.run_out}."
     if event.rule is Rule.FORECAST and view.projected_month is not None:
         text = f"Projected month end: {view.projected_month.format()}."
+    if event.rule is Rule.BUDGET and view.spent_month is not None and view.monthly_budget is not None:
+        text = f"Spent {view.spent_month.format()} of {view.monthly_budget.format()} this month (UTC)."
     return f"{prefix}{view.name}: {condition_text(event.condition)}", text
 
 
