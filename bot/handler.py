@@ -328,6 +328,7 @@ class CommandHandler:
         await self.store.settings.set_threshold_override(
             ThresholdOverride(account.name, command.warn_below, critical, requester.label, now)
         )
+
         def shown(value: Decimal) -> str:
             # In the account's currency when the configuration names it (DeepSeek's is known only once read).
             return Money(value, account.currency).format() if account.currency else str(value)

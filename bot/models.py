@@ -76,6 +76,15 @@ class ProviderReport:
     notes: tuple[str, ...] = ()
 
 
+def report_amounts(report: ProviderReport) -> list[Money]:
+    """Every amount a report carries."""
+    amounts = [m for m in (report.balance, report.spent_today, report.spent_month, report.granted_total) if m]
+    amounts += report.balances
+    amounts += [d.amount for d in report.daily_spend]
+    amounts += [m for grant in report.grants for m in (grant.granted, grant.used)]
+    return amounts
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
     """One fetch attempt for one account: a report, or the error that stopped it."""

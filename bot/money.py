@@ -9,6 +9,19 @@ from typing import Any
 
 # Plenty for any bill; guards against "1e999999" style inputs that Decimal would happily accept.
 MAX_ABS_AMOUNT = Decimal("1e15")
+# What the store keeps of an amount: under 10^15 in absolute value, with at most 12 decimals.
+STORED_DECIMALS = 12
+
+
+def storable(amount: Decimal) -> bool:
+    """True when the database can hold the amount exactly (under 10^15, at most 12 decimals)."""
+    exponent = amount.as_tuple().exponent
+    return (
+        amount.is_finite()
+        and abs(amount) < MAX_ABS_AMOUNT
+        and isinstance(exponent, int)
+        and exponent >= -STORED_DECIMALS
+    )
 
 
 class CurrencyMismatchError(ValueError):
@@ -95,8 +108,10 @@ def parse_amount(value: Any, *, what: str = "amount") -> Decimal:
             result = Decimal(text)
         except InvalidOperation:
             raise AmountError(f"{what} is not a number: {_preview(value)}") from None
-        if not result.is_finite() or abs(result) > MAX_ABS_AMOUNT:
+        if not result.is_finite():
             raise AmountError(f"{what} is not a finite amount: {_preview(value)}")
+        if abs(result) >= MAX_ABS_AMOUNT:
+            raise AmountError(f"{what} is an amount out of range (10^15 or more): {_preview(value)}")
         return result
     raise AmountError(f"{what} has type {type(value).__name__}, not a number")
 

@@ -17,9 +17,11 @@ from bot.models import (
     Account,
     AccountView,
     LedgerEntry,
+    ProviderReport,
     Reading,
+    report_amounts,
 )
-from bot.money import Money
+from bot.money import Money, storable
 from bot.providers import PROVIDERS
 from bot.providers.base import (
     BadResponseError,
@@ -157,6 +159,7 @@ class Monitor:
                 account.key_source(),
             )
             started = loop.time()
+            report: ProviderReport | None = None
             try:
                 async with asyncio.timeout(timeout):
                     report = await provider.fetch(request)
@@ -172,6 +175,15 @@ class Monitor:
                     f"unexpected error while reading {account.provider}: {type(exc).__name__}"
                 )
             else:
+                if not all(storable(m.amount) for m in report_amounts(report)):
+                    # The store keeps amounts exactly, within fixed limits: one account's absurd figure is that
+                    # account's failed fetch, never a failed transaction that loses every account's reading.
+                    error = BadResponseError(
+                        f"{account.provider} answered an amount out of range (at most 15 digits before the point "
+                        "and 12 after)"
+                    )
+                    report = None
+            if report is not None:
                 log.debug("fetched %s in %.2fs", account.name, loop.time() - started)
                 if self.metrics is not None:
                     self.metrics.fetch_seconds.labels(account.provider).observe(loop.time() - started)

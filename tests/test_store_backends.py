@@ -13,11 +13,14 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bot.models import AlertState, BalanceSource, DailySpend, ErrorKind, LedgerEntry, ProviderReport, Reading, Rule
 from bot.money import Money
 from bot.store import AuditEntry, NewMessage, Store, Subscription, ThresholdOverride
+from tests.conftest import build_monitor, make_account
+from tests.fakes import FakeProviderServer
 
 PG_ADMIN_DSN = os.environ.get("CREDITBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -229,3 +232,38 @@ async def test_processes_starting_together_migrate_once(tmp_path: Path) -> None:
         assert [p.returncode for p in processes] == [0, 0, 0, 0], [r[1].decode()[-500:] for r in results]
     finally:
         await _drop(name)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_an_amount_out_of_range_fails_that_account_only(
+    backend: str, tmp_path: Path, fake: FakeProviderServer
+) -> None:
+    """A provider answering a 62-digit amount once made every account's poll fail on PostgreSQL."""
+    if backend == "sqlite":
+        url, name = f"sqlite+aiosqlite:///{tmp_path / 'creditbot.db'}", None
+    else:
+        url, name = await postgres_database()
+    fake.state.deepseek_infos = [
+        {"currency": "CNY", "total_balance": "9" * 62, "granted_balance": "0", "topped_up_balance": "0"}
+    ]
+    accounts = [
+        make_account("huge", "deepseek", fake.base_url("deepseek")),
+        make_account("fine", "moonshot", fake.base_url("moonshot")),
+        make_account("precise", "openrouter", fake.base_url("openrouter")),
+    ]
+    fake.state.openrouter_total_credits = Decimal("100.0000000000001")  # 13 decimals
+    store = await Store.open(url)
+    try:
+        async with httpx.AsyncClient() as http:
+            readings = {r.account: r for r in await build_monitor(tmp_path, store, http, accounts).refresh()}
+        stored = await store.readings.latest_readings(["huge", "fine", "precise"])
+    finally:
+        await store.close()
+        if name is not None:
+            await _drop(name)
+    for bad in ("huge", "precise"):
+        assert not readings[bad].ok
+        assert "amount out of range" in (readings[bad].error or "")
+        assert stored[bad].latest is not None
+        assert not stored[bad].latest.ok
+    assert stored["fine"].latest_good is not None  # the other account's reading is not lost

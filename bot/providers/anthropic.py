@@ -91,4 +91,5 @@ def _read_page(body: Any, by_day: dict[date, Decimal], spent_days: set[date]) ->
             if currency != "USD":
                 raise BadResponseError(f"anthropic reported a cost in {currency}; only USD is known")
             # Amounts are decimal strings in cents: "123.78912" is $1.2378912.
-            by_day[day] += amount(cents, "amount", "anthropic") / CENTS
+            # Cents to dollars adds two decimals: kept to the twelve the store holds.
+            by_day[day] += (amount(cents, "amount", "anthropic") / CENTS).quantize(Decimal("1e-12"))
