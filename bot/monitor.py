@@ -286,7 +286,11 @@ class Monitor:
         return LedgerEntry(entry.account, amount, on_day, source, entry.recorded_at, entry_id)
 
     async def prune(self) -> int:
-        """Drop readings older than the retention period, keeping spend the ledgers still need."""
+        """Drop readings and delivered messages older than the retention period, keeping spend the ledgers
+        still need and messages still waiting to go out."""
         ledger = await self.ledger(self.accounts())
         keep = {name: entries[0].on_day for name, entries in ledger.items() if entries}
-        return await self.store.readings.prune(self.clock(), timedelta(days=self.settings.retention_days), keep)
+        retention = timedelta(days=self.settings.retention_days)
+        now = self.clock()
+        await self.store.outbox.prune(now - retention)
+        return await self.store.readings.prune(now, retention, keep)

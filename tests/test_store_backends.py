@@ -267,3 +267,22 @@ async def test_an_amount_out_of_range_fails_that_account_only(
         assert stored[bad].latest is not None
         assert not stored[bad].latest.ok
     assert stored["fine"].latest_good is not None  # the other account's reading is not lost
+
+
+async def test_the_outbox_keeps_what_still_waits_and_prunes_what_went_out_in_batches(store: Store) -> None:
+    old, recent = NOW - timedelta(days=500), NOW - timedelta(days=1)
+    for index in range(7):
+        await store.outbox.enqueue(
+            NewMessage(f"sent:{index}", "slack", "C1", "summary", "info", {"title": "x"}, old), now=old
+        )
+    await store.outbox.enqueue(
+        NewMessage("waiting", "slack", "C1", "alert", "warning", {"title": "y"}, old), now=old
+    )
+    await store.outbox.enqueue(
+        NewMessage("recent", "slack", "C1", "test", "info", {"title": "z"}, recent), now=recent
+    )
+    for item in await store.outbox.items():
+        if item.key.startswith("sent:") or item.key == "recent":
+            await store.outbox.mark_sent(item.id, item.not_before)
+    assert await store.outbox.prune(NOW - timedelta(days=400), batch=3) == 7
+    assert sorted(i.key for i in await store.outbox.items()) == ["recent", "waiting"]

@@ -146,6 +146,26 @@ class OutboxStore:
         async with self.engine.connect() as connection:
             return [_outbox_item(row) for row in (await connection.execute(query)).mappings().all()]
 
+    async def prune(self, before: datetime, batch: int = 500) -> int:
+        """Delete delivered, failed and skipped messages queued before a time, a batch per transaction (so the
+        write lock is held briefly); messages still waiting are kept whatever their age."""
+        done = ("sent", "failed", "skipped")
+        deleted = 0
+        while True:
+            oldest = (
+                sa.select(outbox.c.id)
+                .where(outbox.c.status.in_(done), outbox.c.created_at < before)
+                .order_by(outbox.c.id)
+                .limit(batch)
+            )
+            async with self.engine.begin() as connection:
+                ids = list((await connection.execute(oldest)).scalars())
+                if ids:
+                    await connection.execute(outbox.delete().where(outbox.c.id.in_(ids)))
+            deleted += len(ids)
+            if len(ids) < batch:
+                return deleted
+
     async def existing_keys(self, keys: Iterable[str]) -> set[str]:
         """Which of these outbox keys were ever queued."""
         wanted = list(keys)
