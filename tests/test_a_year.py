@@ -211,9 +211,11 @@ async def run_the_year(tmp_path: Path) -> tuple[Inbox, Providers]:
                     channel_id, fire = due
                     clock.now = fire.astimezone(UTC)
                     await runtime.send_summaries([c for c in CHANNELS if c.id == channel_id])
-                    next_fire[channel_id] = triggers[channel_id].get_next_fire_time(
-                        fire, fire + timedelta(seconds=1)
-                    )
+                    # As the scheduler does after a run: the next fire time after this one, "now" being a moment
+                    # later in real (UTC) time; local wall-clock arithmetic would step back across the autumn
+                    # change's repeated hour.
+                    later = fire.astimezone(UTC) + timedelta(seconds=1)
+                    next_fire[channel_id] = triggers[channel_id].get_next_fire_time(fire, later)
 
             topped_up = False
             downtimes = {change - RESTART_DOWNTIME: change for change in DST_CHANGES}

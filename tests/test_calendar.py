@@ -22,7 +22,7 @@ from bot.chart import ChartSeries, _projection_note, render_chart
 from bot.chart_data import _projection
 from bot.config import AppConfig
 from bot.forecast import days_left
-from bot.models import Status, Thresholds
+from bot.models import ErrorKind, Reading, Status, Thresholds
 from bot.money import Money
 from bot.providers.demo import DemoProvider
 from bot.store import Store
@@ -330,3 +330,26 @@ base_url = "http://127.0.0.1:{silent.getsockname()[1]}"
     with sqlite3.connect(tmp_path / "data" / "creditbot.db") as db:
         stored = db.execute("SELECT account FROM readings WHERE ok").fetchall()
     assert ("ds",) in stored  # the account that answered keeps its reading
+
+
+async def test_stopping_while_a_chat_answer_waits_on_a_provider_ends_within_the_grace(tmp_path: Path) -> None:
+    async def never(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    account = make_account("stuck", "deepseek", "http://provider.test/deepseek")
+    config = AppConfig(make_settings(tmp_path, fetch_timeout=120, CREDITBOT_STOP_GRACE_SECONDS=1), (account,), "t")
+    store = await Store.open(config.settings.database_url)
+    try:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(never)) as http:
+            runtime = make_runtime(config, store, http, [])
+            await store.readings.add_reading(
+                Reading("stuck", "deepseek", datetime.now(UTC), error="earlier", error_kind=ErrorKind.UNAVAILABLE)
+            )
+            # A chat answer gives up waiting after its budget; the fetch goes on in the background.
+            await runtime.monitor.views(["stuck"], wait=0.1)
+            started = time_module.monotonic()
+            await runtime.stop()  # no TimeoutError: the background fetch is cancelled within the grace
+            assert time_module.monotonic() - started < 1 + 5
+    finally:
+        await store.close()
