@@ -331,7 +331,10 @@ async def test_a_year_of_summaries_alerts_and_restarts(tmp_path: Path) -> None:
         if steady:
             rate = Decimal(6) if days < WALLET_TOP_UPS[1] else Decimal(1)
             shown = Decimal(wallet_fields["Days left"])
-            if abs(shown - wallet(at) / rate) > Decimal("0.2"):
+            # Burn comes from a week of balances read at the poll times, each rounded to cents: close to the
+            # formula's rate, not equal to it.
+            expected_days = wallet(at) / rate
+            if abs(shown - expected_days) > max(Decimal("0.2"), expected_days / 200):
                 problems.append(f"{cid} {at}: wallet days left {shown} != {wallet(at) / rate:.1f}")
         # The wallet stays in CNY when USD appears beside it.
         other = wallet_fields.get("Other currencies")
