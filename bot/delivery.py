@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 
 from bot.adapter import Adapter, DeliveryError
 from bot.clock import Clock
-from bot.messages import Message
+from bot.formatting import time_text
+from bot.messages import Message, text_message
 from bot.metrics import Metrics
-from bot.store import OutboxItem, Store
+from bot.store import NewMessage, OutboxItem, Store
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,17 @@ class Delivery:
     # Platforms without the setting their adapter needs (platform: that setting): nothing can reach them.
     unconfigured: Mapping[str, str] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    async def send_test(self, label: str, platform: str, channel: str) -> str:
+        """Queue and deliver a test message to a channel; returns its outbox key."""
+        now = self.clock()
+        message = text_message("creditbot test message", f"Delivery to {label} works ({time_text(now)}).")
+        key = f"test:{label}:{now.isoformat()}"
+        await self.store.outbox.enqueue(
+            NewMessage(key, platform, channel, "test", "info", message.to_json(), now), now=now
+        )
+        await self.dispatch(keys={key})
+        return key
 
     async def dispatch(self, keys: Collection[str] | None = None) -> int:
         """Deliver due outbox messages: channels in parallel (bounded), each channel in order; claim, send,

@@ -15,15 +15,14 @@ from bot.adapter import Adapter, AdapterUnavailable, Route
 from bot.alerting import Alerting
 from bot.channels import Channel, merge_subscriptions
 from bot.delivery import CLAIM_LEASE, Delivery
-from bot.formatting import time_text
 from bot.handler import CommandHandler
 from bot.leader import Leadership
-from bot.messages import Message, text_message
+from bot.messages import Message
 from bot.metrics import CONTENT_TYPE, Metrics, metrics_status
 from bot.models import AccountView, AlertEvent, AlertSettings, ChartMaker
 from bot.monitor import Monitor
 from bot.providers import PROVIDERS
-from bot.store import NewMessage, database_problem, is_database_error
+from bot.store import database_problem, is_database_error
 from bot.summaries import Summaries, SummaryParts
 
 __all__ = ["CLAIM_LEASE", "Runtime", "settle_heap"]
@@ -144,13 +143,7 @@ class Runtime:
 
     async def notify_test(self, channel: Channel) -> str:
         """Queue and deliver a test message to a channel; returns its outbox key."""
-        now = self.clock()
-        message = text_message("creditbot test message", f"Delivery to {channel.key} works ({time_text(now)}).")
-        key = f"test:{channel.key}:{now.isoformat()}"
-        test = NewMessage(key, channel.platform, channel.id, "test", "info", message.to_json(), now)
-        await self.store.outbox.enqueue(test, now=now)
-        await self.dispatch(keys={key})
-        return key
+        return await self.delivery.send_test(channel.key, channel.platform, channel.id)
 
     async def readiness(self) -> tuple[bool, dict[str, str]]:
         """Ready when the store answers and every adapter this process runs is connected."""

@@ -83,7 +83,7 @@ async def test_reading_older_than_stale_after_no_longer_counts(
         http,
         [make_account("ds", "deepseek", fake.base_url("deepseek"))],
         stale_after="1h",
-        cache_seconds=999999,
+        cache_seconds=86400,
     )
     await monitor.views()
     monitor.clock = lambda: datetime.now(UTC) + timedelta(hours=2)
