@@ -101,12 +101,7 @@ class Monitor:
         coverage = await self.store.readings.spend_coverage(a.name for a in accounts)
         # The currency an account was last shown in stays, so that a balance appearing in another currency
         # does not switch the account (and its thresholds) to it.
-        latest = await self.store.readings.latest_readings(a.name for a in accounts)
-        shown = {
-            name: good.report.currency
-            for name, found in latest.items()
-            if (good := found.latest_good) is not None and good.report is not None
-        }
+        shown = await self.store.readings.shown_currencies(a.name for a in accounts if a.currency is None)
         fetches = [
             asyncio.ensure_future(self.fetch(a, ledger[a.name], coverage.get(a.name), shown.get(a.name)))
             for a in accounts

@@ -93,6 +93,20 @@ class ReadingStore:
             result[name] = AccountReadings(latest=items[-1], latest_good=good[-1] if good else None)
         return result
 
+    async def shown_currencies(self, accounts: Iterable[str]) -> dict[str, str]:
+        """The currency of each account's newest good reading (one cheap statement for any number of accounts)."""
+        names = list(accounts)
+        if not names:
+            return {}
+        newest = (
+            sa.select(sa.func.max(readings.c.id))
+            .where(readings.c.account.in_(names), readings.c.ok.is_(True))
+            .group_by(readings.c.account)
+        )
+        query = sa.select(readings.c.account, readings.c.currency).where(readings.c.id.in_(newest))
+        async with self.engine.connect() as connection:
+            return {account: currency for account, currency in (await connection.execute(query)).all()}
+
     async def has_readings_before(self, when: datetime) -> bool:
         """True when any account was fetched before a time (the bot was already at work then)."""
         query = sa.select(readings.c.id).where(readings.c.fetched_at < when).limit(1)
