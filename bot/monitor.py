@@ -31,7 +31,7 @@ from bot.providers.base import (
     ProviderHttp,
     UnavailableError,
 )
-from bot.store import AccountReadings, Store
+from bot.store import AccountReadings, Store, is_database_error
 from bot.text import redact
 from bot.views import needed_since, read_views
 
@@ -254,8 +254,11 @@ class Monitor:
         for name in names:
             if self._refreshing.get(name) is task:
                 del self._refreshing[name]
-        if not task.cancelled() and task.exception() is not None:
-            log.error("background refresh of %s failed: %s", ", ".join(names), task.exception())
+        error = None if task.cancelled() else task.exception()
+        # A database failure is reported once, by whoever waits (a command's one line, a job's log line) or by
+        # readiness; logging it here too would say it twice.
+        if error is not None and not is_database_error(error):
+            log.error("background refresh of %s failed: %s", ", ".join(names), error)
 
     def _is_due(
         self,
