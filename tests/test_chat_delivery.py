@@ -23,11 +23,12 @@ from bot.channels import Channel
 from bot.config import AppConfig
 from bot.models import Severity
 from bot.store import Store
-from tests.conftest import TEST_KEYS, make_account, make_runtime, make_settings
+from tests.conftest import make_account, make_runtime, make_settings
 from tests.fake_discord import FakeDiscord
 from tests.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.fakes import FakeProviderServer
 from tests.test_cli import run_cli
+from tests.test_run_e2e import one_account_toml
 
 DISCORD_TOKEN = "MjIy.fake.discord-token-0123456789"
 
@@ -39,21 +40,7 @@ def discord_fake() -> Iterator[FakeDiscord]:
 
 
 def discord_toml(fake: FakeProviderServer, channel: int, mention: str | None = None) -> str:
-    extra = f'mention = "{mention}"\n' if mention else ""
-    return f"""
-[[accounts]]
-name = "ds"
-provider = "deepseek"
-api_key = "{TEST_KEYS["deepseek"]}"
-base_url = "{fake.base_url("deepseek")}"
-warn_below = "200"
-
-[[channels]]
-platform = "discord"
-id = "{channel}"
-daily_summary = "09:00"
-alerts = "warning"
-{extra}"""
+    return one_account_toml(fake, "discord", str(channel), "09:00", mention)
 
 
 def discord_env(discord_fake: FakeDiscord) -> dict[str, str]:

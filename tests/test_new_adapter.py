@@ -13,30 +13,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import TEST_KEYS
 from tests.fakes import FakeProviderServer
-from tests.test_run_e2e import BotProcess, bot_env, free_port
+from tests.test_run_e2e import BotProcess, bot_env, free_port, just_passed, one_account_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def memo_toml(fake: FakeProviderServer) -> str:
-    # A summary time that has just passed, so the first poll's catch-up sends it.
-    just_passed = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%H:%M")
-    return f"""
-[[accounts]]
-name = "ds"
-provider = "deepseek"
-api_key = "{TEST_KEYS["deepseek"]}"
-base_url = "{fake.base_url("deepseek")}"
-warn_below = "200"
-
-[[channels]]
-platform = "memo"
-id = "inbox"
-daily_summary = "{just_passed}"
-alerts = "warning"
-"""
+    return one_account_toml(fake, "memo", "inbox", just_passed())
 
 
 def memo_env(tmp_path: Path) -> dict[str, str]:

@@ -68,12 +68,12 @@ class BotProcess:
         return self.proc.wait(timeout=15)
 
 
-def write_config(tmp_path: Path, fake: FakeProviderServer) -> None:
-    # A summary time that has just passed, so the first poll's catch-up sends it.
-    from datetime import UTC, datetime, timedelta
-
-    just_passed = (datetime.now(UTC) - timedelta(minutes=2)).strftime("%H:%M")
-    (tmp_path / "creditbot.toml").write_text(f"""
+def one_account_toml(
+    fake: FakeProviderServer, platform: str, channel: str, daily_summary: str, mention: str | None = None
+) -> str:
+    """A `creditbot.toml` with the fake's DeepSeek account (¥110, below its ¥200 warning) and one channel."""
+    extra = f'mention = "{mention}"\n' if mention else ""
+    return f"""
 [[accounts]]
 name = "ds"
 provider = "deepseek"
@@ -82,12 +82,22 @@ base_url = "{fake.base_url("deepseek")}"
 warn_below = "200"
 
 [[channels]]
-platform = "console"
-id = "ops"
-daily_summary = "{just_passed}"
+platform = "{platform}"
+id = "{channel}"
+daily_summary = "{daily_summary}"
 alerts = "warning"
-mention = "@here"
-""")
+{extra}"""
+
+
+def just_passed() -> str:
+    """A summary time that has just passed, so the first poll's catch-up sends it."""
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) - timedelta(minutes=2)).strftime("%H:%M")
+
+
+def write_config(tmp_path: Path, fake: FakeProviderServer) -> None:
+    (tmp_path / "creditbot.toml").write_text(one_account_toml(fake, "console", "ops", just_passed(), "@here"))
 
 
 def bot_env(tmp_path: Path, port: int) -> dict[str, str]:
