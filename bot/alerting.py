@@ -37,11 +37,13 @@ class Alerting:
         all_states: list[AlertState] = []
         all_events: list[AlertEvent] = []
         for view in views:
-            last = latest[view.name].latest
+            last, streak = latest[view.name].latest, latest[view.name].streak
             ok = last is not None and last.ok
+            if not ok and streak is None:  # the newest attempt was stored before streaks were counted
+                streak = await self.store.readings.failure_streak(view.name)
             health = SourceHealth(
                 latest_ok=ok,
-                failure_streak=0 if ok else await self.store.readings.failure_streak(view.name),
+                failure_streak=0 if ok else streak or 0,
                 latest_error=None if ok or last is None else last.error,
                 latest_error_kind=None if ok or last is None else last.error_kind,
             )

@@ -25,6 +25,8 @@ from bot.stopping import on_signal, unless_stopped
 from bot.store import OutboxItem, Store
 from bot.text import counted
 
+COMMAND_HOUSEKEEPING_SECONDS = 2.0  # the share of housekeeping a one-off command does before it exits
+
 log = logging.getLogger("bot")
 
 # Builds a platform's adapter from the configuration, or None when the platform is not configured.
@@ -284,7 +286,8 @@ async def current_views(config: AppConfig, names: Sequence[str], *, refresh: boo
     """The views of the named accounts (all when none), fetching what is due, and the time they are for."""
     async with services(config) as parts:
         views = await parts.monitor.views(list(names), refresh=refresh)
-        await parts.monitor.prune()
+        # A command does a little of the housekeeping (the leader of `run` does the rest, in the background).
+        await parts.monitor.prune(budget=COMMAND_HOUSEKEEPING_SECONDS)
         return views, parts.monitor.clock()
 
 

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from bot.chart import ChartSeries, render_chart
 from bot.forecast import month_end
+from bot.history import balance_closes
 from bot.models import AccountView, BalanceSource
 from bot.monitor import Monitor
 
 HISTORY_DAYS = 30
 PROJECTION_DAYS = 45
-
-
-def _balance_points(history: Sequence[tuple[datetime, Decimal]]) -> list[tuple[date, Decimal]]:
-    daily: dict[date, Decimal] = {}
-    for when, amount in history:
-        daily[when.date()] = amount  # the last reading of each day
-    return sorted(daily.items())
 
 
 def _projection(
@@ -44,7 +38,7 @@ async def chart_series(monitor: Monitor, views: Sequence[AccountView]) -> list[C
     today = now.date()
     ledgers = await monitor.ledger([v.account for v in views])
     reported = [v.name for v in views if v.balance is not None and v.balance_source is not BalanceSource.ESTIMATED]
-    histories = await monitor.store.readings.balance_histories(reported, now - timedelta(days=HISTORY_DAYS))
+    histories = await monitor.store.history.days(reported, today - timedelta(days=HISTORY_DAYS))
     result = []
     for view in views:
         currency = view.currency or "USD"
@@ -62,8 +56,7 @@ async def chart_series(monitor: Monitor, views: Sequence[AccountView]) -> list[C
                     spent = sum((v for d, v in spend.items() if entries[0].on_day <= d <= day), Decimal(0))
                     points.append((day, bought - spent))
             else:
-                history = histories.get(view.name, [])
-                points = _balance_points([(w, m.amount) for w, m in history if m.currency == currency])
+                points = balance_closes(histories.get(view.name, []), currency)
             if not points:
                 points = [(today, view.balance.amount)]
             result.append(

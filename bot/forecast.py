@@ -6,16 +6,13 @@ import calendar
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from itertools import pairwise
 
 from bot.models import DailySpend, LedgerEntry
 from bot.money import CurrencyMismatchError, Money
 
 BURN_WINDOW_DAYS = 7
-MIN_BALANCE_HISTORY = timedelta(hours=6)
-MAX_DAYS_LEFT = Decimal(
-    36500
-)  # beyond a century the balance is simply not running out  # shorter spans say more about noise than about burn
+MIN_BALANCE_HISTORY = timedelta(hours=6)  # shorter spans say more about noise than about burn
+MAX_DAYS_LEFT = Decimal(36500)  # beyond a century the balance is simply not running out
 SECONDS_PER_DAY = Decimal(86400)
 
 
@@ -54,23 +51,6 @@ def burn_from_series(spend: Sequence[DailySpend], today: date) -> Money | None:
     currency = complete[0].amount.currency
     total = sum((entry.amount for entry in complete), Money.zero(currency))
     return Money(total.amount / len(complete), currency)
-
-
-def burn_from_balances(history: Sequence[tuple[datetime, Money]], now: datetime) -> Money | None:
-    """Burn per day from falling balances over the last week; rises (top-ups) are not negative spend."""
-    window = [(when, money) for when, money in history if when >= now - timedelta(days=BURN_WINDOW_DAYS)]
-    if len(window) < 2:
-        return None
-    currency = window[-1][1].currency
-    window = [(when, money) for when, money in window if money.currency == currency]
-    span = window[-1][0] - window[0][0]
-    if span < MIN_BALANCE_HISTORY:
-        return None
-    spent = Decimal(0)
-    for (_, before), (_, after) in pairwise(window):
-        if after.amount < before.amount:
-            spent += before.amount - after.amount
-    return Money(spent * SECONDS_PER_DAY / Decimal(span.total_seconds()), currency)
 
 
 def days_left(balance: Money | None, burn: Money | None) -> Decimal | None:

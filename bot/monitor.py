@@ -31,7 +31,7 @@ from bot.providers.base import (
     ProviderHttp,
     UnavailableError,
 )
-from bot.store import AccountReadings, Store, is_database_error
+from bot.store import AccountReadings, Housekeeping, Store, is_database_error
 from bot.text import redact
 from bot.views import needed_since, read_views
 
@@ -283,12 +283,15 @@ class Monitor:
         log.info("recorded top-up of %s for %s on %s (%s)", amount.format(), account.name, on_day, source)
         return LedgerEntry(entry.account, amount, on_day, source, entry.recorded_at, entry_id)
 
-    async def prune(self) -> int:
-        """Drop readings and delivered messages older than the retention period, keeping spend the ledgers
-        still need and messages still waiting to go out."""
+    async def prune(self, *, budget: float | None = None) -> Housekeeping:
+        """Housekeeping in short transactions: delivered messages, readings and days older than the retention,
+        spend no ledger still needs, old readings folded into days, readings past the raw window, free pages.
+
+        With `budget` it stops after about that many seconds (a command's share); the leader runs it whole."""
         ledger = await self.ledger(self.accounts())
         keep = {name: entries[0].on_day for name, entries in ledger.items() if entries}
         retention = timedelta(days=self.settings.retention_days)
         now = self.clock()
         await self.store.outbox.prune(now - retention)
-        return await self.store.readings.prune(now, retention, keep)
+        await self.store.readings.prune_spend(now, retention, keep)
+        return await self.store.history.housekeeping(now, retention, budget=budget)

@@ -87,6 +87,7 @@ class Runtime:
         self.leading = False
         self.scheduler: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._housekeeping: asyncio.Task[None] | None = None
         self._poll_lock = asyncio.Lock()
         self._caught_up = False
         self._stopping = False
@@ -115,10 +116,10 @@ class Runtime:
             for event in events:
                 self.metrics.alerts.labels(event.rule.value, event.severity.value, event.kind.value).inc()
             self.polls += 1
-            try:
-                await self.monitor.prune()
-            except Exception:  # housekeeping must never cost the poll its catch-up and deliveries
-                log.exception("pruning old readings failed; it is tried again on the next poll")
+            # Housekeeping (and folding a first upgrade's readings) runs beside the schedule, in short
+            # transactions; its failure costs the poll nothing and it is tried again after the next one.
+            if self._housekeeping is None or self._housekeeping.done():
+                self._housekeeping = asyncio.create_task(self._job("housekeeping", self.monitor.prune))
         if not self._caught_up:
             self._caught_up = True
             await self.summaries.catch_up()
@@ -350,6 +351,8 @@ class Runtime:
             # Pause first: shutting the scheduler down cancels the jobs it is running.
             self.scheduler.pause()
         await asyncio.sleep(0)  # jobs the scheduler just launched register themselves or see _stopping
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()  # it resumes where its last short transaction ended
         if self._tasks:
             _done, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             for task in pending:

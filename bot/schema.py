@@ -60,9 +60,37 @@ readings = sa.Table(
     sa.Column("report", sa.JSON),  # the rest of the provider report (balances, grants, notes)
     sa.Column("error", sa.Text),
     sa.Column("error_kind", sa.String(16)),
+    # Failed attempts in a row up to this one (0 for a good reading): the billing-source alert reads it from
+    # the newest row, so it stays exact when older attempts are rolled up. Null on rows from before 0006.
+    sa.Column("streak", sa.Integer),
     sa.Index("ix_readings_account_ok_id", "account", "ok", "id"),
     sa.Index("ix_readings_fetched_at", "fetched_at"),
     sa.Index("ix_readings_account_fetched_at", "account", "fetched_at"),
+)
+
+# One row per account and UTC day, kept up to date as readings are stored, so that history older than the raw
+# window costs one row per day whatever the poll interval (see docs/architecture.md, "History").
+reading_days = sa.Table(
+    "reading_days",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("first_at", UTCDateTime(), nullable=False),
+    sa.Column("last_at", UTCDateTime(), nullable=False),
+    sa.Column("last_ok", sa.Boolean, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_error_kind", sa.String(16)),
+    # The reported balance over the day, in the currency of its last good reading.
+    sa.Column("currency", sa.String(3)),
+    sa.Column("balance_first", MONEY),
+    sa.Column("balance_last", MONEY),
+    sa.Column("balance_min", MONEY),
+    sa.Column("balance_max", MONEY),
+    sa.Column("balance_first_at", UTCDateTime()),
+    sa.Column("balance_last_at", UTCDateTime()),
+    sa.Column("balance_drops", MONEY),  # the sum of falls between the day's consecutive balances
 )
 
 daily_spend = sa.Table(
@@ -122,7 +150,17 @@ outbox = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("claimed_at", UTCDateTime()),
     sa.Column("sent_at", UTCDateTime()),
+    sa.Column("chart_key", sa.String(64)),  # the chart in `charts`, stored once per summary fan-out
     sa.Index("ix_outbox_status_not_before", "status", "not_before"),
+    sa.Index("ix_outbox_chart_key", "chart_key"),
+)
+
+charts = sa.Table(
+    "charts",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),  # SHA-256 of the PNG
+    sa.Column("png", sa.LargeBinary, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
 )
 
 audit_log = sa.Table(

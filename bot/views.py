@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from bot.forecast import (
-    burn_from_balances,
+    BURN_WINDOW_DAYS,
     burn_from_series,
     days_left,
     estimated_balance,
@@ -15,6 +15,7 @@ from bot.forecast import (
     run_out_date,
 )
 from bot.formatting import age_text
+from bot.history import ReadingDay, burn_from_days
 from bot.models import (
     Account,
     AccountView,
@@ -85,10 +86,10 @@ def build_view(
     now: datetime,
     override: ThresholdOverride | None,
     stored_series: Sequence[DailySpend],
-    history: Sequence[tuple[datetime, Money]],
+    history: Sequence[ReadingDay],
     stale_after: timedelta,
 ) -> AccountView:
-    """One account's view from its readings, ledger, thresholds, spend series and balance history."""
+    """One account's view from its readings, ledger, thresholds, spend series and days of balance history."""
     thresholds = effective_thresholds(account, override)
     latest, good = readings.latest, readings.latest_good
     current_error = latest.error if latest is not None and not latest.ok else None
@@ -131,7 +132,7 @@ def build_view(
         through = reported_through(series, as_of.date())
     burn = burn_from_series(series, as_of.date()) if series else None
     if burn is None and balance is not None:
-        burn = burn_from_balances(history, as_of)
+        burn = burn_from_days(history, as_of)
     remaining = days_left(balance, burn)
     budget = Money(thresholds.monthly_budget, currency) if thresholds.monthly_budget is not None else None
     projected = projected_month_spend(spent_month, burn, as_of, through)
@@ -181,9 +182,9 @@ async def read_views(
         {a.name: needed_since(ledger[a.name], as_of[a.name]) for a in accounts if a.name in as_of}
     )
     # Burn comes from the spend series when there is one; otherwise from how the balance moved.
-    histories = await store.readings.balance_histories(
+    histories = await store.history.days(
         (name for name, day in as_of.items() if not series[name] or burn_from_series(series[name], day) is None),
-        now - timedelta(days=8),
+        min(as_of.values(), default=now.date()) - timedelta(days=BURN_WINDOW_DAYS),
     )
     return [
         build_view(

@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.forecast import (
-    burn_from_balances,
     burn_from_series,
     days_left,
     estimated_balance,
@@ -18,11 +17,18 @@ from bot.forecast import (
     projected_month_spend,
     run_out_date,
 )
-from bot.models import DailySpend, LedgerEntry
+from bot.history import burn_from_days, fold
+from bot.models import DailySpend, LedgerEntry, ProviderReport, Reading
 from bot.money import CurrencyMismatchError, Money, parse_amount
 
 D = Decimal
 USD = "USD"
+
+
+def burn_from_balances(history: list[tuple[datetime, Money]], now: datetime) -> Money | None:
+    """Burn from balance readings, through their days (as the views compute it)."""
+    readings = [Reading("a", "deepseek", at, ProviderReport(m.currency, balance=m)) for at, m in history]
+    return burn_from_days(list(fold(readings).values()), now)
 
 
 def series(start: date, amounts: list[str]) -> list[DailySpend]:

@@ -23,8 +23,10 @@ async def test_wal_mode_and_schema_migrated(store: Store) -> None:
     async with store.engine.connect() as connection:
         mode = (await connection.execute(sa.text("PRAGMA journal_mode"))).scalar_one()
         version = (await connection.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one()
+        vacuum = (await connection.execute(sa.text("PRAGMA auto_vacuum"))).scalar_one()
     assert mode == "wal"
-    assert version == "0005"
+    assert version == "0006"
+    assert vacuum == 2  # incremental: housekeeping gives free pages back
 
 
 async def test_reopening_the_store_keeps_data(tmp_path: Path, fake: FakeProviderServer) -> None:
@@ -211,7 +213,7 @@ async def test_prune_drops_old_readings(
     )
     await monitor.refresh()
     monitor.clock = lambda: datetime.now(UTC) + timedelta(days=2)
-    assert await monitor.prune() == 1
+    assert (await monitor.prune()).expired == 1
 
 
 async def _instant(_seconds: float) -> None:

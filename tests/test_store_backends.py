@@ -114,8 +114,11 @@ async def test_readings_round_trip_and_latest(store: Store) -> None:
     assert good.report.balance == Money(Decimal("11.00"), "CNY")
     assert good.report.balances[1] == Money(Decimal(0), "USD")
     assert await store.readings.failure_streak("a") == 1
-    history = (await store.readings.balance_histories(["a"], NOW - timedelta(days=1)))["a"]
-    assert [m.amount for _, m in history] == [Decimal("12.00"), Decimal("11.00")]
+    days = (await store.history.days(["a"], (NOW - timedelta(days=1)).date()))["a"]
+    assert [(d.attempts, d.failures) for d in days] == [(3, 1)]
+    span = days[0].balance
+    assert span is not None
+    assert (span.first, span.last, span.drops) == (Decimal("12.00"), Decimal("11.00"), Decimal("1.00"))
     assert await store.readings.has_readings_before(NOW - timedelta(minutes=90))
 
 
@@ -198,7 +201,8 @@ async def test_prune_keeps_what_ledgers_need(store: Store) -> None:
         DailySpend(date(2025, 7, 1), Money(Decimal(1), "USD")),
     ]
     await store.readings.add_reading(Reading("o", "openai", NOW, ProviderReport("USD")), old)
-    assert await store.readings.prune(NOW, timedelta(days=400), {"o": date(2025, 6, 15)}) == 1
+    await store.readings.prune_spend(NOW, timedelta(days=400), {"o": date(2025, 6, 15)})
+    assert (await store.history.housekeeping(NOW, timedelta(days=400), pause=0)).expired == 1
     assert [s.day for s in (await store.readings.daily_spends({"o": date.min}))["o"]] == [date(2025, 7, 1)]
 
 

@@ -1,5 +1,6 @@
 """The creditbot database (SQLAlchemy Core, async): one `Store` with a part per concern, each returning typed
-objects: `readings` (fetch attempts, spend, ledger), `outbox`, `alerts` (alert state) and `settings`."""
+objects: `readings` (fetch attempts, spend, ledger), `history` (readings per day, housekeeping), `outbox`,
+`alerts` (alert state) and `settings`."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.alert_states import AlertStateStore
 from bot.store.database import MIGRATIONS_DIR, Database, StoreError, database_problem, is_database_error
+from bot.store.history import HistoryStore, Housekeeping
 from bot.store.outbox import NewMessage, OutboxItem, OutboxStore
-from bot.store.readings import AccountReadings, ReadingStore, reading_to_row, row_to_reading
+from bot.store.readings import AccountReadings, ReadingStore
+from bot.store.rows import reading_to_row, row_to_reading
 from bot.store.settings import AuditEntry, SettingsStore, Subscription, ThresholdOverride
 
 __all__ = [
     "MIGRATIONS_DIR",
     "AccountReadings",
     "AuditEntry",
+    "Housekeeping",
     "NewMessage",
     "OutboxItem",
     "Store",
@@ -33,7 +37,8 @@ class Store(Database):
 
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
-        self.readings = ReadingStore(engine)
+        self.history = HistoryStore(engine)
+        self.readings = ReadingStore(engine, self.history)
         self.outbox = OutboxStore(engine)
         self.alerts = AlertStateStore(engine)
         self.settings = SettingsStore(engine)

@@ -28,6 +28,9 @@ class StoreError(Exception):
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # Only takes effect on a new, empty database: free pages can then go back to the file system a few at a
+    # time (see `bot.store.history`); an older database is converted once by the housekeeping.
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     # WAL lets `creditbot check` read while `creditbot run` writes; busy_timeout waits out short locks.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.schema import outbox
+from bot.schema import charts, outbox
+
+WAITING = ("pending", "claimed")
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,7 @@ class OutboxStore:
         """Queue a message unless one with the same key exists; True when queued."""
         try:
             async with self.engine.begin() as connection:
-                await connection.execute(outbox.insert().values(**_new_row(message, now)))
+                await _insert(connection, [message], now)
         except IntegrityError:
             return False
         return True
@@ -69,7 +74,7 @@ class OutboxStore:
             return []
         try:
             async with self.engine.begin() as connection:
-                await connection.execute(outbox.insert(), [_new_row(m, now) for m in fresh])
+                await _insert(connection, fresh, now)
         except IntegrityError:
             # Another process queued some of them meanwhile: fall back to one at a time.
             return [m.key for m in fresh if await self.enqueue(m, now=now)]
@@ -79,7 +84,7 @@ class OutboxStore:
         """Messages not delivered yet (pending, or claimed by a process that gave no sign for a lease), oldest
         first, whether due or not."""
         query = (
-            sa.select(outbox)
+            _with_charts()
             .where(
                 sa.or_(
                     outbox.c.status == "pending",
@@ -110,6 +115,7 @@ class OutboxStore:
             await connection.execute(
                 outbox.update().where(outbox.c.id == item_id).values(status="skipped", last_error=reason)
             )
+            await _drop_unneeded_charts(connection)
 
     async def claim(self, item: OutboxItem, now: datetime, lease: timedelta) -> bool:
         """Take a message for sending; False when someone else has it."""
@@ -130,6 +136,7 @@ class OutboxStore:
             await connection.execute(
                 outbox.update().where(outbox.c.id == item_id).values(status="sent", sent_at=now)
             )
+            await _drop_unneeded_charts(connection)
 
     async def mark_failed(self, item_id: int, error: str, retry_at: datetime | None) -> None:
         """Record a failed attempt: back to pending for a retry, or failed for good."""
@@ -137,10 +144,12 @@ class OutboxStore:
         values.update(status="pending", not_before=retry_at) if retry_at else values.update(status="failed")
         async with self.engine.begin() as connection:
             await connection.execute(outbox.update().where(outbox.c.id == item_id).values(**values))
+            if retry_at is None:
+                await _drop_unneeded_charts(connection)
 
     async def items(self, kind: str | None = None) -> list[OutboxItem]:
         """Every outbox row (optionally of one kind), oldest first."""
-        query = sa.select(outbox).order_by(outbox.c.id)
+        query = _with_charts().order_by(outbox.c.id)
         if kind:
             query = query.where(outbox.c.kind == kind)
         async with self.engine.connect() as connection:
@@ -176,11 +185,45 @@ class OutboxStore:
             return set(rows.scalars())
 
 
-def _new_row(message: NewMessage, now: datetime) -> dict[str, Any]:
-    return {**asdict(message), "status": "pending", "attempts": 0, "created_at": now}
+async def _insert(connection: AsyncConnection, messages: Sequence[NewMessage], now: datetime) -> None:
+    """Queue messages; a chart they carry is stored once, however many channels' rows share it."""
+    rows = []
+    pngs: dict[str, bytes] = {}
+    for message in messages:
+        row: dict[str, Any] = {**asdict(message), "status": "pending", "attempts": 0, "created_at": now}
+        row["chart_key"] = None
+        if chart := message.message.get("chart"):
+            png = base64.b64decode(chart)
+            row["chart_key"] = hashlib.sha256(png).hexdigest()
+            row["message"] = {**message.message, "chart": None}
+            pngs[row["chart_key"]] = png
+        rows.append(row)
+    if pngs:
+        dialect = connection.dialect.name
+        insert: Any = postgresql.insert(charts) if dialect == "postgresql" else sqlite.insert(charts)
+        await connection.execute(
+            insert.on_conflict_do_nothing(index_elements=["key"]),
+            [{"key": key, "png": png, "created_at": now} for key, png in pngs.items()],
+        )
+    await connection.execute(outbox.insert(), rows)
+
+
+async def _drop_unneeded_charts(connection: AsyncConnection) -> None:
+    """Delete the charts that no message still waiting to go out refers to."""
+    needed = sa.select(outbox.c.chart_key).where(outbox.c.status.in_(WAITING), outbox.c.chart_key.is_not(None))
+    await connection.execute(charts.delete().where(charts.c.key.not_in(needed)))
+
+
+def _with_charts() -> sa.Select[Any]:
+    return sa.select(outbox, charts.c.png).select_from(
+        outbox.outerjoin(charts, outbox.c.chart_key == charts.c.key)
+    )
 
 
 def _outbox_item(row: Any) -> OutboxItem:
+    message = row["message"]
+    if row["chart_key"] is not None and row["png"] is not None:
+        message = {**message, "chart": base64.b64encode(row["png"]).decode()}
     return OutboxItem(
         id=row["id"],
         key=row["key"],
@@ -188,7 +231,7 @@ def _outbox_item(row: Any) -> OutboxItem:
         channel=row["channel"],
         kind=row["kind"],
         severity=row["severity"],
-        message=row["message"],
+        message=message,
         status=row["status"],
         attempts=row["attempts"],
         not_before=row["not_before"],

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.models import BalanceSource, DailySpend, ErrorKind, Grant, LedgerEntry, ProviderReport, Reading
+from bot.models import DailySpend, LedgerEntry, Reading
 from bot.money import Money
 from bot.schema import daily_spend, ledger, readings
+from bot.store.history import HistoryStore, write_transaction
+from bot.store.rows import reading_to_row, row_to_reading
 
 
 @dataclass(frozen=True)
@@ -22,27 +23,54 @@ class AccountReadings:
 
     latest: Reading | None
     latest_good: Reading | None
+    streak: int | None = None  # failed attempts in a row up to the latest (None: stored before it was counted)
 
 
 class ReadingStore:
     """Fetch attempts, daily spend and the ledger of top-ups."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, history: HistoryStore) -> None:
         self.engine = engine
+        self.history = history
 
     async def add_reading(self, reading: Reading, spend: Sequence[DailySpend] = ()) -> None:
         """Record one fetch attempt and, for a good one, upsert its daily spend."""
         await self.add_readings([(reading, spend)])
 
     async def add_readings(self, items: Sequence[tuple[Reading, Sequence[DailySpend]]]) -> None:
-        """Record a poll's fetch attempts in one transaction (one commit for a thousand accounts)."""
+        """Record a poll's fetch attempts in one transaction (one commit for a thousand accounts), each with its
+        failure streak, and fold them into their days."""
         if not items:
             return
-        async with self.engine.begin() as connection:
-            await connection.execute(readings.insert(), [reading_to_row(reading) for reading, _ in items])
+        ordered = sorted((reading for reading, _ in items), key=lambda r: r.fetched_at)
+        async with write_transaction(self.engine) as connection:
+            streaks = await self._streaks(connection, {r.account for r in ordered if not r.ok})
+            rows = []
+            for reading in ordered:
+                streak = 0 if reading.ok else streaks.get(reading.account, 0) + 1
+                streaks[reading.account] = streak
+                rows.append({**reading_to_row(reading), "streak": streak})
+            await connection.execute(readings.insert(), rows)
+            await self.history.record(connection, ordered)
             for reading, spend in items:
                 if spend:
                     await self._upsert_spend(connection, reading.account, spend, reading.fetched_at)
+
+    async def _streaks(self, connection: AsyncConnection, accounts: set[str]) -> dict[str, int]:
+        """The failure streak of each account's newest attempt (counted the slow way, once, for an attempt
+        stored before streaks were)."""
+        if not accounts:
+            return {}
+        newest = sa.select(sa.func.max(readings.c.id)).where(readings.c.account.in_(sorted(accounts)))
+        query = sa.select(readings.c.account, readings.c.ok, readings.c.streak).where(
+            readings.c.id.in_(newest.group_by(readings.c.account))
+        )
+        streaks = {}
+        for account, ok, streak in (await connection.execute(query)).all():
+            if streak is None:
+                streak = 0 if ok else await _counted_streak(connection, account)
+            streaks[account] = int(streak)
+        return streaks
 
     async def _upsert_spend(
         self, connection: AsyncConnection, account: str, spend: Sequence[DailySpend], now: datetime
@@ -84,13 +112,14 @@ class ReadingStore:
                 (await connection.execute(sa.select(readings).where(readings.c.id.in_(newest)))).mappings().all()
             )
         result = {name: AccountReadings(None, None) for name in names}
-        by_account: dict[str, list[Reading]] = {}
+        by_account: dict[str, list[tuple[Reading, int | None]]] = {}
         for row in rows:
-            by_account.setdefault(row["account"], []).append(row_to_reading(row))
+            by_account.setdefault(row["account"], []).append((row_to_reading(row), row["streak"]))
         for name, items in by_account.items():
-            items.sort(key=lambda r: r.fetched_at)  # the newest attempt last
-            good = [r for r in items if r.ok]
-            result[name] = AccountReadings(latest=items[-1], latest_good=good[-1] if good else None)
+            items.sort(key=lambda item: item[0].fetched_at)  # the newest attempt last
+            good = [r for r, _ in items if r.ok]
+            latest, streak = items[-1]
+            result[name] = AccountReadings(latest, good[-1] if good else None, streak)
         return result
 
     async def shown_currencies(self, accounts: Iterable[str]) -> dict[str, str]:
@@ -112,30 +141,6 @@ class ReadingStore:
         query = sa.select(readings.c.id).where(readings.c.fetched_at < when).limit(1)
         async with self.engine.connect() as connection:
             return (await connection.execute(query)).first() is not None
-
-    async def balance_histories(
-        self, accounts: Iterable[str], since: datetime
-    ) -> dict[str, list[tuple[datetime, Money]]]:
-        """Reported balances of several accounts since a time, oldest first (for burn from balance changes)."""
-        names = list(accounts)
-        result: dict[str, list[tuple[datetime, Money]]] = {name: [] for name in names}
-        if not names:
-            return result
-        query = (
-            sa.select(readings.c.account, readings.c.fetched_at, readings.c.balance, readings.c.currency)
-            .where(
-                readings.c.account.in_(names),
-                readings.c.ok.is_(True),
-                readings.c.fetched_at >= since,
-                readings.c.balance.is_not(None),
-            )
-            .order_by(readings.c.fetched_at)
-        )
-        async with self.engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        for row in rows:
-            result[row[0]].append((row[1], Money(Decimal(row[2]), row[3])))
-        return result
 
     async def balances_near(
         self, accounts: Iterable[str], when: datetime, window: timedelta
@@ -162,16 +167,8 @@ class ReadingStore:
 
     async def failure_streak(self, account: str) -> int:
         """How many attempts in a row have failed, counting back from the latest."""
-        last_good = (
-            sa.select(sa.func.max(readings.c.id))
-            .where(readings.c.account == account, readings.c.ok.is_(True))
-            .scalar_subquery()
-        )
-        query = sa.select(sa.func.count()).where(
-            readings.c.account == account, readings.c.id > sa.func.coalesce(last_good, 0)
-        )
         async with self.engine.connect() as connection:
-            return int((await connection.execute(query)).scalar_one())
+            return await _counted_streak(connection, account)
 
     async def daily_spends(self, since: dict[str, date]) -> dict[str, list[DailySpend]]:
         """`daily_spend` of several accounts in one query, each from its own first day."""
@@ -238,116 +235,35 @@ class ReadingStore:
             )
         return result
 
-    async def prune(self, now: datetime, retention: timedelta, keep_spend_since: dict[str, date]) -> int:
-        """Delete readings older than the retention, and daily spend no ledger still needs."""
-        cutoff = now - retention
+    async def prune_spend(self, now: datetime, retention: timedelta, keep_spend_since: dict[str, date]) -> None:
+        """Delete daily spend older than the retention that no ledger still needs (one row per account-day)."""
+        spend_cutoff = (now - retention).date()
+        condition = daily_spend.c.day < spend_cutoff
+        for account, first_day in keep_spend_since.items():
+            condition = condition & sa.not_(
+                (daily_spend.c.account == account) & (daily_spend.c.day >= min(first_day, spend_cutoff))
+            )
         async with self.engine.begin() as connection:
-            deleted = (await connection.execute(readings.delete().where(readings.c.fetched_at < cutoff))).rowcount
-            spend_cutoff = cutoff.date()
-            condition = daily_spend.c.day < spend_cutoff
-            for account, first_day in keep_spend_since.items():
-                condition = condition & sa.not_(
-                    (daily_spend.c.account == account) & (daily_spend.c.day >= min(first_day, spend_cutoff))
-                )
             await connection.execute(daily_spend.delete().where(condition))
-        return int(deleted or 0)
 
 
-def _money(value: Money | None) -> str | None:
-    return None if value is None else str(value.amount)
-
-
-def _money_json(value: Money | None) -> dict[str, str] | None:
-    return None if value is None else {"amount": str(value.amount), "currency": value.currency}
-
-
-def _money_from(value: Any) -> Money | None:
-    return None if value is None else Money(Decimal(value["amount"]), value["currency"])
-
-
-def reading_to_row(reading: Reading) -> dict[str, Any]:
-    """Columns for one reading; the daily series lives in its own table."""
-    report = reading.report
-    row: dict[str, Any] = {
-        "account": reading.account,
-        "provider": reading.provider,
-        "fetched_at": reading.fetched_at,
-        "ok": report is not None,
-        "error": reading.error,
-        "error_kind": reading.error_kind.value if reading.error_kind else None,
-        # Every row has every column, so that a poll's readings can be inserted in one executemany.
-        "currency": None,
-        "balance": None,
-        "balance_source": None,
-        "spent_today": None,
-        "spent_month": None,
-        "report": None,
-    }
-    if report is not None:
-        row.update(
-            currency=report.currency,
-            balance=_money(report.balance),
-            balance_source=report.balance_source.value if report.balance_source else None,
-            spent_today=_money(report.spent_today),
-            spent_month=_money(report.spent_month),
-            report={
-                "balances": [_money_json(m) for m in report.balances],
-                "granted_total": _money_json(report.granted_total),
-                "grants": [
-                    {
-                        "granted": _money_json(g.granted),
-                        "used": _money_json(g.used),
-                        "expires_at": g.expires_at.isoformat() if g.expires_at else None,
-                    }
-                    for g in report.grants
-                ],
-                "notes": list(report.notes),
-                "spent_month_through": (
-                    report.spent_month_through.isoformat() if report.spent_month_through else None
-                ),
-            },
-        )
-    return row
-
-
-def row_to_reading(row: Any) -> Reading:
-    """The Reading stored in one row (without its daily series)."""
-    report = None
-    if row["ok"]:
-        currency = row["currency"]
-        extra = row["report"] or {}
-
-        def money(column: str) -> Money | None:
-            return None if row[column] is None else Money(Decimal(row[column]), currency)
-
-        report = ProviderReport(
-            currency=currency,
-            balance=money("balance"),
-            balance_source=BalanceSource(row["balance_source"]) if row["balance_source"] else None,
-            balances=tuple(m for m in (_money_from(v) for v in extra.get("balances", [])) if m is not None),
-            spent_today=money("spent_today"),
-            spent_month=money("spent_month"),
-            granted_total=_money_from(extra.get("granted_total")),
-            grants=tuple(
-                Grant(
-                    granted=_money_from(g["granted"]) or Money.zero(currency),
-                    used=_money_from(g["used"]) or Money.zero(currency),
-                    expires_at=datetime.fromisoformat(g["expires_at"]).astimezone(UTC)
-                    if g["expires_at"]
-                    else None,
-                )
-                for g in extra.get("grants", [])
-            ),
-            notes=tuple(extra.get("notes", [])),
-            spent_month_through=(
-                date.fromisoformat(extra["spent_month_through"]) if extra.get("spent_month_through") else None
-            ),
-        )
-    return Reading(
-        account=row["account"],
-        provider=row["provider"],
-        fetched_at=row["fetched_at"],
-        report=report,
-        error=row["error"],
-        error_kind=ErrorKind(row["error_kind"]) if row["error_kind"] else None,
+async def _counted_streak(connection: AsyncConnection, account: str) -> int:
+    """Failed attempts since the newest good reading, counted row by row."""
+    newest = await connection.execute(
+        sa.select(readings.c.streak, readings.c.ok)
+        .where(readings.c.account == account)
+        .order_by(readings.c.id.desc())
+        .limit(1)
     )
+    row = newest.first()
+    if row is not None and row[0] is not None:
+        return 0 if row[1] else int(row[0])
+    last_good = (
+        sa.select(sa.func.max(readings.c.id))
+        .where(readings.c.account == account, readings.c.ok.is_(True))
+        .scalar_subquery()
+    )
+    query = sa.select(sa.func.count()).where(
+        readings.c.account == account, readings.c.id > sa.func.coalesce(last_good, 0)
+    )
+    return int((await connection.execute(query)).scalar_one())
