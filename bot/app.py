@@ -25,7 +25,7 @@ from bot.stopping import on_signal, unless_stopped
 from bot.store import OutboxItem, Store
 from bot.text import counted
 
-COMMAND_HOUSEKEEPING_SECONDS = 2.0  # the share of housekeeping a one-off command does before it exits
+COMMAND_HOUSEKEEPING_SECONDS = 1.0  # the share of housekeeping a one-off command does before it exits
 
 log = logging.getLogger("bot")
 

@@ -31,6 +31,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -41,13 +42,14 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from adapters.console import ConsoleAdapter
+from bot import schema
 from bot.channels import Channel
 from bot.config import AppConfig
 from bot.leader import LEADER_LOCK_KEY, PostgresLeadership
 from bot.messages import text_message
 from bot.models import Severity
 from bot.runtime import CLAIM_LEASE
-from bot.store import MIGRATIONS_DIR, AccountReadings, NewMessage, Store
+from bot.store import MIGRATIONS_DIR, AccountReadings, NewMessage, Store, reading_to_row
 from tests.conftest import TEST_KEYS, make_account, make_runtime, make_settings
 from tests.fake_slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.fakes import FakeProviderServer
@@ -301,11 +303,19 @@ def upgrade_to(url: str, revision: str) -> None:
             async with store.engine.begin() as connection:
                 await connection.run_sync(upgrade)
             now = datetime.now(UTC)
-            await store.readings.add_reading(reading("ds", now - timedelta(hours=1), "120.00"))
-            await store.outbox.enqueue(
-                NewMessage("alert:console:ops:ds:balance:1", "console", "ops", "alert", "warning", {}, now),
-                now=now,
-            )
+            # Rows in the old schema's columns, as the release that used it wrote them.
+            async with store.engine.begin() as connection:
+                await connection.execute(
+                    schema.readings.insert().values(
+                        **reading_to_row(reading("ds", now - timedelta(hours=1), "120.00"))
+                    )
+                )
+                message = NewMessage(
+                    "alert:console:ops:ds:balance:1", "console", "ops", "alert", "warning", {}, now
+                )
+                await connection.execute(
+                    schema.outbox.insert().values(**asdict(message), status="pending", attempts=0, created_at=now)
+                )
         finally:
             await store.close()
 
@@ -402,7 +412,7 @@ def test_sigkill_during_a_sqlite_upgrade_leaves_the_old_schema_and_the_next_star
     result = run_cli(tmp_path, "check", "--json", env={"CREDITBOT_DATABASE_URL": url})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["accounts"][0]["balance"] == 110.0
-    assert sqlite_rows(db, "SELECT version_num FROM alembic_version") == [("0005",)]
+    assert sqlite_rows(db, "SELECT version_num FROM alembic_version") == [("0006",)]
     assert_seed_kept_and_schema_current(url)
 
 

@@ -5,6 +5,7 @@ Without a server the PostgreSQL cases skip with the reason, except under CI=true
 
 from __future__ import annotations
 
+import base64
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from bot.models import AlertState, BalanceSource, DailySpend, ErrorKind, LedgerEntry, ProviderReport, Reading, Rule
 from bot.money import Money
@@ -290,3 +292,43 @@ async def test_the_outbox_keeps_what_still_waits_and_prunes_what_went_out_in_bat
             await store.outbox.mark_sent(item.id, item.not_before)
     assert await store.outbox.prune(NOW - timedelta(days=400), batch=3) == 7
     assert sorted(i.key for i in await store.outbox.items()) == ["recent", "waiting"]
+
+
+async def test_a_summary_chart_is_stored_once_per_fan_out_and_dropped_once_sent(store: Store) -> None:
+    png = b"\x89PNG fake chart bytes" * 1000
+    chart = base64.b64encode(png).decode()
+    fan_out = [
+        NewMessage(f"summary:slack:C{i}:2026-11-25", "slack", f"C{i}", "summary", "info", {"chart": chart}, NOW)
+        for i in range(3)
+    ]
+    assert len(await store.outbox.enqueue_many(fan_out, now=NOW)) == 3
+    async with store.engine.connect() as connection:
+        stored = (await connection.execute(sa.text("SELECT count(*), sum(length(png)) FROM charts"))).one()
+        inline = (await connection.execute(sa.text("SELECT max(length(CAST(message AS TEXT))) FROM outbox"))).one()
+    assert tuple(stored) == (1, len(png))
+    assert inline[0] < 200  # the rows refer to the chart; none carries it
+    items = await store.outbox.items()
+    assert [item.message["chart"] for item in items] == [chart] * 3
+    for item in items[:2]:
+        await store.outbox.mark_sent(item.id, NOW)
+    assert (await store.outbox.open_messages(NOW, timedelta(minutes=5)))[0].message["chart"] == chart
+    await store.outbox.mark_failed(items[2].id, "channel_not_found", None)
+    async with store.engine.connect() as connection:
+        assert (await connection.execute(sa.text("SELECT count(*) FROM charts"))).scalar_one() == 0
+
+
+async def test_failure_streaks_are_stored_with_each_attempt_and_survive_compaction(store: Store) -> None:
+    await store.readings.add_reading(reading("a", NOW - timedelta(days=20), "10.00"))
+    for hours in range(30, 0, -1):  # failing for 30 hours: 20 of them folded into days and dropped
+        await store.readings.add_reading(reading("a", NOW - timedelta(days=9, hours=hours), None))
+    await store.readings.add_reading(reading("a", NOW, None))
+    assert (await store.readings.latest_readings(["a"]))["a"].streak == 31
+    done = await store.history.housekeeping(NOW, timedelta(days=400), pause=0)
+    assert done.compacted == 30  # the newest good reading stays, however old
+    latest = (await store.readings.latest_readings(["a"]))["a"]
+    assert latest.streak == 31
+    assert latest.latest_good is not None
+    assert latest.latest_good.fetched_at == NOW - timedelta(days=20)
+    assert await store.readings.failure_streak("a") == 31
+    await store.readings.add_reading(reading("a", NOW + timedelta(minutes=15), "9.00"))
+    assert (await store.readings.latest_readings(["a"]))["a"].streak == 0

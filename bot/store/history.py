@@ -19,16 +19,28 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.history import BalanceSpan, ReadingDay, fold, merge
-from bot.models import Reading
+from bot.models import ErrorKind, ProviderReport, Reading
+from bot.money import Money
 from bot.schema import reading_days, readings, settings_kv
-from bot.store.rows import row_to_reading
 
 log = logging.getLogger(__name__)
 
 RAW_WINDOW = timedelta(days=8)  # readings kept attempt by attempt: the summary's day-ago comparison, and more
 UNFOLDED_KEY = "history.unfolded_below"  # readings with a smaller id are not folded into reading_days yet
 WRITE_LOCK_KEY = 0x63726564_72656164  # "credread": serialises writers of readings and days on PostgreSQL
-BATCH_ROWS = 5000  # rows per housekeeping transaction: tens of milliseconds of write lock
+BATCH_ROWS = 5000  # readings deleted per housekeeping transaction: tens of milliseconds of write lock
+FOLD_ROWS = 2000  # readings folded per transaction: a little over 100 ms of write lock
+FOLDED_COLUMNS = (
+    readings.c.id,
+    readings.c.account,
+    readings.c.provider,
+    readings.c.fetched_at,
+    readings.c.ok,
+    readings.c.currency,
+    readings.c.balance,
+    readings.c.error,
+    readings.c.error_kind,
+)
 PAUSE_SECONDS = 0.05  # between batches, so that other writers waiting on the lock get their turn
 VACUUM_PAGES = 2000
 
@@ -98,17 +110,17 @@ class HistoryStore:
             stored = {(row["account"], row["day"]): _day(row) for row in rows}
             below = await self.unfolded_below(connection)
             if below > 1:
-                raw = sa.select(readings).where(
+                raw = sa.select(*FOLDED_COLUMNS).where(
                     readings.c.account.in_(names),
                     readings.c.fetched_at >= datetime.combine(since, day_time(), UTC),
                     readings.c.id < below,
                 )
-                merge(fold(row_to_reading(r) for r in (await connection.execute(raw)).mappings()), stored)
+                merge(fold(_folded_reading(r) for r in (await connection.execute(raw)).mappings()), stored)
         for (account, _day_key), day in sorted(stored.items(), key=lambda item: item[0][1]):
             result[account].append(day)
         return result
 
-    async def fold_batch(self, batch: int = BATCH_ROWS) -> int:
+    async def fold_batch(self, batch: int = FOLD_ROWS) -> int:
         """Fold the newest batch of readings not folded yet into their days; returns how many (0: all done).
 
         Newest first, so that each batch is older than everything already in the days it joins, and a batch
@@ -119,9 +131,11 @@ class HistoryStore:
             below = await self.unfolded_below(connection)
             if below <= 1:
                 return 0
-            query = sa.select(readings).where(readings.c.id < below).order_by(readings.c.id.desc()).limit(batch)
+            query = (
+                sa.select(*FOLDED_COLUMNS).where(readings.c.id < below).order_by(readings.c.id.desc()).limit(batch)
+            )
             rows = (await connection.execute(query)).mappings().all()
-            earlier = fold(row_to_reading(row) for row in rows)
+            earlier = fold(_folded_reading(row) for row in rows)
             later = await _stored_days(connection, earlier)
             merge(earlier, later)
             await _write_days(connection, later)
@@ -156,7 +170,7 @@ class HistoryStore:
             report.folded += count
         report.folded += count
         if not report.finished or not self._all_folded:
-            return report
+            return _logged(report)
         protected = await self._newest_ids()
         old = (readings.c.fetched_at < now - RAW_WINDOW) & readings.c.id.not_in(protected)
         while (count := await self._delete_batch(old)) and await more():
@@ -164,7 +178,7 @@ class HistoryStore:
         report.compacted += count
         if report.finished:
             report.freed_pages = await self._give_space_back(more)
-        return report
+        return _logged(report)
 
     async def _delete_batch(self, condition: sa.ColumnElement[bool]) -> int:
         oldest = sa.select(readings.c.id).where(condition).order_by(readings.c.fetched_at).limit(BATCH_ROWS)
@@ -219,6 +233,30 @@ class HistoryStore:
                 free = left
             await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         return freed
+
+
+def _logged(report: Housekeeping) -> Housekeeping:
+    if report.expired or report.folded or report.compacted or report.freed_pages:
+        log.info(
+            "housekeeping: %d readings past the retention deleted, %d folded into days, %d past the raw window "
+            "deleted, %d free pages returned%s",
+            report.expired,
+            report.folded,
+            report.compacted,
+            report.freed_pages,
+            "" if report.finished else " (to be continued)",
+        )
+    return report
+
+
+def _folded_reading(row: Any) -> Reading:
+    """What folding needs of a stored reading: its time, outcome and balance (not the rest of its report)."""
+    report = None
+    if row["ok"]:
+        balance = None if row["balance"] is None else Money(Decimal(row["balance"]), row["currency"])
+        report = ProviderReport(row["currency"], balance=balance)
+    kind = ErrorKind(row["error_kind"]) if row["error_kind"] else None
+    return Reading(row["account"], row["provider"], row["fetched_at"], report, row["error"], kind)
 
 
 def _keys_condition(keys: Iterable[tuple[str, date]]) -> sa.ColumnElement[bool]:
