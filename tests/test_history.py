@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -256,3 +257,48 @@ async def test_chart_forecast_and_summary_from_compacted_history_equal_full_hist
             assert view.burn_rate.amount == reference_burn(history, END)
     finally:
         await store.close()
+
+
+async def _statements_of_a_view(tmp_path: Path, accounts: int) -> list[tuple[str, object]]:
+    """The SQL statements that one all-account view and one alert evaluation run, over 10 days of history."""
+    names = [make_account(f"a{k}", "deepseek", "http://127.0.0.1:9") for k in range(accounts)]
+    config = AppConfig(make_settings(tmp_path / str(accounts), cache_seconds=86400), tuple(names), "t")
+    (tmp_path / str(accounts)).mkdir()
+    store = await Store.open(config.settings.database_url)
+    try:
+        for poll in synthetic_readings(poll_times(days=10, step=3600), accounts):
+            await store.readings.add_readings([(r, ()) for r in poll])
+        async with httpx.AsyncClient() as http:
+            runtime = make_runtime(config, store, http, [], clock=lambda: END + timedelta(minutes=1))
+            await runtime.monitor.prune()
+            seen: list[tuple[str, object]] = []
+
+            def record(
+                _conn: object, _cursor: object, statement: str, parameters: object, _c: object, many: bool
+            ) -> None:
+                seen.append((statement, [] if many else parameters))
+
+            sa.event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+            views = await runtime.monitor.views(stored_only=True)
+            await runtime.alerting.evaluate(views)
+            sa.event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+            return seen
+    finally:
+        await store.close()
+
+
+async def test_views_and_alerts_cost_the_same_few_range_reads_for_3_or_30_accounts(tmp_path: Path) -> None:
+    few = await _statements_of_a_view(tmp_path, 3)
+    many = await _statements_of_a_view(tmp_path, 30)
+    assert len(few) == len(many) <= 12
+    # No statement reads a table of history from end to end: every access is an index search.
+    plan_db = sqlite3.connect(tmp_path / "30" / "creditbot.db")
+    try:
+        for statement, parameters in many:
+            if not statement.startswith(("SELECT", "DELETE", "UPDATE")):
+                continue
+            plan = plan_db.execute(f"EXPLAIN QUERY PLAN {statement}", parameters).fetchall()  # type: ignore[arg-type]
+            scans = [row[3] for row in plan if row[3].startswith(("SCAN readings", "SCAN reading_days"))]
+            assert scans == [], statement
+    finally:
+        plan_db.close()

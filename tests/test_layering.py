@@ -111,7 +111,7 @@ def test_no_module_is_too_long_to_hold() -> None:
 
 def test_pure_modules_import_no_io() -> None:
     code = (
-        "import sys, bot.alerts, bot.forecast, bot.messages, bot.formatting, bot.models\n"
+        "import sys, bot.alerts, bot.forecast, bot.history, bot.messages, bot.formatting, bot.models\n"
         "io = ('httpx', 'sqlalchemy', 'aiohttp', 'bot.providers', 'bot.store', 'bot.monitor')\n"
         "print(','.join(sorted(m for m in sys.modules if m.startswith(io))))"
     )

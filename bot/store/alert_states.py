@@ -30,13 +30,12 @@ class AlertStateStore:
         """Replace the given (account, rule) states in one transaction."""
         if not states:
             return
+        keys = sorted({(state.account, state.rule.value) for state in states})
         async with self.engine.begin() as connection:
-            for state in states:
-                await connection.execute(
-                    alert_states.delete().where(
-                        (alert_states.c.account == state.account) & (alert_states.c.rule == state.rule.value)
-                    )
-                )
+            # One statement for any number of accounts (a poll saves every account's states).
+            await connection.execute(
+                alert_states.delete().where(sa.tuple_(alert_states.c.account, alert_states.c.rule).in_(keys))
+            )
             await connection.execute(alert_states.insert(), [{**_row(s), "updated_at": now} for s in states])
 
 
