@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
-from bot.money import CURRENCY_SYMBOLS, Money
+from bot.money import CURRENCY_SYMBOLS, Money, is_unit
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -205,7 +205,7 @@ def _projection_note(item: ChartSeries) -> str | None:
 
 
 def _money(amount: Decimal, currency: str) -> str:
-    code = currency.strip().upper()
+    code = currency.strip() if is_unit(currency.strip()) else currency.strip().upper()
     try:
         if code.isalpha():
             return Money(amount, code).format()
@@ -233,7 +233,7 @@ def _tick_money(value: float, step: float, top: float, currency: str) -> str:
             decimals = 2
         number = f"{abs(value) / scale:,.{decimals}f}{unit}"
     sign = "−" if value < 0 and any(c in "123456789" for c in number.split("e")[0]) else ""
-    code = currency.strip().upper()
+    code = currency.strip() if is_unit(currency.strip()) else currency.strip().upper()
     symbol = CURRENCY_SYMBOLS.get(code)
     return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {code}".rstrip()
 

@@ -24,6 +24,16 @@ def storable(amount: Decimal) -> bool:
     )
 
 
+# Credits that are not money, reported in a lower-case unit word where money has its upper-case ISO code:
+# shown without a currency sign, compared only with the same unit, never added to money.
+UNITS = frozenset({"characters", "credits", "diem", "tokens"})
+
+
+def is_unit(currency: str) -> bool:
+    """True for a unit word such as "characters" (credits that are not money)."""
+    return currency in UNITS
+
+
 class CurrencyMismatchError(ValueError):
     """Two amounts in different currencies were combined."""
 
@@ -34,7 +44,7 @@ class AmountError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Money:
-    """An exact amount of one currency (ISO 4217 code, upper case)."""
+    """An exact amount of one currency (ISO 4217 code, upper case) or of a unit of credits (a word in `UNITS`)."""
 
     amount: Decimal
     currency: str
@@ -42,8 +52,8 @@ class Money:
     def __post_init__(self) -> None:
         if not self.amount.is_finite():
             raise AmountError(f"amount must be finite, got {self.amount}")
-        if self.currency != self.currency.upper() or not self.currency.isalpha():
-            raise ValueError(f"currency must be an upper-case code, got {self.currency!r}")
+        if (self.currency != self.currency.upper() or not self.currency.isalpha()) and self.currency not in UNITS:
+            raise ValueError(f"currency must be an upper-case code or a unit word, got {self.currency!r}")
 
     def _same(self, other: Money) -> None:
         if other.currency != self.currency:
@@ -78,8 +88,11 @@ class Money:
         return cls(Decimal(0), currency)
 
     def format(self) -> str:
-        """Human text such as `$12.34`, `¥71.46` or `12.34 EUR`."""
+        """Human text such as `$12.34`, `¥71.46`, `12.34 EUR` or `12,500 characters`."""
         symbol = CURRENCY_SYMBOLS.get(self.currency)
+        if self.currency in UNITS:
+            whole = self.amount == self.amount.to_integral_value()
+            return f"{self.amount:,.0f} {self.currency}" if whole else f"{self.amount:,.2f} {self.currency}"
         rounded = self.amount.quantize(Decimal("0.01"))
         if symbol:
             sign = "-" if rounded < 0 else ""
@@ -119,6 +132,20 @@ def parse_amount(value: Any, *, what: str = "amount") -> Decimal:
 def _preview(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def normalise_unit(code: Any, *, what: str = "currency") -> str:
+    """A currency code upper-cased (`usd` -> `USD`) or a unit word lower-cased (`Characters` ->
+    `characters`), refusing anything else; for configuration, where either may be meant."""
+    if isinstance(code, str) and code.strip().lower() in UNITS:
+        return code.strip().lower()
+    try:
+        return normalise_currency(code, what=what)
+    except AmountError:
+        words = ", ".join(sorted(UNITS))
+        raise AmountError(
+            f"{what} must be a three-letter currency code such as USD or CNY, or one of: {words}"
+        ) from None
 
 
 def normalise_currency(code: Any, *, what: str = "currency") -> str:

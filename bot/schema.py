@@ -43,6 +43,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # Money is stored as decimal text: exact on every backend, and the currency sits beside it.
 MONEY = sa.String(48)
+CURRENCY = sa.String(16)  # an ISO code ("USD") or a unit word for credits that are not money ("characters")
 
 readings = sa.Table(
     "readings",
@@ -52,7 +53,7 @@ readings = sa.Table(
     sa.Column("provider", sa.String(32), nullable=False),
     sa.Column("fetched_at", UTCDateTime(), nullable=False),
     sa.Column("ok", sa.Boolean, nullable=False),
-    sa.Column("currency", sa.String(3)),
+    sa.Column("currency", CURRENCY),
     sa.Column("balance", MONEY),
     sa.Column("balance_source", sa.String(16)),
     sa.Column("spent_today", MONEY),
@@ -83,7 +84,7 @@ reading_days = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("last_error_kind", sa.String(16)),
     # The reported balance over the day, in the currency of its last good reading.
-    sa.Column("currency", sa.String(3)),
+    sa.Column("currency", CURRENCY),
     sa.Column("balance_first", MONEY),
     sa.Column("balance_last", MONEY),
     sa.Column("balance_min", MONEY),
@@ -98,7 +99,7 @@ daily_spend = sa.Table(
     metadata,
     sa.Column("account", sa.String(64), primary_key=True),
     sa.Column("day", sa.Date, primary_key=True),
-    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("currency", CURRENCY, nullable=False),
     sa.Column("amount", MONEY, nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -109,7 +110,7 @@ ledger = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("account", sa.String(64), nullable=False, index=True),
     sa.Column("amount", MONEY, nullable=False),
-    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("currency", CURRENCY, nullable=False),
     sa.Column("on_day", sa.Date, nullable=False),
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("recorded_at", UTCDateTime(), nullable=False),

@@ -332,3 +332,22 @@ async def test_failure_streaks_are_stored_with_each_attempt_and_survive_compacti
     assert await store.readings.failure_streak("a") == 31
     await store.readings.add_reading(reading("a", NOW + timedelta(minutes=15), "9.00"))
     assert (await store.readings.latest_readings(["a"]))["a"].streak == 0
+
+
+async def test_credits_counted_in_a_unit_word_are_stored_on_both_backends(store: Store) -> None:
+    chars = Money(Decimal(12500), "characters")
+    await store.readings.add_reading(
+        Reading(
+            "el",
+            "elevenlabs",
+            NOW,
+            ProviderReport("characters", balance=chars, balance_source=BalanceSource.REPORTED),
+        )
+    )
+    good = (await store.readings.latest_readings(["el"]))["el"].latest_good
+    assert good is not None
+    assert good.report is not None
+    assert good.report.balance == chars
+    assert chars.format() == "12,500 characters"
+    with pytest.raises(ValueError, match="cannot combine"):
+        _ = chars + Money(Decimal(1), "USD")

@@ -23,7 +23,7 @@ from bot.config.problems import did_you_mean, problem_lines
 from bot.config.settings import Settings, check_key, validate_base_url
 from bot.errors import ConfigError
 from bot.models import Account
-from bot.money import AmountError, Money, parse_amount
+from bot.money import AmountError, Money, normalise_unit, parse_amount
 from bot.providers import OFFERED, PROVIDERS
 from bot.text import one_line, redact
 
@@ -98,9 +98,10 @@ class AccountConfig(BaseModel):
     def _currency(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if len(value) != 3 or not value.isalpha():
-            raise ValueError("must be a three-letter currency code such as USD or CNY")
-        return value.upper()
+        try:
+            return normalise_unit(value, what="it")
+        except AmountError as exc:
+            raise ValueError(str(exc).removeprefix("it ")) from None
 
     @field_validator(
         "prepaid_credit",
