@@ -74,6 +74,9 @@ class ProviderReport:
     granted_total: Money | None = None
     grants: tuple[Grant, ...] = ()
     notes: tuple[str, ...] = ()
+    # When the credits are renewed (a subscription's quota): the runway ends there, so a run-out projected
+    # after it is no run-out.
+    resets_at: datetime | None = None
 
 
 def report_amounts(report: ProviderReport) -> list[Money]:
@@ -143,6 +146,18 @@ _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 
 @dataclass(frozen=True)
+class JsonSource:
+    """Where an `http-json` account reads its balance: a URL, its headers (secrets) and JSON Pointers."""
+
+    url: str
+    headers: tuple[tuple[str, SecretStr], ...]
+    balance: str  # RFC 6901 pointer to a number or numeric string
+    scale: Decimal = Decimal(1)  # multiplier: 0.01 for cents
+    error: str | None = None  # pointer: failure when the value there is present and truthy
+    spent_month: str | None = None  # pointer, same scale
+
+
+@dataclass(frozen=True)
 class Account:
     """A configured account, ready to fetch."""
 
@@ -164,6 +179,8 @@ class Account:
     spend_only: bool = field(kw_only=True)
     # The environment variable the key was read from (discovery, or `${VAR}` in the file), if any.
     key_variable: str | None = field(default=None, kw_only=True)
+    team_id: str | None = field(default=None, kw_only=True)  # xAI: the team, when not found from the key
+    json_source: JsonSource | None = field(default=None, kw_only=True)  # http-json only
 
     def key_source(self) -> str:
         """Where the key was set, in words a user can act on: its variable, or the file's api_key field."""
@@ -171,6 +188,13 @@ class Account:
             return self.key_variable
         # The file's name only: chat users see account errors, and the server's paths are none of theirs.
         return f"the api_key of account '{self.name}' in {self.origin.rsplit('/', 1)[-1]}"
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret this account holds (its key, an http-json source's header values)."""
+        headers = self.json_source.headers if self.json_source is not None else ()
+        return tuple(
+            v for v in (self.api_key.get_secret_value(), *(h.get_secret_value() for _, h in headers)) if v
+        )
 
     def masked_key(self) -> str:
         """The key reduced to a recognisable but useless hint, for `creditbot accounts`."""

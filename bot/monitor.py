@@ -141,7 +141,7 @@ class Monitor:
                 provider=account.provider,
                 deadline=loop.time() + timeout,
                 sleep=self._sleep,
-                secrets=(account.api_key.get_secret_value(),),
+                secrets=account.secret_values(),
             )
             request = FetchRequest(
                 http,
@@ -152,6 +152,8 @@ class Monitor:
                 now,
                 shown_currency,
                 account.key_source(),
+                team_id=account.team_id,
+                json_source=account.json_source,
             )
             started = loop.time()
             report: ProviderReport | None = None

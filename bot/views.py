@@ -134,6 +134,11 @@ def build_view(
     if burn is None and balance is not None:
         burn = burn_from_days(history, as_of)
     remaining = days_left(balance, burn)
+    if remaining is not None and report.resets_at is not None and remaining > 0:
+        # Renewed credits: running out after the renewal is not running out.
+        until_reset = Decimal(str((report.resets_at - as_of).total_seconds() / 86400))
+        if remaining > until_reset:
+            remaining = None
     budget = Money(thresholds.monthly_budget, currency) if thresholds.monthly_budget is not None else None
     projected = projected_month_spend(spent_month, burn, as_of, through)
     status = account_status(balance, spent_month, projected, thresholds)

@@ -32,7 +32,7 @@ class AppConfig:
 
     def secrets(self) -> list[str]:
         """Every secret value in use, so that logs can be scrubbed of them."""
-        values = [a.api_key.get_secret_value() for a in self.accounts]
+        values = [secret for a in self.accounts for secret in a.secret_values()]
         for secret in (
             self.settings.slack_bot_token,
             self.settings.slack_signing_secret,

@@ -14,14 +14,10 @@ from bot.models import Account, Severity
 from bot.providers import PROVIDERS
 from bot.providers.moonshot import host_currency
 
-# Zero-config discovery: variable -> provider (the account is named after the provider).
-DISCOVERY_VARIABLES: tuple[tuple[str, str], ...] = (
-    ("OPENAI_ADMIN_KEY", "openai"),
-    ("ANTHROPIC_ADMIN_KEY", "anthropic"),
-    ("OPENROUTER_API_KEY", "openrouter"),
-    ("DEEPSEEK_API_KEY", "deepseek"),
-    ("MOONSHOT_API_KEY", "moonshot"),
-    ("OPENAI_SESSION_KEY", "openai-legacy"),
+# Zero-config discovery: variable -> provider (the account is named after the provider), from each provider's
+# `env`, in the registry's order.
+DISCOVERY_VARIABLES: tuple[tuple[str, str], ...] = tuple(
+    (provider.env, name) for name, provider in PROVIDERS.items() if provider.env is not None
 )
 
 

@@ -99,6 +99,15 @@ class Settings(BaseSettings):
     moonshot_base_url: str | None = Field(None, alias="MOONSHOT_BASE_URL")
     deepseek_currency: str | None = Field(None, alias="DEEPSEEK_CURRENCY")
     openai_session_key: SecretStr | None = Field(None, alias="OPENAI_SESSION_KEY")
+    relay_api_key: SecretStr | None = Field(None, alias="RELAY_API_KEY")
+    relay_base_url: str | None = Field(None, alias="RELAY_BASE_URL")
+    siliconflow_api_key: SecretStr | None = Field(None, alias="SILICONFLOW_API_KEY")
+    novita_api_key: SecretStr | None = Field(None, alias="NOVITA_API_KEY")
+    xai_management_key: SecretStr | None = Field(None, alias="XAI_MANAGEMENT_KEY")
+    venice_api_key: SecretStr | None = Field(None, alias="VENICE_API_KEY")
+    stepfun_api_key: SecretStr | None = Field(None, alias="STEPFUN_API_KEY")
+    deepinfra_api_key: SecretStr | None = Field(None, alias="DEEPINFRA_API_KEY")
+    elevenlabs_api_key: SecretStr | None = Field(None, alias="ELEVENLABS_API_KEY")
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # A PostgreSQL URL carries its password: the repr shows the URL without it.

@@ -30,7 +30,14 @@ CENTS = Decimal(100)
 PRIORITY_TIER_NOTE = "Anthropic's cost report leaves out Priority Tier costs: spend shown may be lower"
 
 
-class AnthropicProvider(Provider, name="anthropic", base_url="https://api.anthropic.com", spend_only=True):
+class AnthropicProvider(
+    Provider,
+    name="anthropic",
+    base_url="https://api.anthropic.com",
+    spend_only=True,
+    key="Admin API key (sk-ant-admin..., console.anthropic.com > Settings > Admin keys)",
+    env="ANTHROPIC_ADMIN_KEY",
+):
     """Month-to-date and daily spend of an Anthropic organization."""
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
-from bot.models import ProviderReport
+from bot.models import JsonSource, ProviderReport
 from bot.money import AmountError, normalise_currency, parse_amount
 
 # The error classes live in their own module; providers and the monitor import them from here as before.
@@ -247,6 +247,8 @@ class FetchRequest:
     shown_currency: str | None = None  # the currency the account was last shown in: kept while it is listed
     # Where the user set the key, for hints about a refused one (`Account.key_source`).
     key_source: str = "the account's api_key"
+    team_id: str | None = None  # xAI: the team to read, when configured rather than found from the key
+    json_source: JsonSource | None = None  # http-json: what to read from where
 
     def bearer(self) -> dict[str, str]:
         """The Authorization header most providers use."""
@@ -304,6 +306,11 @@ class Provider:
     experimental: ClassVar[bool]
     internal: ClassVar[bool]  # not offered to users (the demo's simulated provider)
     granted: ClassVar[bool]  # may report the credit granted, which the *_below_percent thresholds are shares of
+    # For `creditbot providers`: what it reports ("balance", "key limit", "spend only", "quota"), the key it
+    # needs (and where to make it), and the variable that configures it with no file.
+    reports: ClassVar[str]
+    key: ClassVar[str]
+    env: ClassVar[str | None]
 
     def __init_subclass__(
         cls,
@@ -314,11 +321,15 @@ class Provider:
         experimental: bool = False,
         internal: bool = False,
         granted: bool = False,
+        reports: str = "balance",
+        key: str = "API key",
+        env: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
         cls.name, cls.default_base_url = name, base_url
         cls.spend_only, cls.experimental, cls.internal, cls.granted = spend_only, experimental, internal, granted
+        cls.reports, cls.key, cls.env = ("spend only" if spend_only else reports), key, env
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Fetch one account's figures or raise a ProviderError."""

@@ -18,7 +18,13 @@ from bot.providers.base import (
 )
 
 
-class DeepSeekProvider(Provider, name="deepseek", base_url="https://api.deepseek.com"):
+class DeepSeekProvider(
+    Provider,
+    name="deepseek",
+    base_url="https://api.deepseek.com",
+    key="API key (platform.deepseek.com > API keys)",
+    env="DEEPSEEK_API_KEY",
+):
     """Balance of a DeepSeek account in CNY and/or USD."""
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:

@@ -18,7 +18,13 @@ def host_currency(base_url: str) -> str:
     return "CNY" if host.endswith(".cn") else "USD"
 
 
-class MoonshotProvider(Provider, name="moonshot", base_url="https://api.moonshot.ai"):
+class MoonshotProvider(
+    Provider,
+    name="moonshot",
+    base_url="https://api.moonshot.ai",
+    key="API key (platform.moonshot.ai, or .cn with base_url https://api.moonshot.cn)",
+    env="MOONSHOT_API_KEY",
+):
     """Available, voucher and cash balance of a Moonshot account."""
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:

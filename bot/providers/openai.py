@@ -27,7 +27,14 @@ ADMIN_KEY_HELP = (
 )
 
 
-class OpenAIProvider(Provider, name="openai", base_url="https://api.openai.com", spend_only=True):
+class OpenAIProvider(
+    Provider,
+    name="openai",
+    base_url="https://api.openai.com",
+    spend_only=True,
+    key="Admin key (sk-admin-..., platform.openai.com > Organization > Admin keys)",
+    env="OPENAI_ADMIN_KEY",
+):
     """Month-to-date and daily spend of an OpenAI organization."""
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:

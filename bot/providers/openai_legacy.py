@@ -40,7 +40,14 @@ EXPIRED_HELP = (
 
 
 class OpenAILegacyProvider(
-    Provider, name="openai-legacy", base_url="https://api.openai.com", experimental=True, granted=True
+    Provider,
+    name="openai-legacy",
+    base_url="https://api.openai.com",
+    experimental=True,
+    granted=True,
+    reports="credit grants",
+    key="browser session key (sess-..., from platform.openai.com's network requests; expires within days)",
+    env="OPENAI_SESSION_KEY",
 ):
     """Remaining prepaid credit grants from the undocumented OpenAI billing dashboard."""
 

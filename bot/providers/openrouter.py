@@ -30,7 +30,14 @@ ACTIVITY_WINDOW_DAYS = 30  # the activity endpoint covers the last 30 completed 
 KEY_LIMIT_NOTE = "key limit, not the account balance: use a management key to see the account balance"
 
 
-class OpenRouterProvider(Provider, name="openrouter", base_url="https://openrouter.ai", granted=True):
+class OpenRouterProvider(
+    Provider,
+    name="openrouter",
+    base_url="https://openrouter.ai",
+    granted=True,
+    key="management key for the balance (openrouter.ai > Settings > Management keys); an API key gives its limit",
+    env="OPENROUTER_API_KEY",
+):
     """Credits left on an OpenRouter account, or on one key when the account total is out of reach."""
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:

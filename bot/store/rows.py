@@ -62,6 +62,7 @@ def reading_to_row(reading: Reading) -> dict[str, Any]:
                 "spent_month_through": (
                     report.spent_month_through.isoformat() if report.spent_month_through else None
                 ),
+                "resets_at": report.resets_at.isoformat() if report.resets_at else None,
             },
         )
     return row
@@ -99,6 +100,9 @@ def row_to_reading(row: Any) -> Reading:
             spent_month_through=(
                 date.fromisoformat(extra["spent_month_through"]) if extra.get("spent_month_through") else None
             ),
+            resets_at=datetime.fromisoformat(extra["resets_at"]).astimezone(UTC)
+            if extra.get("resets_at")
+            else None,
         )
     return Reading(
         account=row["account"],
