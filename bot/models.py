@@ -77,6 +77,8 @@ class ProviderReport:
     # When the credits are renewed (a subscription's quota): the runway ends there, so a run-out projected
     # after it is no run-out.
     resets_at: datetime | None = None
+    # The provider says requests are refused now (e.g. Venice's canConsume false): critical whatever the balance.
+    refused: str | None = None
 
 
 def report_amounts(report: ProviderReport) -> list[Money]:

@@ -141,7 +141,7 @@ def build_view(
             remaining = None
     budget = Money(thresholds.monthly_budget, currency) if thresholds.monthly_budget is not None else None
     projected = projected_month_spend(spent_month, burn, as_of, through)
-    status = account_status(balance, spent_month, projected, thresholds)
+    status = Status.CRITICAL if report.refused else account_status(balance, spent_month, projected, thresholds)
     return AccountView(
         account,
         status,

@@ -351,3 +351,13 @@ async def test_credits_counted_in_a_unit_word_are_stored_on_both_backends(store:
     assert chars.format() == "12,500 characters"
     with pytest.raises(ValueError, match="cannot combine"):
         _ = chars + Money(Decimal(1), "USD")
+
+
+async def test_a_renewal_date_and_a_refusal_are_kept_with_the_reading(store: Store) -> None:
+    renews = NOW + timedelta(days=9)
+    report = ProviderReport("characters", balance=Money(Decimal(10), "characters"), resets_at=renews, refused="no")
+    await store.readings.add_reading(Reading("el", "elevenlabs", NOW, report))
+    good = (await store.readings.latest_readings(["el"]))["el"].latest_good
+    assert good is not None
+    assert good.report is not None
+    assert (good.report.resets_at, good.report.refused) == (renews, "no")

@@ -63,6 +63,7 @@ def reading_to_row(reading: Reading) -> dict[str, Any]:
                     report.spent_month_through.isoformat() if report.spent_month_through else None
                 ),
                 "resets_at": report.resets_at.isoformat() if report.resets_at else None,
+                "refused": report.refused,
             },
         )
     return row
@@ -103,6 +104,7 @@ def row_to_reading(row: Any) -> Reading:
             resets_at=datetime.fromisoformat(extra["resets_at"]).astimezone(UTC)
             if extra.get("resets_at")
             else None,
+            refused=extra.get("refused"),
         )
     return Reading(
         account=row["account"],
