@@ -20,9 +20,9 @@ T = TypeVar("T")
 # Commands import the core lazily so that `creditbot --help` starts fast.
 
 NO_ACCOUNTS_HELP = (
-    "No accounts are configured. Set one of OPENAI_ADMIN_KEY, ANTHROPIC_ADMIN_KEY, OPENROUTER_API_KEY, "
-    "DEEPSEEK_API_KEY, MOONSHOT_API_KEY (in the environment or .env), or list [[accounts]] in creditbot.toml. "
-    "See README.md > Configuration."
+    "No accounts are configured. Set a provider's key variable such as OPENAI_ADMIN_KEY, ANTHROPIC_ADMIN_KEY, "
+    "OPENROUTER_API_KEY or DEEPSEEK_API_KEY (in the environment or .env; `creditbot providers` lists them all), "
+    "or list [[accounts]] in creditbot.toml. See README.md > Configuration."
 )
 
 
@@ -115,6 +115,19 @@ def accounts() -> int:
         return 0
 
     print_accounts(config, asyncio.run(app.threshold_overrides(config)))
+    return 0
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def providers(as_json: bool) -> int:
+    """List every provider: what it reports, the key it needs, its zero-config variable."""
+    from bot.tables import print_providers, provider_rows
+
+    if as_json:
+        click.echo(json.dumps({"providers": provider_rows()}, indent=2))
+    else:
+        print_providers()
     return 0
 
 

@@ -188,6 +188,8 @@ class Account:
         """Where the key was set, in words a user can act on: its variable, or the file's api_key field."""
         if self.key_variable:
             return self.key_variable
+        if self.json_source is not None:
+            return f"the headers of account '{self.name}' in {self.origin.rsplit('/', 1)[-1]}"
         # The file's name only: chat users see account errors, and the server's paths are none of theirs.
         return f"the api_key of account '{self.name}' in {self.origin.rsplit('/', 1)[-1]}"
 
@@ -200,6 +202,8 @@ class Account:
 
     def masked_key(self) -> str:
         """The key reduced to a recognisable but useless hint, for `creditbot accounts`."""
+        if self.json_source is not None:
+            return f"headers: {', '.join(name for name, _ in self.json_source.headers) or 'none'}"
         return mask_secret(self.api_key.get_secret_value())
 
 

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,7 +15,7 @@ from rich.table import Table
 from bot.config import AppConfig
 from bot.formatting import UNKNOWN, age_text, balance_text, money_text, runway_text, time_text
 from bot.models import AccountView
-from bot.providers import PROVIDERS
+from bot.providers import OFFERED, PROVIDERS
 from bot.store import ThresholdOverride
 from bot.views import effective_thresholds
 
@@ -110,4 +111,33 @@ def print_accounts(config: AppConfig, overrides: Mapping[str, ThresholdOverride]
             cell("monthly_budget", thresholds.monthly_budget),
             prepaid,
         )
+    _console().print(table, markup=False)
+
+
+def provider_rows() -> list[dict[str, Any]]:
+    """Every provider a configuration may name: what it reports, its key, its zero-config variable."""
+    return [
+        {
+            "name": name,
+            "reports": provider.reports,
+            "key": provider.key,
+            "env": provider.env,
+            "experimental": provider.experimental,
+        }
+        for name, provider in PROVIDERS.items()
+        if name in OFFERED
+    ]
+
+
+def print_providers() -> None:
+    """The providers as a table."""
+    table = Table(title="Providers", title_justify="left")
+    for column in ("provider", "reports", "key", "zero-config variable"):
+        table.add_column(column, overflow="fold")
+    for row in provider_rows():
+        name = row["name"] + (" (experimental)" if row["experimental"] else "")
+        env = row["env"] or "—"
+        if row["name"] == "relay":
+            env += " with RELAY_BASE_URL"
+        table.add_row(name, row["reports"], row["key"], env)
     _console().print(table, markup=False)

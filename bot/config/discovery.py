@@ -37,6 +37,17 @@ def discovered_accounts(settings: Settings) -> list[Account]:
             except ValueError as exc:
                 raise ConfigError([f"environment: MOONSHOT_BASE_URL: {exc}"]) from None
             currency = host_currency(base_url)
+        if provider_name == "relay":
+            # A relay has no documented host: its address comes with the key (never from OPENAI_BASE_URL, which
+            # often points at vLLM, Ollama or a LiteLLM proxy without billing endpoints).
+            if not settings.relay_base_url:
+                raise ConfigError(
+                    [f"environment: {variable} is set but RELAY_BASE_URL is not: set it to the relay's address"]
+                )
+            try:
+                base_url = validate_base_url(settings.relay_base_url)
+            except ValueError as exc:
+                raise ConfigError([f"environment: RELAY_BASE_URL: {exc}"]) from None
         if provider_name == "deepseek":
             currency = settings.deepseek_currency  # DeepSeek lists several; without it, the first one in use
         accounts.append(

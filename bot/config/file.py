@@ -16,13 +16,14 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_va
 
 from bot.channels import BUILT_IN_PLATFORMS
 from bot.commands import Verb
+from bot.config.account_rules import HTTP_JSON, check_headers, check_pointer, check_provider_keys
 from bot.config.app import AppConfig
 from bot.config.channel_tables import toml_channels
 from bot.config.discovery import discovered_accounts
 from bot.config.problems import did_you_mean, problem_lines
-from bot.config.settings import Settings, check_key, validate_base_url
+from bot.config.settings import Settings, check_key, validate_base_url, validate_source_url
 from bot.errors import ConfigError
-from bot.models import Account
+from bot.models import Account, JsonSource
 from bot.money import AmountError, Money, normalise_unit, parse_amount
 from bot.providers import OFFERED, PROVIDERS
 from bot.text import one_line, redact
@@ -55,9 +56,16 @@ class AccountConfig(BaseModel):
 
     name: str
     provider: str
-    api_key: SecretStr
+    api_key: SecretStr | None = None  # required by every provider but http-json (see account_rules)
     base_url: str | None = None
     currency: str | None = None
+    team_id: str | None = None
+    url: str | None = None
+    headers: dict[str, SecretStr] | None = None
+    balance: str | None = None
+    scale: Decimal | None = None
+    error: str | None = None
+    spent_month: str | None = None
     prepaid_credit: Decimal | None = None
     prepaid_since: date | None = None
     monthly_budget: Decimal | None = None
@@ -85,8 +93,41 @@ class AccountConfig(BaseModel):
 
     @field_validator("api_key")
     @classmethod
-    def _key(cls, value: SecretStr) -> SecretStr:
-        return SecretStr(check_key(value.get_secret_value()))
+    def _key(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else SecretStr(check_key(value.get_secret_value()))
+
+    @field_validator("team_id")
+    @classmethod
+    def _team(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", value):
+            raise ValueError("must be the team's id as the xAI console shows it (letters, digits, '-')")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else validate_source_url(value)
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise ValueError('must be a table such as { Authorization = "Bearer ${GATEWAY_KEY}" }')
+        return check_headers(value)
+
+    @field_validator("balance", "error", "spent_month")
+    @classmethod
+    def _pointer(cls, value: str | None) -> str | None:
+        return None if value is None else check_pointer(value)
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be a positive number such as 0.01 (for cents)")
+        return value
 
     @field_validator("base_url")
     @classmethod
@@ -110,6 +151,7 @@ class AccountConfig(BaseModel):
         "critical_below",
         "warn_below_percent",
         "critical_below_percent",
+        "scale",
         mode="before",
     )
     @classmethod
@@ -132,6 +174,7 @@ class AccountConfig(BaseModel):
 
     @model_validator(mode="after")
     def _pairs(self) -> AccountConfig:
+        check_provider_keys(self)
         if (self.prepaid_credit is None) != (self.prepaid_since is None):
             raise ValueError("prepaid_credit and prepaid_since go together: set both or neither")
         if self.prepaid_credit is not None and not PROVIDERS[self.provider].spend_only:
@@ -229,6 +272,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _expand(value: Any, env: Mapping[str, str], missing: list[str]) -> Any:
+    if isinstance(value, dict):  # an inline table such as http-json's headers
+        return {key: _expand(item, env, missing) for key, item in value.items()}
     if not isinstance(value, str):
         return value
 
@@ -244,6 +289,8 @@ def _expand(value: Any, env: Mapping[str, str], missing: list[str]) -> Any:
 
 def _bare_variable(value: Any, env: Mapping[str, str]) -> str | None:
     """The NAME of a `$NAME` written without braces, when it looks like a variable (upper case, or set)."""
+    if isinstance(value, dict):
+        return next((name for item in value.values() if (name := _bare_variable(item, env))), None)
     if not isinstance(value, str):
         return None
     for match in BARE_VAR_PATTERN.finditer(VAR_PATTERN.sub("", value)):
@@ -289,6 +336,9 @@ def _toml_accounts(path: Path, raw_accounts: list[dict[str, Any]], env: Mapping[
         accounts.append(_account(parsed, str(path), whole_variable.group(1) if whole_variable else None))
     if problems:
         keys = [str(_expand(table.get("api_key"), env, [])) for table in raw_accounts]
+        for table in raw_accounts:
+            headers = _expand(table.get("headers"), env, [])
+            keys += [str(v) for v in headers.values()] if isinstance(headers, dict) else []
         raise ConfigError(_without_keys(problems, keys))
     return accounts
 
@@ -304,14 +354,29 @@ def _account(parsed: AccountConfig, origin: str, key_variable: str | None) -> Ac
     prepaid = None
     if parsed.prepaid_credit is not None:
         prepaid = Money(parsed.prepaid_credit, parsed.currency or "USD")
+    source = None
+    if parsed.provider == HTTP_JSON:
+        assert parsed.url is not None
+        assert parsed.balance is not None
+        source = JsonSource(
+            parsed.url,
+            tuple((parsed.headers or {}).items()),
+            parsed.balance,
+            parsed.scale if parsed.scale is not None else Decimal(1),
+            parsed.error,
+            parsed.spent_month,
+        )
+    fields = parsed.model_dump(exclude={"url", "headers", "balance", "scale", "error", "spent_month"})
     # The table's fields are the account's, with the provider's defaults filled in.
     return Account(
         **{
-            **parsed.model_dump(),
-            "base_url": parsed.base_url or provider.default_base_url,
+            **fields,
+            "api_key": parsed.api_key or SecretStr(""),
+            "base_url": parsed.base_url or provider.default_base_url or (parsed.url or ""),
             "prepaid_credit": prepaid,
             "origin": origin,
             "key_variable": key_variable,
             "spend_only": provider.spend_only,
+            "json_source": source,
         }
     )

@@ -32,6 +32,9 @@ def problem_lines(
         if name in skip:
             continue
         reason = _WORDED.get(error["type"]) or _without_prefix(error["msg"])
+        field, _, rest = reason.partition(": ")
+        if name == whole and rest and field in known:
+            name, reason = field, rest  # a rule between fields that names the field to fix
         if error["type"] == "extra_forbidden":
             reason += did_you_mean(name, known)
         lines.append(f"{where}: {name}: {reason}")

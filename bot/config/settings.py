@@ -334,6 +334,17 @@ def validate_base_url(value: str) -> str:
     return value.strip().rstrip("/").removesuffix("/v1")
 
 
+def validate_source_url(value: str) -> str:
+    """A full http(s) URL of a JSON endpoint (http-json's `url`): a path and a query are allowed, credentials
+    and a fragment are not."""
+    base, _, query = value.strip().partition("?")
+    if any(c.isspace() or not c.isprintable() for c in query):
+        raise ValueError("must not contain spaces or control characters")
+    checked = validate_base_url(base)
+    # validate_base_url drops a trailing /v1 (a provider prefix); a full URL keeps its path as written.
+    return base.rstrip("/") + (f"?{query}" if query else "") if checked else checked
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment and `.env`, or a ConfigError naming each bad variable."""
     try:

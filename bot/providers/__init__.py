@@ -6,6 +6,7 @@ from bot.providers.anthropic import AnthropicProvider
 from bot.providers.base import Provider
 from bot.providers.deepseek import DeepSeekProvider
 from bot.providers.demo import DemoProvider
+from bot.providers.http_json import HttpJsonProvider
 from bot.providers.moonshot import MoonshotProvider
 from bot.providers.openai import OpenAIProvider
 from bot.providers.openai_legacy import OpenAILegacyProvider
@@ -20,6 +21,7 @@ PROVIDERS: dict[str, type[Provider]] = {
         OpenRouterProvider,
         DeepSeekProvider,
         MoonshotProvider,
+        HttpJsonProvider,
         DemoProvider,
     )
 }
