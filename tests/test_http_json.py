@@ -162,8 +162,8 @@ def test_a_refused_header_names_where_to_fix_it(tmp_path: Path, endpoint: JsonEn
             "is not a JSON Pointer",
         ),
         (
-            'provider = "http-json"\nurl = "http://h/x"\nbalance = "/b"\ncurrency = "USD"\nscale = "-1"',
-            "scale: must be a positive number",
+            'provider = "http-json"\nurl = "http://h/x"\nbalance = "/b"\ncurrency = "USD"\nscale = "0"',
+            "scale: must not be 0",
         ),
         (
             'provider = "http-json"\nurl = "http://h/x"\nbalance = "/b"\ncurrency = "USD"\n'

@@ -125,8 +125,9 @@ class AccountConfig(BaseModel):
     @field_validator("scale")
     @classmethod
     def _scale(cls, value: Decimal | None) -> Decimal | None:
-        if value is not None and value <= 0:
-            raise ValueError("must be a positive number such as 0.01 (for cents)")
+        if value is not None and value == 0:
+            # Negative is allowed: some sources count credit as a negative amount owed (xAI, DeepInfra).
+            raise ValueError("must not be 0: a multiplier such as 0.01 (for cents), or -0.01 when credit is negative")
         return value
 
     @field_validator("base_url")
