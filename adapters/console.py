@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from bot.adapter import BaseAdapter, DeliveryError
 from bot.handler import Requester
-from bot.messages import Message, render_text
+from bot.messages import Message
+from bot.plain import render_text
 from bot.text import safe_file_name
 
 if TYPE_CHECKING:

@@ -37,14 +37,25 @@ AdapterFactory = Callable[[AppConfig, bool], Adapter | None]
 ADAPTERS: dict[str, AdapterFactory] = {}
 # The setting (its environment variable) without which a platform has no adapter.
 NEEDS: dict[str, str] = {}
+# The channel keys beyond the common ones that a platform's channels take (`url`, `secret`): key -> required.
+CHANNEL_KEYS: dict[str, dict[str, bool]] = {}
 
 
-def register_adapter(platform: str, factory: AdapterFactory, *, needs: str | None = None) -> None:
+def register_adapter(
+    platform: str,
+    factory: AdapterFactory,
+    *,
+    needs: str | None = None,
+    channel_keys: dict[str, bool] | None = None,
+) -> None:
     """Make a platform available to `[[channels]]` tables, `run`, `summary --send` and `notify-test`; `needs`
-    names the setting without which it is not configured (a channel on it is then a configuration error)."""
+    names the setting without which it is not configured (a channel on it is then a configuration error);
+    `channel_keys` the extra keys its channels take (`{"url": True}`: required)."""
     ADAPTERS[platform] = factory
     if needs is not None:
         NEEDS[platform] = needs
+    if channel_keys:
+        CHANNEL_KEYS[platform] = dict(channel_keys)
 
 
 def _console(config: AppConfig, listening: bool) -> Adapter:
@@ -108,7 +119,7 @@ def load() -> AppConfig:
 
     settings = load_settings()
     unconfigured = {platform: needs for platform, needs in NEEDS.items() if not settings.given(needs)}
-    config = load_config(settings, platforms=platforms(), unconfigured=unconfigured)
+    config = load_config(settings, platforms=platforms(), unconfigured=unconfigured, channel_keys=CHANNEL_KEYS)
     configure_logging(settings.log_level, settings.log_format, config.secrets())
     return config
 
@@ -225,7 +236,7 @@ async def serve(config: AppConfig, stop: asyncio.Event) -> None:
 
 async def summary_text(config: AppConfig, channel_ids: Sequence[str]) -> str:
     """The daily summary as plain text, for one channel when exactly one is chosen, else for all accounts."""
-    from bot.messages import render_text
+    from bot.plain import render_text
 
     async with services(config) as parts:
         runtime = _runtime(parts, [])

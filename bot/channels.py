@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr
 
 from bot.models import Severity
 
@@ -30,6 +32,9 @@ class Channel:
     mention: str | None = None
     quiet_hours: tuple[time, time] | None = None
     source: str = "creditbot.toml"
+    # Push-only platforms (apprise, webhook): where to deliver and the signing secret; kept out of the repr.
+    url: SecretStr | None = field(default=None, repr=False)
+    secret: SecretStr | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str:

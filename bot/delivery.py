@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from bot.adapter import Adapter, DeliveryError
@@ -56,7 +56,9 @@ class Delivery:
     async def send_test(self, label: str, platform: str, channel: str) -> str:
         """Queue and deliver a test message to a channel; returns its outbox key."""
         now = self.clock()
-        message = text_message("creditbot test message", f"Delivery to {label} works ({time_text(now)}).")
+        message = replace(
+            text_message("creditbot test message", f"Delivery to {label} works ({time_text(now)})."), kind="test"
+        )
         key = f"test:{label}:{now.isoformat()}"
         await self.store.outbox.enqueue(
             NewMessage(key, platform, channel, "test", "info", message.to_json(), now), now=now

@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 from bot.formatting import UNKNOWN, balance_suffix, money_text, runway_text, signed_money_text, time_text
 from bot.models import AccountView, AlertEvent, AlertKind, Condition, Rule, Severity, Status
 from bot.money import Money
-from bot.text import cut, printable, safe_file_name
+from bot.report import view_as_dict
+from bot.text import cut, safe_file_name
 
 STATUS_SEVERITY = {
     Status.CRITICAL: Severity.CRITICAL,
@@ -40,6 +41,7 @@ class Section:
     headline: str  # e.g. "$38.50 left (estimated)"
     fields: tuple[Field, ...] = ()
     note: str | None = None  # stale or error explanation
+    values: dict[str, Any] | None = None  # the numbers behind the fields (`creditbot check --json` shape)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class Message:
     # each adapter writes them its own way.
     mentions: tuple[str, ...] = ()
     actions: tuple[Action, ...] = ()
+    kind: str = ""  # "summary", "alert", "recovery" or "test" for what the outbox sends; "" for a reply
+    as_of: str | None = None  # ISO time of the oldest reading shown
 
     def __post_init__(self) -> None:
         # Adapters use the chart name as a file name (console) or attachment name: never a path.
@@ -91,6 +95,7 @@ class Message:
                     "headline": s.headline,
                     "fields": [[f.label, f.value] for f in s.fields],
                     "note": s.note,
+                    "values": s.values,
                 }
                 for s in self.sections
             ],
@@ -100,6 +105,8 @@ class Message:
             "chart_name": self.chart_name,
             "mentions": list(self.mentions),
             "actions": [a.__dict__ for a in self.actions],
+            "kind": self.kind,
+            "as_of": self.as_of,
         }
 
     @classmethod
@@ -117,6 +124,7 @@ class Message:
                     headline=s["headline"],
                     fields=tuple(Field(label, value) for label, value in s["fields"]),
                     note=s["note"],
+                    values=s.get("values"),
                 )
                 for s in data["sections"]
             ),
@@ -126,6 +134,8 @@ class Message:
             chart_name=data.get("chart_name", "credits.png"),
             mentions=tuple(data["mentions"]),
             actions=tuple(Action(**a) for a in data["actions"]),
+            kind=data.get("kind", ""),
+            as_of=data.get("as_of"),
         )
 
 
@@ -159,7 +169,8 @@ def section(view: AccountView) -> Section:
     note = None
     if view.error:
         note = f"stale: {view.error}" if view.stale else view.error
-    return Section(view.name, view.account.provider, view.status.value, headline(view), tuple(fields), note)
+    status, shown = view.status.value, headline(view)
+    return Section(view.name, view.account.provider, status, shown, tuple(fields), note, view_as_dict(view))
 
 
 def _today_text(view: AccountView) -> str:
@@ -185,6 +196,11 @@ def footer(views: Sequence[AccountView], now: datetime) -> str:
     if stale:
         text += f" · stale: {', '.join(stale)}"
     return text
+
+
+def _oldest(views: Sequence[AccountView]) -> str | None:
+    times = [v.fetched_at for v in views if v.fetched_at is not None]
+    return min(times).isoformat() if times else None
 
 
 def worst_severity(views: Sequence[AccountView]) -> Severity:
@@ -265,6 +281,8 @@ def summary_message(
         chart=chart,
         chart_name=f"credits-{now:%Y-%m-%d}.png",
         actions=(Action("refresh", "Refresh"),),
+        kind="summary",
+        as_of=_oldest(views),
     )
 
 
@@ -327,6 +345,8 @@ def alert_message(event: AlertEvent, view: AccountView) -> Message:
         text=text,
         footer=f"rule: {event.rule.value}" + (f" · as of {time_text(view.fetched_at)}" if view.fetched_at else ""),
         actions=actions,
+        kind="recovery" if event.kind is AlertKind.RECOVERED else "alert",
+        as_of=_oldest([view]),
     )
 
 
@@ -358,26 +378,3 @@ def _alert_words(event: AlertEvent, view: AccountView) -> tuple[str, str]:
     if event.rule is Rule.BUDGET and view.spent_month is not None and view.monthly_budget is not None:
         text = f"Spent {view.spent_month.format()} of {view.monthly_budget.format()} this month (UTC)."
     return f"{prefix}{view.name}: {condition_text(event.condition)}", text
-
-
-def render_text(message: Message) -> str:
-    """Plain text rendering, for the console and the CLI."""
-    lines = []
-    if message.mentions:
-        lines.append(" ".join(message.mentions))
-    marker = {Severity.CRITICAL: "[CRITICAL] ", Severity.WARNING: "[WARNING] "}.get(message.severity, "")
-    lines.append(f"{marker}{message.title}")
-    lines.append("=" * len(lines[-1]))
-    if message.text:
-        lines.append(message.text)
-    for item in message.sections:
-        lines.append(f"{item.account} ({item.provider}): {item.headline} [{item.status}]")
-        details = [f"{f.label}: {f.value}" for f in item.fields if f.label not in ("Balance", "Spend", "Status")]
-        if details:
-            lines.append("  " + " · ".join(details))
-        if item.note:
-            lines.append(f"  {item.note}")
-    if message.footer:
-        lines.append(message.footer)
-    # The console is a terminal: no escape sequence or bidi override from data may reach it.
-    return printable("\n".join(lines))

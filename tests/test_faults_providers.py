@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from bot.channels import Channel
 from bot.config import AppConfig
 from bot.handler import Requester
-from bot.messages import Message, render_text
+from bot.messages import Message
 from bot.models import AlertEvent, ErrorKind, Rule, Severity
 from bot.money import Money
+from bot.plain import render_text
 from bot.providers.base import MAX_ATTEMPTS, MAX_BODY_BYTES
 from bot.store import Store
 from tests.conftest import make_account, make_runtime, make_settings

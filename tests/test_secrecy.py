@@ -47,7 +47,8 @@ from bot.adapter import DeliveryError
 from bot.config import AccountConfig, AppConfig, ConfigError, load_config, load_settings, mask_secret
 from bot.handler import Requester
 from bot.logs import JsonFormatter, configure_logging
-from bot.messages import Action, Message, render_text
+from bot.messages import Action, Message
+from bot.plain import render_text
 from bot.providers.base import FetchRequest, HostLimiter, ProviderError, ProviderHttp
 from bot.store import Store
 from tests.conftest import fetch, fetch_request, make_runtime, make_settings

@@ -42,6 +42,8 @@ class AppConfig:
         ):
             if secret is not None:
                 values.append(secret.get_secret_value())
+        for channel in self.channels:
+            values += [s.get_secret_value() for s in (channel.url, channel.secret) if s is not None]
         password = database_password(self.settings.database_url)
         if password:
             values += [password, unquote(password)]

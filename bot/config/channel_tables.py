@@ -6,11 +6,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from bot.channels import Channel, parse_clock, parse_quiet_hours
 from bot.config.problems import did_you_mean, problem_lines
 from bot.config.settings import Settings, check_timezone
+from bot.config.variables import bare_variable, expand_variables
 from bot.errors import ConfigError
 from bot.models import Severity
 from bot.text import one_line
@@ -19,7 +20,8 @@ from bot.text import one_line
 class ChannelConfig(BaseModel):
     """One `[[channels]]` table, validated."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A channel's url and secret may be secrets: never quoted back in an error.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     platform: str = Field(min_length=1, max_length=32)
     id: str = Field(min_length=1, max_length=128)
@@ -29,6 +31,8 @@ class ChannelConfig(BaseModel):
     alerts: Literal["info", "warning", "critical", "none"] = "warning"
     mention: str | None = Field(None, max_length=200)
     quiet_hours: str | None = None
+    url: SecretStr | None = None  # push-only platforms (apprise, webhook): where to deliver
+    secret: SecretStr | None = None  # webhook: the signing secret
 
     @field_validator("daily_summary")
     @classmethod
@@ -59,9 +63,16 @@ def toml_channels(
     settings: Settings,
     platforms: Sequence[str],
     unconfigured: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
+    channel_keys: Mapping[str, Mapping[str, bool]] | None = None,
 ) -> list[Channel]:
     """The `[[channels]]` tables as channels, or a ConfigError listing every problem (an unknown or
-    unconfigured platform, an unknown account, a channel listed twice)."""
+    unconfigured platform, an unknown account, a channel listed twice, a key its platform does not take).
+
+    `${VAR}` in a value is read from `env`; `channel_keys` says which platforms take `url` and `secret`
+    (key -> required)."""
+    env = env or {}
+    channel_keys = channel_keys or {}
     if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
         raise ConfigError([f"{path}: 'channels' must be a list of [[channels]] tables"])
     problems: list[str] = []
@@ -69,10 +80,13 @@ def toml_channels(
     seen: set[str] = set()
     for index, table in enumerate(raw):
         where = f"{path}: channels[{index}]" + (f" '{table['id']}'" if isinstance(table.get("id"), str) else "")
+        expanded, unset = _expanded(table, env, where, problems)
         try:
-            parsed = ChannelConfig.model_validate(table)
+            parsed = ChannelConfig.model_validate(expanded)
         except ValidationError as exc:
-            problems += problem_lines(exc, where, "channel", known=ChannelConfig.model_fields)
+            problems += problem_lines(exc, where, "channel", skip=unset, known=ChannelConfig.model_fields)
+            continue
+        if unset:
             continue
         if parsed.platform not in platforms:
             shown = one_line(parsed.platform, limit=40)
@@ -86,6 +100,10 @@ def toml_channels(
                 f"{where}: platform: {parsed.platform} is not configured: set {unconfigured[parsed.platform]} "
                 "(in the environment or .env) or remove this channel; its messages could never be delivered"
             )
+            continue
+        extra = _platform_keys(parsed, channel_keys, where)
+        if extra:
+            problems += extra
             continue
         if not parsed.accounts:
             # An empty list shows nothing; reading it as "all" would post every balance where none was meant.
@@ -112,8 +130,44 @@ def toml_channels(
                 mention=parsed.mention,
                 quiet_hours=parse_quiet_hours(parsed.quiet_hours) if parsed.quiet_hours else None,
                 source=str(path),
+                url=parsed.url,
+                secret=parsed.secret,
             )
         )
     if problems:
         raise ConfigError(problems)
     return channels
+
+
+def _expanded(
+    table: dict[str, Any], env: Mapping[str, str], where: str, problems: list[str]
+) -> tuple[dict[str, Any], set[str]]:
+    """The table with `${VAR}` read from the environment; a variable not set (or `$VAR` without braces) is a
+    problem naming the field, and that field is left out of further checks."""
+    expanded: dict[str, Any] = {}
+    unset: set[str] = set()
+    for key, value in table.items():
+        missing: list[str] = []
+        expanded[key] = expand_variables(value, env, missing)
+        problems += [f"{where}: {key}: environment variable {name} is not set" for name in missing]
+        bare = bare_variable(value, env)
+        if bare:
+            problems.append(f"{where}: {key}: write ${{{bare}}} to read the environment variable {bare}")
+        if missing or bare:
+            unset.add(key)
+            expanded[key] = "unset"
+    return expanded, unset
+
+
+def _platform_keys(parsed: ChannelConfig, channel_keys: Mapping[str, Mapping[str, bool]], where: str) -> list[str]:
+    """Problems with `url` and `secret`: given on a platform that takes neither, or missing where required."""
+    taken = channel_keys.get(parsed.platform, {})
+    problems = []
+    for key in ("url", "secret"):
+        given = getattr(parsed, key) is not None
+        if given and key not in taken:
+            users = ", ".join(p for p, keys in channel_keys.items() if key in keys) or "none"
+            problems.append(f"{where}: {key}: is not used by platform {parsed.platform} (only by: {users})")
+        elif not given and taken.get(key):
+            problems.append(f"{where}: {key}: is required for platform {parsed.platform}")
+    return problems

@@ -22,6 +22,7 @@ from bot.config.channel_tables import toml_channels
 from bot.config.discovery import discovered_accounts
 from bot.config.problems import did_you_mean, problem_lines
 from bot.config.settings import Settings, check_key, validate_base_url, validate_source_url
+from bot.config.variables import VAR_PATTERN, bare_variable, expand_variables
 from bot.errors import ConfigError
 from bot.models import Account, JsonSource
 from bot.money import AmountError, Money, normalise_unit, parse_amount
@@ -31,9 +32,6 @@ from bot.text import one_line, redact
 # Command words of the chat command layer: an account named like one would make commands ambiguous.
 RESERVED_NAMES = frozenset(verb.value for verb in Verb)
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-VAR_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# `$NAME` without braces is not expanded: it would be sent to the provider as the key itself.
-BARE_VAR_PATTERN = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 TABLES = ("accounts", "channels")
 DEFAULT_CONFIG_PATH = Path("creditbot.toml")
 
@@ -127,7 +125,9 @@ class AccountConfig(BaseModel):
     def _scale(cls, value: Decimal | None) -> Decimal | None:
         if value is not None and value == 0:
             # Negative is allowed: some sources count credit as a negative amount owed (xAI, DeepInfra).
-            raise ValueError("must not be 0: a multiplier such as 0.01 (for cents), or -0.01 when credit is negative")
+            raise ValueError(
+                "must not be 0: a multiplier such as 0.01 (for cents), or -0.01 when credit is negative"
+            )
         return value
 
     @field_validator("base_url")
@@ -200,8 +200,10 @@ def load_config(
     *,
     platforms: Sequence[str] = BUILT_IN_PLATFORMS,
     unconfigured: Mapping[str, str] | None = None,
+    channel_keys: Mapping[str, Mapping[str, bool]] | None = None,
 ) -> AppConfig:
     """Accounts from the TOML file, or from discovery variables when the file defines none; `[[channels]]`
+    (with `channel_keys`: which platforms take `url` and `secret`, and whether they must)
     may name any of `platforms` (those the composition root has adapters for) except the `unconfigured` ones
     (platform: the setting it lacks), whose messages could never be delivered."""
     env = _environment(environ)
@@ -231,7 +233,8 @@ def load_config(
         source = "environment"
     missing = dict(unconfigured or {})
     names = [a.name for a in accounts]
-    channels = toml_channels(path, tables.get("channels", []), names, settings, platforms, missing)
+    raw_channels = tables.get("channels", [])
+    channels = toml_channels(path, raw_channels, names, settings, platforms, missing, env, channel_keys)
     return AppConfig(settings, tuple(accounts), source, tables, tuple(channels), unconfigured=missing)
 
 
@@ -272,35 +275,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: cannot be read: {exc.__class__.__name__}"]) from None
 
 
-def _expand(value: Any, env: Mapping[str, str], missing: list[str]) -> Any:
-    if isinstance(value, dict):  # an inline table such as http-json's headers
-        return {key: _expand(item, env, missing) for key, item in value.items()}
-    if not isinstance(value, str):
-        return value
-
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in env or env[name] == "":
-            missing.append(name)
-            return ""
-        return env[name]
-
-    return VAR_PATTERN.sub(substitute, value)
-
-
-def _bare_variable(value: Any, env: Mapping[str, str]) -> str | None:
-    """The NAME of a `$NAME` written without braces, when it looks like a variable (upper case, or set)."""
-    if isinstance(value, dict):
-        return next((name for item in value.values() if (name := _bare_variable(item, env))), None)
-    if not isinstance(value, str):
-        return None
-    for match in BARE_VAR_PATTERN.finditer(VAR_PATTERN.sub("", value)):
-        name = match.group(1)
-        if name.isupper() or name in env:
-            return name
-    return None
-
-
 def _toml_accounts(path: Path, raw_accounts: list[dict[str, Any]], env: Mapping[str, str]) -> list[Account]:
     problems: list[str] = []
     accounts: list[Account] = []
@@ -312,10 +286,10 @@ def _toml_accounts(path: Path, raw_accounts: list[dict[str, Any]], env: Mapping[
         unset: set[str] = set()
         for key, value in raw.items():
             missing: list[str] = []
-            expanded[key] = _expand(value, env, missing)
+            expanded[key] = expand_variables(value, env, missing)
             for variable in missing:
                 problems.append(f"{where}: {key}: environment variable {variable} is not set")
-            bare = _bare_variable(value, env)
+            bare = bare_variable(value, env)
             if bare:
                 problems.append(f"{where}: {key}: write ${{{bare}}} to read the environment variable {bare}")
             if missing or bare:
@@ -336,9 +310,9 @@ def _toml_accounts(path: Path, raw_accounts: list[dict[str, Any]], env: Mapping[
         whole_variable = VAR_PATTERN.fullmatch(str(raw.get("api_key", "")).strip())
         accounts.append(_account(parsed, str(path), whole_variable.group(1) if whole_variable else None))
     if problems:
-        keys = [str(_expand(table.get("api_key"), env, [])) for table in raw_accounts]
+        keys = [str(expand_variables(table.get("api_key"), env, [])) for table in raw_accounts]
         for table in raw_accounts:
-            headers = _expand(table.get("headers"), env, [])
+            headers = expand_variables(table.get("headers"), env, [])
             keys += [str(v) for v in headers.values()] if isinstance(headers, dict) else []
         raise ConfigError(_without_keys(problems, keys))
     return accounts
