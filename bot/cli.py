@@ -74,7 +74,7 @@ def cli() -> None:
 @click.option("--refresh", is_flag=True, help="Fetch now even if a reading is younger than the cache time.")
 def check(as_json: bool, names: tuple[str, ...], refresh: bool) -> int:
     """Show balances, spend and runway; exit 0 ok, 1 warning, 2 critical, 3 error."""
-    from bot import app
+    from bot import oneoff
     from bot.errors import EX_CONFIG, CommandFailure
     from bot.report import EXIT_UNKNOWN, check_document, exit_status
 
@@ -89,7 +89,7 @@ def check(as_json: bool, names: tuple[str, ...], refresh: bool) -> int:
         return EXIT_UNKNOWN
 
     try:
-        views, now = asyncio.run(app.current_views(config, names, refresh=refresh))
+        views, now = asyncio.run(oneoff.current_views(config, names, refresh=refresh))
     except CommandFailure as exc:
         if exc.exit_code != EX_CONFIG:
             exc.exit_code = EXIT_UNKNOWN
@@ -106,7 +106,7 @@ def check(as_json: bool, names: tuple[str, ...], refresh: bool) -> int:
 @cli.command()
 def accounts() -> int:
     """List configured accounts, where each came from and their effective thresholds."""
-    from bot import app
+    from bot import oneoff
     from bot.tables import print_accounts
 
     config = _config()
@@ -114,7 +114,7 @@ def accounts() -> int:
         click.echo(NO_ACCOUNTS_HELP)
         return 0
 
-    print_accounts(config, asyncio.run(app.threshold_overrides(config)))
+    print_accounts(config, asyncio.run(oneoff.threshold_overrides(config)))
     return 0
 
 
@@ -137,7 +137,7 @@ def providers(as_json: bool) -> int:
 @click.option("--on", "on_day", metavar="YYYY-MM-DD", help="Day the credit was bought (UTC); default today.")
 def topup(account_name: str, amount_text: str, on_day: str | None) -> int:
     """Record credit bought for a spend-only account (OpenAI, Anthropic)."""
-    from bot import app
+    from bot import oneoff
     from bot.money import AmountError, parse_amount
 
     config = _config()
@@ -156,7 +156,7 @@ def topup(account_name: str, amount_text: str, on_day: str | None) -> int:
     if value <= 0:
         raise click.UsageError("AMOUNT must be more than zero")
 
-    click.echo(_run(app.record_topup(config, account, value, on_day)))
+    click.echo(_run(oneoff.record_topup(config, account, value, on_day)))
     return 0
 
 
@@ -197,19 +197,27 @@ def summary(send: bool, channel_ids: tuple[str, ...]) -> int:
 @cli.command(name="alerts")
 def alerts_command() -> int:
     """List the state of every alert rule that has fired."""
-    from bot import app
+    from bot import oneoff
     from bot.alerts import severity
     from bot.formatting import time_text
 
     config = _demo_or_config()
 
-    active = [s for s in asyncio.run(app.alert_states(config)) if s.level > 0]
+    states, undelivered = asyncio.run(oneoff.alert_states(config))
+    active = [s for s in states if s.level > 0]
     if not active:
         click.echo("No open alerts.")
     for state in sorted(active, key=lambda s: (s.account, s.rule.value)):
         since = time_text(state.since) if state.since else "?"
         loudness = severity(state.rule, state.level).value
         click.echo(f"{state.account}: {state.rule.value} {loudness} since {since}: {state.detail or ''}")
+    if undelivered:
+        click.echo("\nUndelivered:")
+    for item in undelivered:
+        when = item.claimed_at or item.created_at
+        state = "failed" if item.status == "failed" else f"retrying (attempt {item.attempts})"
+        shown = time_text(when) if when else "?"
+        click.echo(f"{item.platform}:{item.channel}: {item.key}: {state} at {shown}: {item.last_error or ''}")
     return 0
 
 
@@ -229,14 +237,14 @@ def notify_test(channel_ids: tuple[str, ...]) -> int:
 @cli.command()
 def doctor() -> int:
     """Check the configuration, the database, every account's key and endpoint, and the chat platforms."""
-    from bot import app
+    from bot import oneoff
     from bot.text import counted
 
     config = _config()
 
     async def go() -> int:
         problems = 0
-        async for check in app.doctor(config, NO_ACCOUNTS_HELP):
+        async for check in oneoff.doctor(config, NO_ACCOUNTS_HELP):
             click.echo(check.line)
             problems += check.problem
         return problems

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot import app
+from bot import app, oneoff
 from bot.config import AppConfig, ConfigError, Settings, load_config
 from bot.models import AlertState, Rule
 from bot.store import NewMessage, Store
@@ -100,7 +100,7 @@ async def test_doctor_flags_a_subscribed_channel_whose_platform_lost_its_credent
     await store.settings.save_subscription(slack_subscription(), datetime.now(UTC))
     accounts = (make_account("ds", "deepseek", fake.base_url("deepseek")),)
     config = AppConfig(make_settings(tmp_path), accounts, "test", unconfigured={"slack": "SLACK_BOT_TOKEN"})
-    checks = [check async for check in app.doctor(config, "no accounts")]
+    checks = [check async for check in oneoff.doctor(config, "no accounts")]
     flagged = [check.line for check in checks if check.problem]
     assert len(flagged) == 1
     assert "slack:C9" in flagged[0]

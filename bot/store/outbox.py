@@ -47,6 +47,8 @@ class OutboxItem:
     attempts: int
     not_before: datetime
     last_error: str | None = None
+    created_at: datetime | None = None
+    claimed_at: datetime | None = None  # the last attempt
 
 
 class OutboxStore:
@@ -175,6 +177,22 @@ class OutboxStore:
             if len(ids) < batch:
                 return deleted
 
+    async def undelivered(self, limit: int = 100) -> list[OutboxItem]:
+        """Messages that failed for good, and those still waiting after a failed attempt, newest first."""
+        query = (
+            _with_charts()
+            .where(
+                sa.or_(
+                    outbox.c.status == "failed",
+                    (outbox.c.status.in_(WAITING)) & (outbox.c.last_error.is_not(None)),
+                )
+            )
+            .order_by(outbox.c.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as connection:
+            return [_outbox_item(row) for row in (await connection.execute(query)).mappings().all()]
+
     async def existing_keys(self, keys: Iterable[str]) -> set[str]:
         """Which of these outbox keys were ever queued."""
         wanted = list(keys)
@@ -236,4 +254,6 @@ def _outbox_item(row: Any) -> OutboxItem:
         attempts=row["attempts"],
         not_before=row["not_before"],
         last_error=row["last_error"],
+        created_at=row["created_at"],
+        claimed_at=row["claimed_at"],
     )
