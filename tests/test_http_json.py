@@ -7,16 +7,30 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bot.models import JsonSource
+from bot.money import Money
 from bot.providers import OFFERED
+from bot.providers.base import ProviderError
+from bot.providers.http_json import parse_answer
 from tests.test_cli import run_cli
 
 GATEWAY_KEY = "gw-TESTKEY-0123456789abcdef"
+leaves = st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=True) | st.text(max_size=8)
+values = st.recursive(
+    leaves, lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3)
+)
+json_bodies = values | st.fixed_dictionaries(
+    {"data": st.fixed_dictionaries({}, optional={"remaining": values})}, optional={"error": values}
+)
 
 
 @dataclass
@@ -211,3 +225,21 @@ def test_providers_lists_every_provider_with_its_key_and_variable(tmp_path: Path
     assert by_name["openai-legacy"]["experimental"] is True
     table = run_cli(tmp_path, "providers")
     assert "DEEPSEEK_API_KEY" in table.stdout
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=json_bodies)
+def test_any_answer_is_a_report_of_the_stated_value_or_a_clear_error(body: Any) -> None:
+    source = JsonSource("https://source.test/b", (), "/data/remaining", Decimal("0.01"), "/error")
+    try:
+        report = parse_answer(body, source, "USD")
+    except ProviderError as exc:
+        message = exc.message
+        assert message  # says what went wrong
+        return
+    stated = body["data"]["remaining"]
+    assert not isinstance(stated, bool)
+    assert report.balance == Money(
+        Decimal(repr(stated) if isinstance(stated, float) else str(stated)) * Decimal("0.01"), "USD"
+    )
+    assert body.get("error") in (None, False, 0, "", [], {})

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,8 +22,21 @@ from bot.providers import PROVIDERS
 from bot.providers.base import FetchRequest, HostLimiter, ProviderError, ProviderHttp
 
 NOW = datetime(2026, 11, 25, 9, tzinfo=UTC)
+# The providers whose answers are fuzzed here; the others have the same properties tested beside their
+# own fakes (their parsers turn cents, negated amounts and limits into balances in ways of their own).
+FUZZED_ELSEWHERE = {
+    "http-json": "tests/test_http_json.py",
+    "relay": "tests/test_providers_a.py",
+    "siliconflow": "tests/test_providers_a.py",
+    "novita": "tests/test_providers_a.py",
+    "xai": "tests/test_providers_b.py",
+    "venice": "tests/test_providers_b.py",
+    "stepfun": "tests/test_providers_b.py",
+    "deepinfra": "tests/test_providers_b.py",
+    "elevenlabs": "tests/test_providers_b.py",
+}
 # Every provider that reads an HTTP answer (the demo account makes none).
-HTTP_PROVIDERS = sorted(p for p in PROVIDERS if p != "demo")
+HTTP_PROVIDERS = sorted(p for p in PROVIDERS if p != "demo" and p not in FUZZED_ELSEWHERE)
 SPEND_ONLY = sorted(p for p in HTTP_PROVIDERS if PROVIDERS[p].spend_only)
 KEYS = {"anthropic": "sk-ant-admin01-x", "openai-legacy": "sess-x", "openai": "sk-admin-x"}
 
@@ -194,6 +208,10 @@ def stated_balances(body: Any) -> set[Decimal]:
 def test_every_provider_is_covered() -> None:
     assert set(HTTP_PROVIDERS) == {"openai", "openai-legacy", "anthropic", "openrouter", "deepseek", "moonshot"}
     assert set(SHAPED) == set(HTTP_PROVIDERS)
+    # Every other registered provider is fuzzed beside its fake, and every such file exists.
+    assert set(PROVIDERS) - {"demo"} <= set(HTTP_PROVIDERS) | set(FUZZED_ELSEWHERE)
+    root = Path(__file__).resolve().parent.parent
+    assert all((root / path).exists() for name, path in FUZZED_ELSEWHERE.items() if name in PROVIDERS)
 
 
 @pytest.mark.parametrize("provider", HTTP_PROVIDERS)
