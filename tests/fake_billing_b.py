@@ -245,8 +245,7 @@ class FakeBillingServer:
     @property
     def url(self) -> str:
         """Base URL of the server."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def base_url(self, provider: str) -> str:
         """Base URL to configure for one provider's accounts."""
