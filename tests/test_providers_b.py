@@ -3,6 +3,7 @@ documented shapes, the pitfalls of each, strict parsing, refused keys, and each 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -14,11 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from bot.config import Account, AppConfig
 from bot.models import BalanceSource, ProviderReport, Status
-from bot.money import Money
+from bot.money import AmountError, Money, parse_amount
 from bot.monitor import Monitor
 from bot.providers import PROVIDERS
 from bot.providers.base import AuthError, BadResponseError, FetchRequest, ProviderError
@@ -27,6 +30,7 @@ from tests.conftest import fetch, fetch_request, make_settings
 from tests.fake_billing_b import KEYS_B, FakeBillingServer
 from tests.fakes import Scripted
 from tests.test_cli import run_cli
+from tests.test_parser_properties import broken_variants, json_values, run_provider
 
 D = Decimal
 ROOT = Path(__file__).resolve().parents[1]
@@ -482,3 +486,71 @@ def test_discovery_from_one_variable_lists_one_account_named_after_the_provider(
     assert rows[0].split()[1] == provider  # the account's name
     assert f"env {variable}" in rows[0]
     assert KEYS_B[provider] not in result.stdout
+
+
+# --- any answer: a report or a clear error, never a balance the body did not state --------------------------
+
+# One body per provider, served for every path (xAI's carries its team for the validation call too).
+SERVED: dict[str, dict[str, Any]] = {
+    "xai": {"teamId": "team-1", "total": {"val": "-2500"}},
+    "venice": {"canConsume": True, "consumptionCurrency": "DIEM", "balances": {"diem": 90.5, "usd": 25}},
+    "stepfun": {"type": "prepaid", "balance": 88.42, "total_cash_balance": 68.42, "total_voucher_balance": 20},
+    "deepinfra": {"stripe_balance": -12.5, "total_cost": 340},
+    "elevenlabs": {"character_count": 17500, "character_limit": 30000, "next_character_count_reset_unix": 1.9e9},
+}
+
+
+def _stated(provider: str, body: Any) -> set[Decimal]:
+    """The balances a body states, in each provider's own terms (cents, negated credit, limit minus count)."""
+
+    def num(value: Any) -> Decimal | None:
+        try:
+            return parse_amount(value)
+        except AmountError:
+            return None
+
+    if not isinstance(body, dict):
+        return set()
+    found: set[Decimal | None] = set()
+    if provider == "xai" and isinstance(body.get("total"), dict):
+        val = num(body["total"].get("val"))
+        found.add(None if val is None else 0 - val / 100)
+    if provider == "venice" and isinstance(body.get("balances"), dict):
+        found.update(num(v) for v in body["balances"].values())
+    if provider == "stepfun":
+        found.add(num(body.get("balance")))
+    if provider == "deepinfra":
+        stripe = num(body.get("stripe_balance"))
+        found.add(None if stripe is None else 0 - stripe)
+    if provider == "elevenlabs":
+        limit, count = num(body.get("character_limit")), num(body.get("character_count"))
+        found.add(None if limit is None or count is None else limit - count)
+    return {value for value in found if value is not None}
+
+
+@pytest.mark.parametrize("provider", MINE)
+def test_documented_answer_with_any_one_field_broken_never_shows_an_unstated_balance(provider: str) -> None:
+    async def sweep() -> None:
+        good = await run_provider(provider, SERVED[provider])
+        assert good is not None
+        assert good.balance is not None
+        assert good.balance.amount in _stated(provider, SERVED[provider])
+        for where, body in broken_variants(SERVED[provider]):
+            report = await run_provider(provider, body)
+            for money in (report.balance, *report.balances) if report is not None else ():
+                assert money.amount in _stated(provider, body), f"{where}: {money} is not in the body"
+
+    asyncio.run(sweep())
+
+
+@pytest.mark.parametrize("provider", MINE)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.data(), status=st.sampled_from([200] * 10 + [400, 401, 403, 404, 429, 500]))
+def test_any_answer_gives_a_report_or_a_clear_error(provider: str, body: st.DataObject, status: int) -> None:
+    payload = body.draw(json_values | st.just(SERVED[provider]), label="body")
+    report = asyncio.run(run_provider(provider, payload, status))  # anything but a ProviderError propagates
+    if report is not None:
+        assert status < 300
+        for money in (report.balance, *report.balances):
+            assert money is not None
+            assert money.amount in _stated(provider, payload)
