@@ -554,3 +554,10 @@ def test_any_answer_gives_a_report_or_a_clear_error(provider: str, body: st.Data
         for money in (report.balance, *report.balances):
             assert money is not None
             assert money.amount in _stated(provider, payload)
+
+
+def test_cli_xai_configured_team_makes_no_validation_call(tmp_path: Path, billing: FakeBillingServer) -> None:
+    billing.state.xai_totals = {"team-9": "-500"}
+    code, account = check_one(tmp_path, billing, "xai", 'team_id = "team-9"')
+    assert (code, account["status"], account["balance"], account["currency"]) == (0, "ok", 5.0, "USD")
+    assert billing.state.count("xai", "/auth/management-keys/validation") == 0
