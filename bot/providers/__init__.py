@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from bot.providers.anthropic import AnthropicProvider
 from bot.providers.base import Provider
+from bot.providers.deepinfra import DeepInfraProvider
 from bot.providers.deepseek import DeepSeekProvider
 from bot.providers.demo import DemoProvider
+from bot.providers.elevenlabs import ElevenLabsProvider
 from bot.providers.http_json import HttpJsonProvider
 from bot.providers.moonshot import MoonshotProvider
 from bot.providers.openai import OpenAIProvider
 from bot.providers.openai_legacy import OpenAILegacyProvider
 from bot.providers.openrouter import OpenRouterProvider
+from bot.providers.stepfun import StepFunProvider
+from bot.providers.venice import VeniceProvider
+from bot.providers.xai import XAIProvider
 
 PROVIDERS: dict[str, type[Provider]] = {
     provider.name: provider
@@ -22,6 +27,11 @@ PROVIDERS: dict[str, type[Provider]] = {
         DeepSeekProvider,
         MoonshotProvider,
         HttpJsonProvider,
+        XAIProvider,
+        VeniceProvider,
+        StepFunProvider,
+        DeepInfraProvider,
+        ElevenLabsProvider,
         DemoProvider,
     )
 }
