@@ -90,9 +90,19 @@ def _discord(config: AppConfig, listening: bool) -> Adapter | None:
     return DiscordAdapter(config.settings)
 
 
+def _webhook(config: AppConfig, listening: bool) -> Adapter | None:
+    channels = [channel for channel in config.channels if channel.platform == "webhook"]
+    if not channels:
+        return None
+    from adapters.webhook import WebhookAdapter
+
+    return WebhookAdapter.for_channels(channels)
+
+
 register_adapter("console", _console)
 register_adapter("slack", _slack, needs="SLACK_BOT_TOKEN")
 register_adapter("discord", _discord, needs="DISCORD_TOKEN")
+register_adapter("webhook", _webhook, channel_keys={"url": True, "secret": True})
 
 
 def platforms() -> list[str]:
