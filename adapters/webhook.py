@@ -28,7 +28,16 @@ from bot.channels import Channel
 from bot.messages import Message
 from bot.retry_after import parse_retry_after
 
-__all__ = ["BODY_VERSION", "KINDS", "USER_AGENT", "WebhookAdapter", "body_bytes", "message_body", "signature"]
+__all__ = [
+    "BODY_VERSION",
+    "KINDS",
+    "USER_AGENT",
+    "WebhookAdapter",
+    "body_bytes",
+    "message_body",
+    "signature",
+    "webhook_adapter",
+]
 
 BODY_VERSION = 1
 KINDS = ("summary", "alert", "recovery", "test")
@@ -112,6 +121,12 @@ def check_url(channel_id: str, url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
         raise AdapterConfigError(problem)
     return url
+
+
+def webhook_adapter(channels: Iterable[Channel], **options: Any) -> WebhookAdapter | None:
+    """The adapter of the webhook channels among `channels`, or None when there is none."""
+    mine = [channel for channel in channels if channel.platform == WebhookAdapter.platform]
+    return WebhookAdapter.for_channels(mine, **options) if mine else None
 
 
 class WebhookAdapter(BaseAdapter):

@@ -91,12 +91,9 @@ def _discord(config: AppConfig, listening: bool) -> Adapter | None:
 
 
 def _webhook(config: AppConfig, listening: bool) -> Adapter | None:
-    channels = [channel for channel in config.channels if channel.platform == "webhook"]
-    if not channels:
-        return None
-    from adapters.webhook import WebhookAdapter
+    from adapters.webhook import webhook_adapter  # None without a webhook channel
 
-    return WebhookAdapter.for_channels(channels)
+    return webhook_adapter(config.channels)
 
 
 register_adapter("console", _console)
