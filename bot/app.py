@@ -86,9 +86,16 @@ def _discord(config: AppConfig, listening: bool) -> Adapter | None:
     return DiscordAdapter(config.settings)
 
 
+def _webhook(config: AppConfig, listening: bool) -> Adapter | None:
+    from adapters.webhook import webhook_adapter  # None without a webhook channel
+
+    return webhook_adapter(config.channels)
+
+
 register_adapter("console", _console)
 register_adapter("slack", _slack, needs="SLACK_BOT_TOKEN")
 register_adapter("discord", _discord, needs="DISCORD_TOKEN")
+register_adapter("webhook", _webhook, channel_keys={"url": True, "secret": True})
 
 
 def platforms() -> list[str]:
