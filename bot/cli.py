@@ -188,9 +188,10 @@ def summary(send: bool, channel_ids: tuple[str, ...]) -> int:
     for channel, item in outcomes.items():
         if item is not None and item.status == "sent":
             click.echo(f"{channel}: summary sent", err=True)
+        elif item is None:
+            click.echo(f"{channel}: not delivered (it could not be built; see the log)", err=True)
         else:
-            reason = item.last_error if item is not None else "it could not be built; see the log"
-            click.echo(f"{channel}: not delivered ({reason})", err=True)
+            click.echo(f"{channel}: {_undelivered(item)}", err=True)
     return 1 if any(item is None or item.status != "sent" for item in outcomes.values()) else 0
 
 
@@ -230,8 +231,15 @@ def notify_test(channel_ids: tuple[str, ...]) -> int:
     items = asyncio.run(app.notify_test(_demo_or_config(), channel_ids))
     failed = [item for item in items if item.status != "sent"]
     for item in failed:
-        click.echo(f"{item.platform}:{item.channel}: not delivered ({item.last_error})", err=True)
+        click.echo(f"{item.platform}:{item.channel}: {_undelivered(item)}", err=True)
     return 1 if failed else 0
+
+
+def _undelivered(item: Any) -> str:
+    """Why an outbox row was not sent, and whether `creditbot run` will try again."""
+    if item.status == "pending":
+        return f"not delivered yet ({item.last_error}); it stays queued and `creditbot run` tries again"
+    return f"not delivered ({item.last_error})"
 
 
 @cli.command()

@@ -89,7 +89,10 @@ def test_a_long_429_is_a_retry_later_not_a_wait(
     toml = discord_toml(fake, discord_fake.channel_id)
     result = run_cli(tmp_path, "notify-test", env=discord_env(discord_fake), toml=toml)
     assert result.returncode == 1
-    assert "not delivered (Discord rate limited for 120 s)" in result.stderr
+    assert (
+        "not delivered yet (Discord rate limited for 120 s); it stays queued and `creditbot run` tries again"
+        in result.stderr
+    )
     assert [p.status for p in discord_fake.recorded("POST", path)] == [429]
     assert "Traceback" not in result.stderr
 
