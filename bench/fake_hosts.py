@@ -18,9 +18,21 @@ from aiohttp import web
 from tests.fakes import ROUTES, FakeProviders
 
 
-def host_app(latency: float, peaks: list[int], index: int) -> web.Application:
-    """One fake provider host: `/<provider>/<path>` answered after `latency` seconds."""
+def host_app(
+    latency: float, peaks: list[int], index: int, deepseek_currency: str | None = None
+) -> web.Application:
+    """One fake provider host: `/<provider>/<path>` answered after `latency` seconds; DeepSeek lists only
+    `deepseek_currency` when one is given (the test fake's default is one CNY balance)."""
     state = FakeProviders()
+    if deepseek_currency:
+        state.deepseek_infos = [
+            {
+                "currency": deepseek_currency,
+                "total_balance": "110.00",
+                "granted_balance": "0.00",
+                "topped_up_balance": "110.00",
+            }
+        ]
     in_flight = 0
 
     async def answer(request: web.Request) -> web.Response:
@@ -44,12 +56,12 @@ def host_app(latency: float, peaks: list[int], index: int) -> web.Application:
     return app
 
 
-async def serve(count: int, latency: float) -> None:
+async def serve(count: int, latency: float, deepseek_currency: str | None = None) -> None:
     """Start the hosts, print their URLs, and stop when stdin closes."""
     runners = []
     peaks = [0] * count
     for index in range(count):
-        runner = web.AppRunner(host_app(latency, peaks, index), access_log=None)
+        runner = web.AppRunner(host_app(latency, peaks, index, deepseek_currency), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
         await site.start()
@@ -63,8 +75,8 @@ async def serve(count: int, latency: float) -> None:
 
 
 def main() -> None:
-    """Entry point: `python -m bench.fake_hosts COUNT LATENCY`."""
-    asyncio.run(serve(int(sys.argv[1]), float(sys.argv[2])))
+    """Entry point: `python -m bench.fake_hosts COUNT LATENCY [DEEPSEEK_CURRENCY]`."""
+    asyncio.run(serve(int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None))
 
 
 if __name__ == "__main__":

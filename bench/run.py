@@ -2,7 +2,8 @@
 
 `python -m bench.run` writes bench/results/report.json and report.md; `--smoke` runs a seconds-long version
 (used by `make test` to keep the runner working). Scenarios so far: /credits latency over Slack's HTTP
-mode, polling at scale, a daily summary fanned out to many Slack channels, and start-up weight.
+mode, polling at scale, a daily summary fanned out to many Slack channels, start-up weight, and a year of
+history beside a day of it (`bench/history.py`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bench.history import history_markdown, scenario_history
 from bot.config import Account, AppConfig, Settings
 from bot.httpclient import provider_client
 from bot.monitor import Monitor
@@ -63,8 +65,9 @@ class FakeProcess:
 class FakeHosts(FakeProcess):
     """Fake provider hosts; each measures how many requests it had in flight at once."""
 
-    def __init__(self, count: int, latency: float) -> None:
-        super().__init__("bench.fake_hosts", str(count), str(latency), urls=count)
+    def __init__(self, count: int, latency: float, *, deepseek_currency: str | None = None) -> None:
+        extra = (deepseek_currency,) if deepseek_currency else ()
+        super().__init__("bench.fake_hosts", str(count), str(latency), *extra, urls=count)
         self.peaks: list[int] = []
 
     def close(self) -> str:
@@ -428,6 +431,7 @@ SCENARIOS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "polling": scenario_polling,
     "fan_out": scenario_fan_out,
     "startup": scenario_startup,
+    "history": scenario_history,
 }
 
 
@@ -482,6 +486,9 @@ def markdown(results: list[dict[str, Any]], machine: str) -> str:
                 f"| RSS with both adapters | {r['rss_mb_with_adapters']['median']:.0f} MB | < 150 MB "
                 f"| {r['rss_mb_with_adapters']['median'] / 150:.2f} | — |"
             )
+    for r in results:
+        if r["name"] == "history":
+            lines.extend(["", *history_markdown(r)])
     return "\n".join(lines) + "\n"
 
 
