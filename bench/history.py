@@ -354,6 +354,9 @@ async def compact(url: str, shape: Shape, retention_days: int = 400) -> dict[str
             monitor = Monitor(
                 AppConfig(settings, config_accounts(shape, ["http://127.0.0.1:9"]), "bench"), store, http
             )
+            # Until the folding is done, views fold the raw readings of their burn window themselves.
+            await monitor.views(stored_only=True)
+            unfolded_views = [await _timed(lambda: monitor.views(stored_only=True)) for _ in range(3)]
             started = time.perf_counter()
             done = await monitor.prune()
             seconds = time.perf_counter() - started
@@ -362,6 +365,7 @@ async def compact(url: str, shape: Shape, retention_days: int = 400) -> dict[str
         await store.close()
     return {
         "upgrade_s": upgrade,
+        "views_before_folding_s": median(unfolded_views),
         "seconds": seconds,
         "expired": done.expired,
         "folded": done.folded,
@@ -827,6 +831,11 @@ def history_markdown(r: dict[str, Any]) -> list[str]:
             f"{fold.get('batches', 0)} batches), {comp['expired']:,} expired, {comp['compacted']:,} compacted, "
             f"{comp['freed_pages']:,} pages freed; longest batch {_ms(comp['longest_batch_s'])}"
         )
+        if "views_before_folding_s" in comp:
+            lines.append(
+                f"  (all-account views right after the upgrade, before the folding: "
+                f"{_ms(comp['views_before_folding_s']['median'])} median: they fold their raw readings)"
+            )
         if "size_after_vacuum_full" in part["year"]:
             lines.append(
                 f"  (PostgreSQL keeps the deleted rows' space: after an operator's VACUUM FULL the database is "
