@@ -661,7 +661,33 @@ async def postgresql(year: Shape, day: Shape, hosts: list[str], runs: int) -> di
     return result
 
 
+async def sqlite_part(
+    year: Shape, day: Shape, hosts: list[str], runs: int, tmp: Path, result: dict[str, Any]
+) -> dict[str, Any]:
+    """The year and the day on SQLite; the raw year is copied before its first upgrade for the prune."""
+    sqlite: dict[str, Any] = {}
+    result["sqlite"] = sqlite
+    url = f"sqlite+aiosqlite:///{tmp / 'year.db'}"
+    generated = await create_raw(url, year, datetime.now(UTC))
+    generated["size_bytes"] = await size_of(url)
+    for suffix in ("", "-wal"):
+        if (tmp / f"year.db{suffix}").exists():
+            shutil.copyfile(tmp / f"year.db{suffix}", tmp / f"prune.db{suffix}")
+    sqlite["year"] = {
+        "generate": generated,
+        "compaction": await compact(url, year),
+        "figures": await figures(url, year, hosts, runs),
+    }
+    (tmp / "year.db").unlink()
+    progress(result)
+    sqlite["day"] = await one_history(f"sqlite+aiosqlite:///{tmp / 'day.db'}", day, hosts, runs)
+    progress(result)
+    return sqlite
+
+
 async def run_history(smoke: bool, tmp: Path) -> dict[str, Any]:
+    """The whole scenario. `BENCH_HISTORY_BACKENDS` (default "sqlite,postgresql") chooses the backends (the prune
+    beside top-ups runs with SQLite), `BENCH_HISTORY_PG_DAYS` shortens PostgreSQL's history."""
     from bench.run import FakeHosts
 
     year = Shape(3, 3, 1) if smoke else Shape(200, 400, 5)
@@ -669,6 +695,7 @@ async def run_history(smoke: bool, tmp: Path) -> dict[str, Any]:
     runs = 2 if smoke else 5
     # Lowered to 30 days on 400 (370 days expire); the smoke run's 3 days expire 2.
     prune_retention = 1 if smoke else 30
+    backends = os.environ.get("BENCH_HISTORY_BACKENDS", "sqlite,postgresql").split(",")
     result: dict[str, Any] = {
         "name": "history",
         "accounts": year.accounts,
@@ -679,29 +706,17 @@ async def run_history(smoke: bool, tmp: Path) -> dict[str, Any]:
     }
     fakes = FakeHosts(4, 0.0, deepseek_currency="USD")
     try:
-        url = f"sqlite+aiosqlite:///{tmp / 'year.db'}"
-        # The raw copy for the prune is taken before the first upgrade, so that it is the same history.
-        generated = await create_raw(url, year, datetime.now(UTC))
-        generated["size_bytes"] = await size_of(url)
-        prune_url = f"sqlite+aiosqlite:///{tmp / 'prune.db'}"
-        for suffix in ("", "-wal"):
-            if (tmp / f"year.db{suffix}").exists():
-                shutil.copyfile(tmp / f"year.db{suffix}", tmp / f"prune.db{suffix}")
-        sqlite: dict[str, Any] = {}
-        sqlite["year"] = {
-            "generate": generated,
-            "compaction": await compact(url, year),
-            "figures": await figures(url, year, fakes.urls, runs),
-        }
-        (tmp / "year.db").unlink()
-        progress(result)
-        sqlite["day"] = await one_history(f"sqlite+aiosqlite:///{tmp / 'day.db'}", day, fakes.urls, runs)
-        result["sqlite"] = sqlite
-        progress(result)
-        result["prune"] = await prune_beside_topups(prune_url, year, prune_retention, tmp, 2 if smoke else TOPUPS)
-        progress(result)
+        if "sqlite" in backends:
+            await sqlite_part(year, day, fakes.urls, runs, tmp, result)
+            prune_url = f"sqlite+aiosqlite:///{tmp / 'prune.db'}"
+            result["prune"] = await prune_beside_topups(
+                prune_url, year, prune_retention, tmp, 2 if smoke else TOPUPS
+            )
+            progress(result)
         problem = "not in the smoke run" if smoke else await pg_available()
-        if problem is None:
+        if "postgresql" not in backends:
+            result["postgresql"] = {"skipped": "not asked for (BENCH_HISTORY_BACKENDS)"}
+        elif problem is None:
             pg_days = int(os.environ.get("BENCH_HISTORY_PG_DAYS", str(year.days)))
             pg_year = Shape(year.accounts, pg_days, year.spend_only)
             result["postgresql"] = await postgresql(pg_year, day, fakes.urls, runs)
