@@ -646,13 +646,16 @@ async def one_history(url: str, shape: Shape, hosts: list[str], runs: int) -> di
     }
 
 
-async def postgresql(year: Shape, day: Shape, hosts: list[str], runs: int) -> dict[str, Any]:
+async def postgresql(
+    year: Shape, day: Shape, hosts: list[str], runs: int, outer: dict[str, Any]
+) -> dict[str, Any]:
     """The year and the day on the local PostgreSQL server, each in a throwaway database."""
     result: dict[str, Any] = {"days": year.days}
+    outer["postgresql"] = result
     try:
         url = await pg_recreate()
         result["day"] = await one_history(url, day, hosts, runs)
-        progress({"postgresql": result})
+        progress(outer)
         url = await pg_recreate()
         result["year"] = await one_history(url, year, hosts, runs)
         result["year"]["size_after_vacuum_full"] = await pg_vacuum_full(url)
@@ -719,7 +722,7 @@ async def run_history(smoke: bool, tmp: Path) -> dict[str, Any]:
         elif problem is None:
             pg_days = int(os.environ.get("BENCH_HISTORY_PG_DAYS", str(year.days)))
             pg_year = Shape(year.accounts, pg_days, year.spend_only)
-            result["postgresql"] = await postgresql(pg_year, day, fakes.urls, runs)
+            await postgresql(pg_year, day, fakes.urls, runs, result)
         else:
             result["postgresql"] = {"skipped": problem}
     finally:
