@@ -274,7 +274,7 @@ def _newest_seeks(names: Sequence[str]) -> sa.Select[Any]:
     return sa.select(readings).where(readings.c.id.in_(newest))
 
 
-def _newest_lateral(names: Sequence[str]) -> sa.CompoundSelect:
+def _newest_lateral(names: Sequence[str]) -> sa.CompoundSelect[Any]:
     """The same on PostgreSQL as a lateral join over the names: the same seeks, but one small plan (hundreds of
     scalar subqueries cost PostgreSQL more to plan than to run)."""
     listed = sa.values(sa.column("name", sa.String), name="names").data([(name,) for name in names])
