@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 
-from bot.chart import ChartSeries, render_chart
+from bot.chart import MAX_PANELS, ChartSeries, render_chart
 from bot.forecast import month_end
 from bot.history import balance_closes
 from bot.models import AccountView, BalanceSource
@@ -37,7 +37,9 @@ async def chart_series(monitor: Monitor, views: Sequence[AccountView]) -> list[C
     now = monitor.clock()
     today = now.date()
     ledgers = await monitor.ledger([v.account for v in views])
-    reported = [v.name for v in views if v.balance is not None and v.balance_source is not BalanceSource.ESTIMATED]
+    # Only the panels the chart draws need their history; the rest are counted ("+N more").
+    drawn = [v for v in views if v.balance is not None or v.spent_month is not None][:MAX_PANELS]
+    reported = [v.name for v in drawn if v.balance is not None and v.balance_source is not BalanceSource.ESTIMATED]
     histories = await monitor.store.history.days(reported, today - timedelta(days=HISTORY_DAYS))
     result = []
     for view in views:
