@@ -13,6 +13,7 @@ from bot.providers.moonshot import MoonshotProvider
 from bot.providers.openai import OpenAIProvider
 from bot.providers.openai_legacy import OpenAILegacyProvider
 from bot.providers.openrouter import OpenRouterProvider
+from bot.providers.relay import RelayProvider
 from bot.providers.stepfun import StepFunProvider
 from bot.providers.venice import VeniceProvider
 from bot.providers.xai import XAIProvider
@@ -26,6 +27,7 @@ PROVIDERS: dict[str, type[Provider]] = {
         OpenRouterProvider,
         DeepSeekProvider,
         MoonshotProvider,
+        RelayProvider,
         HttpJsonProvider,
         XAIProvider,
         VeniceProvider,
