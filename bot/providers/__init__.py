@@ -14,6 +14,7 @@ from bot.providers.openai import OpenAIProvider
 from bot.providers.openai_legacy import OpenAILegacyProvider
 from bot.providers.openrouter import OpenRouterProvider
 from bot.providers.relay import RelayProvider
+from bot.providers.siliconflow import SiliconFlowProvider
 from bot.providers.stepfun import StepFunProvider
 from bot.providers.venice import VeniceProvider
 from bot.providers.xai import XAIProvider
@@ -28,6 +29,7 @@ PROVIDERS: dict[str, type[Provider]] = {
         DeepSeekProvider,
         MoonshotProvider,
         RelayProvider,
+        SiliconFlowProvider,
         HttpJsonProvider,
         XAIProvider,
         VeniceProvider,
