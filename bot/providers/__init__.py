@@ -10,6 +10,7 @@ from bot.providers.demo import DemoProvider
 from bot.providers.elevenlabs import ElevenLabsProvider
 from bot.providers.http_json import HttpJsonProvider
 from bot.providers.moonshot import MoonshotProvider
+from bot.providers.novita import NovitaProvider
 from bot.providers.openai import OpenAIProvider
 from bot.providers.openai_legacy import OpenAILegacyProvider
 from bot.providers.openrouter import OpenRouterProvider
@@ -30,6 +31,7 @@ PROVIDERS: dict[str, type[Provider]] = {
         MoonshotProvider,
         RelayProvider,
         SiliconFlowProvider,
+        NovitaProvider,
         HttpJsonProvider,
         XAIProvider,
         VeniceProvider,
