@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,18 +16,21 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from bot.alerts import evaluate
 from bot.config import Account
-from bot.models import AlertSettings, BalanceSource, SourceHealth
-from bot.money import Money
+from bot.models import AlertSettings, BalanceSource, ProviderReport, SourceHealth
+from bot.money import AmountError, Money, parse_amount
 from bot.providers import PROVIDERS
 from bot.providers.base import AuthError, BadResponseError, FetchRequest
 from tests.conftest import build_monitor, fetch, fetch_request
 from tests.fake_billing_a import KEYS, FakeBillingA, FakeBillingAServer
 from tests.fakes import Scripted
 from tests.test_cli import run_cli
+from tests.test_parser_properties import amounts, broken_variants, doc, json_values, run_provider, with_error
 
 D = Decimal
 NOW = datetime(2026, 11, 25, 23, 30, tzinfo=UTC)
@@ -405,3 +409,94 @@ def test_a_key_alone_configures_one_account(tmp_path: Path, variable: str, provi
     assert origin == f"env {variable}"
     assert base_url == PROVIDERS[provider].default_base_url
     assert KEYS[provider] not in result.stdout
+
+
+# --- any answer: a report or a clear error, never a balance the body did not state --------------------------
+
+MINE = ("relay", "siliconflow", "novita")
+# One body per provider, served for every path (the relay's carries both endpoints' fields).
+SERVED: dict[str, dict[str, Any]] = {
+    "relay": {"object": "billing_subscription", "hard_limit_usd": 100.0, "access_until": 0, "total_usage": 2500.0},
+    "siliconflow": {
+        "code": 20000,
+        "message": "OK",
+        "status": True,
+        "data": {"balance": "0.88", "chargeBalance": "88.00", "totalBalance": "88.88", "status": "normal"},
+    },
+    "novita": {"availableBalance": "1000000", "cashBalance": "800000", "creditLimit": "200000"},
+}
+# The documented shapes with any field missing, mistyped or broken (and an `error` beside them).
+SHAPED_A: dict[str, st.SearchStrategy[Any]] = {
+    "relay": doc(
+        hard_limit_usd=amounts | st.sampled_from([100000000, 100000000.0, "100000000"]),
+        total_usage=amounts,
+        access_until=st.just(0) | st.integers(-10, 2**40) | st.floats() | json_values,
+    ),
+    "siliconflow": doc(
+        code=st.just(20000) | st.sampled_from([20000.0, "20000", 0, 50000, None, True]),
+        status=st.just(True) | st.sampled_from([False, "true", 1, None]),
+        message=st.just("OK") | json_values,
+        data=doc(totalBalance=amounts, balance=amounts, chargeBalance=amounts, status=json_values) | json_values,
+    ),
+    "novita": doc(availableBalance=amounts, cashBalance=amounts, creditLimit=amounts),
+}
+
+
+def _stated(provider: str, body: Any) -> set[Decimal]:
+    """The balances a body states, in each provider's own terms (hundredths of usage, 1/10000 USD)."""
+
+    def num(value: Any) -> Decimal | None:
+        try:
+            return parse_amount(value)
+        except AmountError:
+            return None
+
+    if not isinstance(body, dict):
+        return set()
+    found: set[Decimal | None] = set()
+    if provider == "relay":
+        limit, used = num(body.get("hard_limit_usd")), num(body.get("total_usage"))
+        found.add(None if limit is None or used is None else limit - used / 100)
+    if provider == "siliconflow" and isinstance(body.get("data"), dict):
+        found.add(num(body["data"].get("totalBalance")))
+    if provider == "novita":
+        available = num(body.get("availableBalance"))
+        found.add(None if available is None else available / 10000)
+    return {value for value in found if value is not None}
+
+
+def _check(provider: str, body: Any, report: ProviderReport | None, where: str = "") -> None:
+    for money in (report.balance, *report.balances) if report is not None else ():
+        if money is None:
+            continue
+        assert money.amount in _stated(provider, body), f"{where}: {money} is not in the body"
+    if provider == "relay" and report is not None and report.balance is None:
+        assert "unlimited" in report.notes[0]  # the only answer without a balance
+
+
+@pytest.mark.parametrize("provider", MINE)
+def test_documented_answer_with_any_one_field_broken_never_shows_an_unstated_balance(provider: str) -> None:
+    async def sweep() -> None:
+        good = await run_provider(provider, SERVED[provider])
+        assert good is not None
+        assert good.balance is not None
+        assert good.balance.amount in _stated(provider, SERVED[provider])
+        for where, body in broken_variants(SERVED[provider]):
+            _check(provider, body, await run_provider(provider, body), where)
+
+    asyncio.run(sweep())
+
+
+@pytest.mark.parametrize("provider", MINE)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=st.data(),
+    status=st.sampled_from([200] * 20 + [201, 204, 301, 400, 401, 403, 404, 422, 429, 500, 502]),
+)
+def test_any_answer_gives_a_report_or_a_clear_error(provider: str, body: st.DataObject, status: int) -> None:
+    shaped = SHAPED_A[provider]
+    payload = body.draw(json_values | st.just(SERVED[provider]) | shaped | with_error(shaped), label="body")
+    report = asyncio.run(run_provider(provider, payload, status))  # anything but a ProviderError propagates
+    if report is not None:
+        assert status < 300  # an error status is never read as figures
+        _check(provider, payload, report)
