@@ -10,9 +10,12 @@ from bot.providers.demo import DemoProvider
 from bot.providers.elevenlabs import ElevenLabsProvider
 from bot.providers.http_json import HttpJsonProvider
 from bot.providers.moonshot import MoonshotProvider
+from bot.providers.novita import NovitaProvider
 from bot.providers.openai import OpenAIProvider
 from bot.providers.openai_legacy import OpenAILegacyProvider
 from bot.providers.openrouter import OpenRouterProvider
+from bot.providers.relay import RelayProvider
+from bot.providers.siliconflow import SiliconFlowProvider
 from bot.providers.stepfun import StepFunProvider
 from bot.providers.venice import VeniceProvider
 from bot.providers.xai import XAIProvider
@@ -26,6 +29,9 @@ PROVIDERS: dict[str, type[Provider]] = {
         OpenRouterProvider,
         DeepSeekProvider,
         MoonshotProvider,
+        RelayProvider,
+        SiliconFlowProvider,
+        NovitaProvider,
         HttpJsonProvider,
         XAIProvider,
         VeniceProvider,
