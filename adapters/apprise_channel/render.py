@@ -15,7 +15,8 @@ TYPES = {Severity.INFO: "info", Severity.WARNING: "warning", Severity.CRITICAL: 
 # The fields every section's headline already says.
 _SAID = ("Balance", "Spend", "Status")
 _MARKUP = re.compile(r"([\\`*_\[\]#|~!])")
-_LIST_START = re.compile(r"(?m)^(\s*)([-+]|\d+\.)(\s)")
+_BULLET = re.compile(r"(?m)^(\s*)([-+])(\s)")
+_NUMBERED = re.compile(r"(?m)^(\s*)(\d+)\.(\s)")
 
 
 def notify_type(message: Message) -> str:
@@ -33,7 +34,8 @@ def escape(text: str) -> str:
     that take HTML, like e-mail, get it converted from Markdown, where a raw tag would pass through)."""
     text = printable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MARKUP.sub(r"\\\1", text)
-    return _LIST_START.sub(r"\1\\\2\3", text)
+    text = _BULLET.sub(r"\1\\\2\3", text)
+    return _NUMBERED.sub(r"\1\2\\.\3", text)
 
 
 def markdown_body(message: Message) -> str:
