@@ -353,11 +353,13 @@ def test_summary_send_and_notify_test_deliver_through_apprise_and_never_show_the
     refused = run_cli(tmp_path, "notify-test", "--channel", "oncall-teams", env=env)
     assert refused.returncode == 1
     assert (
-        "apprise:oncall-teams: not delivered (apprise channel oncall-teams: the service did not accept the "
-        "notification (see Apprise's warning))" in refused.stderr
+        "apprise:oncall-teams: not delivered yet (apprise channel oncall-teams: the service did not accept the "
+        "notification (see Apprise's warning)); it stays queued" in refused.stderr
     )
+    assert "WARNING apprise: Failed to send JSON POST notification" in refused.stderr  # Apprise's reason
     for result in (summary, tested, refused):
         assert "Traceback" not in result.stderr
+        assert "DEBUG apprise" not in result.stderr  # Apprise stays at WARNING, also while it loads
     no_canary(*_all_text(tmp_path, summary, tested, refused))
 
 

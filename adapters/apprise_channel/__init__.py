@@ -7,6 +7,7 @@ first use, which `creditbot --help` and bots without such a channel never pay fo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,9 @@ def apprise_adapter(channels: Iterable[Channel]) -> AppriseAdapter | None:
     mine = [channel for channel in channels if channel.platform == "apprise"]
     if not mine:
         return None
+    for name in ("apprise", "urllib3"):  # before Apprise is imported: it logs as it loads (see urls.guard_logs)
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.level, logging.WARNING))
     from adapters.apprise_channel.adapter import AppriseAdapter
 
     return AppriseAdapter(mine)

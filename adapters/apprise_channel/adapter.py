@@ -11,7 +11,7 @@ from pathlib import Path
 
 import apprise
 
-from adapters.apprise_channel import render
+from adapters.apprise_channel.render import markdown_body, notify_type, plain_body, title
 from adapters.apprise_channel.urls import guard_logs
 from bot.adapter import AdapterConfigError, BaseAdapter, DeliveryError
 from bot.channels import Channel
@@ -85,9 +85,9 @@ class AppriseAdapter(BaseAdapter):
 def _notify(found: Target, message: Message) -> bool:
     """Send in this (worker) thread; the chart's temporary file is removed here, after Apprise is done with it
     (also when the caller stopped waiting)."""
-    body = render.markdown_body(message) if found.markdown else render.plain_body(message)
+    body = markdown_body(message) if found.markdown else plain_body(message)
     body_format = apprise.NotifyFormat.MARKDOWN if found.markdown else apprise.NotifyFormat.TEXT
-    kind = apprise.NotifyType(render.notify_type(message))
+    kind = apprise.NotifyType(notify_type(message))
     with tempfile.TemporaryDirectory(prefix="creditbot-apprise-") as folder:
         attach = None
         if message.chart and found.attachments:
@@ -96,6 +96,6 @@ def _notify(found: Target, message: Message) -> bool:
             path.write_bytes(message.chart)
             attach = apprise.AppriseAttachment(str(path))
         result = found.service.notify(
-            body=body, title=render.title(message), notify_type=kind, body_format=body_format, attach=attach
+            body=body, title=title(message), notify_type=kind, body_format=body_format, attach=attach
         )
     return bool(result)
