@@ -92,10 +92,17 @@ def _webhook(config: AppConfig, listening: bool) -> Adapter | None:
     return webhook_adapter(config.channels)
 
 
+def _apprise(config: AppConfig, listening: bool) -> Adapter | None:
+    from adapters.apprise_channel import apprise_adapter  # None without an apprise channel; Apprise only then
+
+    return apprise_adapter(config.channels)
+
+
 register_adapter("console", _console)
 register_adapter("slack", _slack, needs="SLACK_BOT_TOKEN")
 register_adapter("discord", _discord, needs="DISCORD_TOKEN")
 register_adapter("webhook", _webhook, channel_keys={"url": True, "secret": True})
+register_adapter("apprise", _apprise, channel_keys={"url": True})
 
 
 def platforms() -> list[str]:
