@@ -11,6 +11,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
 
 from bot.adapter import Adapter, AdapterConfigError, Route
 from bot.config import AppConfig, load_config, load_settings
@@ -328,4 +331,16 @@ async def platform_checks(config: AppConfig) -> list[Check]:
         from adapters.discord.adapter import check_discord
 
         lines += [Check(f"discord: {line}", line.startswith("!")) for line in await check_discord(settings)]
+    for channel in config.channels:
+        if channel.url is not None:  # a push-only channel: its address is a secret, so scheme and host only
+            lines.append(Check(f"channel {channel.key}: delivers to {_shown_url(channel.platform, channel.url)}"))
     return lines
+
+
+def _shown_url(platform: str, url: SecretStr) -> str:
+    if platform == "apprise":
+        from adapters.apprise_channel.urls import describe_url
+
+        return describe_url(url.get_secret_value())
+    parts = urlsplit(url.get_secret_value())
+    return f"{parts.scheme}://{parts.hostname or ''}"

@@ -61,3 +61,29 @@ base_url = "{fake.base_url("deepseek")}"
     doctor = run_cli(tmp_path, "doctor", toml=toml)
     assert doctor.returncode == 1
     assert "outbox: ! 1 message not delivered; `creditbot alerts` lists them" in doctor.stdout + doctor.stderr
+
+
+def test_doctor_shows_a_push_channel_by_scheme_and_host_only(tmp_path: Path, fake: FakeProviderServer) -> None:
+    toml = f"""
+[[accounts]]
+name = "ds"
+provider = "deepseek"
+api_key = "{TEST_KEYS["deepseek"]}"
+base_url = "{fake.base_url("deepseek")}"
+
+[[channels]]
+platform = "webhook"
+id = "pager"
+url = "https://hooks.example.com/creditbot/HOOK-CANARY-0123456789"
+secret = "${{HOOK_SECRET}}"
+
+[[channels]]
+platform = "apprise"
+id = "oncall"
+url = "json://hooks.example.com/apprise/APPRISE-CANARY-0123456789"
+"""
+    doctor = run_cli(tmp_path, "doctor", toml=toml, env={"HOOK_SECRET": "SECRET-CANARY-0123456789"})
+    output = doctor.stdout + doctor.stderr
+    assert "channel webhook:pager: delivers to https://hooks.example.com" in output
+    assert "channel apprise:oncall: delivers to json://hooks.example.com" in output
+    assert "CANARY" not in output

@@ -32,12 +32,12 @@ PROVIDERS: dict[str, type[Provider]] = {
         RelayProvider,
         SiliconFlowProvider,
         NovitaProvider,
-        HttpJsonProvider,
         XAIProvider,
         VeniceProvider,
         StepFunProvider,
         DeepInfraProvider,
         ElevenLabsProvider,
+        HttpJsonProvider,
         DemoProvider,
     )
 }
