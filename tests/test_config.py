@@ -191,3 +191,42 @@ def test_masked_key_never_shows_the_tail() -> None:
     masked = mask_secret(SECRET)
     assert SECRET[-6:] not in masked
     assert masked.startswith("sk-admin-")
+
+
+NEW_SOURCES = {
+    "SILICONFLOW_API_KEY": ("siliconflow", "https://api.siliconflow.com"),
+    "NOVITA_API_KEY": ("novita", "https://api.novita.ai"),
+    "XAI_MANAGEMENT_KEY": ("xai", "https://management-api.x.ai"),
+    "VENICE_API_KEY": ("venice", "https://api.venice.ai"),
+    "STEPFUN_API_KEY": ("stepfun", "https://api.stepfun.com"),
+    "DEEPINFRA_API_KEY": ("deepinfra", "https://api.deepinfra.com"),
+    "ELEVENLABS_API_KEY": ("elevenlabs", "https://api.elevenlabs.io"),
+}
+
+
+@pytest.mark.parametrize("variable", sorted(NEW_SOURCES))
+def test_each_new_source_is_discovered_from_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(settings(tmp_path, **{variable: "sk-new-source-123456"}), environ={})
+    name, host = NEW_SOURCES[variable]
+    assert [(a.name, a.provider, a.base_url, a.origin) for a in config.accounts] == [
+        (name, name, host, f"env {variable}")
+    ]
+
+
+def test_a_relay_is_discovered_with_its_address_and_never_from_openai_base_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    found = load_config(
+        settings(tmp_path, RELAY_API_KEY="sk-relay-123456", RELAY_BASE_URL="https://relay.example.com/v1"),
+        environ={},
+    )
+    assert [(a.name, a.provider, a.base_url) for a in found.accounts] == [
+        ("relay", "relay", "https://relay.example.com")
+    ]
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:8000/v1")  # vLLM, Ollama, LiteLLM: no billing there
+    with pytest.raises(ConfigError, match="RELAY_API_KEY is set but RELAY_BASE_URL is not"):
+        load_config(settings(tmp_path, RELAY_API_KEY="sk-relay-123456"), environ={})
