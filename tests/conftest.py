@@ -51,7 +51,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 def make_account(name: str, provider: str, base_url: str, **extra: Any) -> Account:
-    key = extra.pop("api_key", TEST_KEYS[provider])
+    key = extra.pop("api_key", None) or TEST_KEYS[provider]
     extra.setdefault("spend_only", PROVIDERS[provider].spend_only)
     return Account(name=name, provider=provider, api_key=SecretStr(key), base_url=base_url, origin="test", **extra)
 
