@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from bot.plain import render_text
 from bot.providers.base import MAX_ATTEMPTS, MAX_BODY_BYTES
 from bot.store import Store
 from tests.conftest import make_account, make_runtime, make_settings
-from tests.fakes import HTML_PAGE, REVOKED_KEY_ERRORS, FakeProviders, FakeProviderServer, Scripted, utc_today
+from tests.fakes import HTML_PAGE, REVOKED_KEY_ERRORS, FakeProviders, FakeProviderServer, Scripted
 from tests.test_runtime import Clock, RecordingAdapter
 
 D = Decimal
@@ -210,7 +211,7 @@ def configure(fake: FakeProviderServer, provider: str, today: datetime) -> dict[
     extra: dict[str, Any] = dict(THRESHOLDS)
     if provider in ("openai", "anthropic"):
         # Spend-only: an even $2 a day (no spike, no runway worry) against $500 bought ten days ago.
-        days = [utc_today() - timedelta(days=n) for n in range(-1, 45)]
+        days = [today.date() - timedelta(days=n) for n in range(-1, 45)]
         fake.state.openai_daily = {day: D(2) for day in days}
         fake.state.anthropic_daily_cents = {day: D(200) for day in days}
         extra.update(prepaid_credit=Money(D(500), "USD"), prepaid_since=(today - timedelta(days=10)).date())
@@ -270,7 +271,10 @@ async def test_provider_fault_is_stale_not_zero_and_announced_once(
     budget = SLOW_TIMEOUT if fault.slow else FAST_TIMEOUT
     # An hour behind the real clock, so that the polls' "now" never passes the fake's (OpenAI refuses a
     # future end_time); the runtime only ever sees this clock.
-    clock = Clock(datetime.now(UTC) - timedelta(hours=1))
+    # The polls span about 40 minutes, all on one UTC day: a day boundary in between would add a real day's
+    # spend to the estimate that the test compares with the first poll's.
+    start = datetime.now(UTC) - timedelta(hours=1)
+    clock = Clock(min(start, datetime.combine(start.date(), dt_time(23, 10), UTC)))
     names = {p: account_name(p) for p in providers}
     accounts = tuple(
         make_account(names[p], p, fake.base_url(p), **configure(fake, p, clock.now)) for p in providers
@@ -397,7 +401,10 @@ async def test_429_storm_ends_within_the_fetch_budget_in_real_time(
 ) -> None:
     """Real back-off: every provider at once under a 429 storm, the poll still ends within its budget."""
     budget = 1.5
-    clock = Clock(datetime.now(UTC) - timedelta(hours=1))
+    # The polls span about 40 minutes, all on one UTC day: a day boundary in between would add a real day's
+    # spend to the estimate that the test compares with the first poll's.
+    start = datetime.now(UTC) - timedelta(hours=1)
+    clock = Clock(min(start, datetime.combine(start.date(), dt_time(23, 10), UTC)))
     accounts = tuple(
         make_account(f"a{i}", p, fake.base_url(p), **configure(fake, p, clock.now))
         for i, p in enumerate(PROVIDERS)
@@ -443,7 +450,10 @@ async def test_spend_page_without_any_bucket_is_a_failure_not_zero_spend(
 ) -> None:
     """Both cost APIs answer one bucket per day, empty days included: a page with none is broken, and must
     not be read as nothing spent (which would raise the estimated balance)."""
-    clock = Clock(datetime.now(UTC) - timedelta(hours=1))
+    # The polls span about 40 minutes, all on one UTC day: a day boundary in between would add a real day's
+    # spend to the estimate that the test compares with the first poll's.
+    start = datetime.now(UTC) - timedelta(hours=1)
+    clock = Clock(min(start, datetime.combine(start.date(), dt_time(23, 10), UTC)))
     account = make_account("spend", provider, fake.base_url(provider), **configure(fake, provider, clock.now))
     config = AppConfig(make_settings(tmp_path), (account,), "test", channels=(ALERTS_HERE,))
     async with httpx.AsyncClient(timeout=10) as http:
