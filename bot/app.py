@@ -333,7 +333,8 @@ async def platform_checks(config: AppConfig) -> list[Check]:
         lines += [Check(f"discord: {line}", line.startswith("!")) for line in await check_discord(settings)]
     for channel in config.channels:
         if channel.url is not None:  # a push-only channel: its address is a secret, so scheme and host only
-            lines.append(Check(f"channel {channel.key}: delivers to {_shown_url(channel.platform, channel.url)}"))
+            shown = _shown_url(channel.platform, channel.url)
+            lines.append(Check(f"channel {channel.key}: delivers to {shown}", shown.startswith("!")))
     return lines
 
 
@@ -342,5 +343,8 @@ def _shown_url(platform: str, url: SecretStr) -> str:
         from adapters.apprise_channel.urls import describe_url
 
         return describe_url(url.get_secret_value())
-    parts = urlsplit(url.get_secret_value())
+    try:
+        parts = urlsplit(url.get_secret_value())
+    except ValueError:  # e.g. an unclosed "[": `run` refuses it too, naming the channel
+        return "! a url that is not a valid address"
     return f"{parts.scheme}://{parts.hostname or ''}"

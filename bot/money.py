@@ -52,7 +52,7 @@ class Money:
     def __post_init__(self) -> None:
         if not self.amount.is_finite():
             raise AmountError(f"amount must be finite, got {self.amount}")
-        if (self.currency != self.currency.upper() or not self.currency.isalpha()) and self.currency not in UNITS:
+        if (self.currency != self.currency.upper() or not self.currency.isalpha()) and not is_unit(self.currency):
             raise ValueError(f"currency must be an upper-case code or a unit word, got {self.currency!r}")
 
     def _same(self, other: Money) -> None:
@@ -90,7 +90,7 @@ class Money:
     def format(self) -> str:
         """Human text such as `$12.34`, `¥71.46`, `12.34 EUR` or `12,500 characters`."""
         symbol = CURRENCY_SYMBOLS.get(self.currency)
-        if self.currency in UNITS:
+        if is_unit(self.currency):
             whole = self.amount == self.amount.to_integral_value()
             return f"{self.amount:,.0f} {self.currency}" if whole else f"{self.amount:,.2f} {self.currency}"
         rounded = self.amount.quantize(Decimal("0.01"))

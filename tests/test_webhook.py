@@ -23,7 +23,8 @@ import jsonschema
 import pytest
 from pydantic import SecretStr
 
-from adapters.webhook import USER_AGENT, WebhookAdapter, body_bytes, message_kind
+import bot
+from adapters.webhook import WebhookAdapter, body_bytes, message_kind
 from bot.adapter import AdapterConfigError, DeliveryError
 from bot.channels import Channel
 from bot.config import AppConfig
@@ -54,8 +55,7 @@ def valid_body(received: Received) -> dict[str, Any]:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     assert received.body == canonical
     assert received.headers["Content-Type"] == "application/json"
-    assert received.headers["User-Agent"] == USER_AGENT
-    assert USER_AGENT.startswith("creditbot/")
+    assert received.headers["User-Agent"] == f"creditbot/{bot.__version__}"
     assert SIGNATURE.fullmatch(received.headers["X-Creditbot-Signature"])
     return body
 

@@ -12,7 +12,8 @@ from urllib.parse import parse_qsl, urlsplit
 import apprise
 from apprise.apprise import N_MGR
 
-APPRISE_LOGGERS = ("apprise", "urllib3")  # urllib3 (under requests) logs request paths at DEBUG
+# urllib3 (under requests) logs request paths at DEBUG, on child loggers: a parent's filters never see those
+APPRISE_LOGGERS = ("apprise", "urllib3", "urllib3.connectionpool", "urllib3.util.retry")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}")
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
 _ANY_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]{0,31})://\S+")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from bot.channels import Channel, parse_clock, parse_quiet_hours
 from bot.config.problems import did_you_mean, problem_lines
 from bot.config.settings import Settings, check_timezone
-from bot.config.variables import bare_variable, expand_variables
+from bot.config.variables import expand_table
 from bot.errors import ConfigError
 from bot.models import Severity
 from bot.text import one_line
@@ -80,7 +80,7 @@ def toml_channels(
     seen: set[str] = set()
     for index, table in enumerate(raw):
         where = f"{path}: channels[{index}]" + (f" '{table['id']}'" if isinstance(table.get("id"), str) else "")
-        expanded, unset = _expanded(table, env, where, problems)
+        expanded, unset = expand_table(table, env, where, problems)
         try:
             parsed = ChannelConfig.model_validate(expanded)
         except ValidationError as exc:
@@ -137,26 +137,6 @@ def toml_channels(
     if problems:
         raise ConfigError(problems)
     return channels
-
-
-def _expanded(
-    table: dict[str, Any], env: Mapping[str, str], where: str, problems: list[str]
-) -> tuple[dict[str, Any], set[str]]:
-    """The table with `${VAR}` read from the environment; a variable not set (or `$VAR` without braces) is a
-    problem naming the field, and that field is left out of further checks."""
-    expanded: dict[str, Any] = {}
-    unset: set[str] = set()
-    for key, value in table.items():
-        missing: list[str] = []
-        expanded[key] = expand_variables(value, env, missing)
-        problems += [f"{where}: {key}: environment variable {name} is not set" for name in missing]
-        bare = bare_variable(value, env)
-        if bare:
-            problems.append(f"{where}: {key}: write ${{{bare}}} to read the environment variable {bare}")
-        if missing or bare:
-            unset.add(key)
-            expanded[key] = "unset"
-    return expanded, unset
 
 
 def _platform_keys(parsed: ChannelConfig, channel_keys: Mapping[str, Mapping[str, bool]], where: str) -> list[str]:

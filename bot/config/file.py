@@ -16,13 +16,13 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_va
 
 from bot.channels import BUILT_IN_PLATFORMS
 from bot.commands import Verb
-from bot.config.account_rules import HTTP_JSON, check_headers, check_pointer, check_provider_keys
+from bot.config.account_rules import HTTP_JSON, HTTP_JSON_KEYS, check_headers, check_pointer, check_provider_keys
 from bot.config.app import AppConfig
 from bot.config.channel_tables import toml_channels
 from bot.config.discovery import discovered_accounts
 from bot.config.problems import did_you_mean, problem_lines
 from bot.config.settings import Settings, check_key, validate_base_url, validate_source_url
-from bot.config.variables import VAR_PATTERN, bare_variable, expand_variables
+from bot.config.variables import VAR_PATTERN, expand_table, expand_variables
 from bot.errors import ConfigError
 from bot.models import Account, JsonSource
 from bot.money import AmountError, Money, normalise_unit, parse_amount
@@ -282,19 +282,7 @@ def _toml_accounts(path: Path, raw_accounts: list[dict[str, Any]], env: Mapping[
     for index, raw in enumerate(raw_accounts):
         label = f"accounts[{index}]" + (f" '{raw['name']}'" if isinstance(raw.get("name"), str) else "")
         where = f"{path}: {label}"
-        expanded: dict[str, Any] = {}
-        unset: set[str] = set()
-        for key, value in raw.items():
-            missing: list[str] = []
-            expanded[key] = expand_variables(value, env, missing)
-            for variable in missing:
-                problems.append(f"{where}: {key}: environment variable {variable} is not set")
-            bare = bare_variable(value, env)
-            if bare:
-                problems.append(f"{where}: {key}: write ${{{bare}}} to read the environment variable {bare}")
-            if missing or bare:
-                unset.add(key)
-                expanded[key] = "unset"  # keep validating the other fields
+        expanded, unset = expand_table(raw, env, where, problems)
         try:
             parsed = AccountConfig.model_validate(expanded)
         except ValidationError as exc:
@@ -341,7 +329,7 @@ def _account(parsed: AccountConfig, origin: str, key_variable: str | None) -> Ac
             parsed.error,
             parsed.spent_month,
         )
-    fields = parsed.model_dump(exclude={"url", "headers", "balance", "scale", "error", "spent_month"})
+    fields = parsed.model_dump(exclude=set(HTTP_JSON_KEYS))
     # The table's fields are the account's, with the provider's defaults filled in.
     return Account(
         **{

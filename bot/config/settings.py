@@ -340,9 +340,10 @@ def validate_source_url(value: str) -> str:
     base, _, query = value.strip().partition("?")
     if any(c.isspace() or not c.isprintable() for c in query):
         raise ValueError("must not contain spaces or control characters")
-    checked = validate_base_url(base)
-    # validate_base_url drops a trailing /v1 (a provider prefix); a full URL keeps its path as written.
-    return base.rstrip("/") + (f"?{query}" if query else "") if checked else checked
+    if "#" in query:
+        raise ValueError("must not have a fragment")
+    validate_base_url(base)  # scheme, host, no credentials; its /v1 trimming is for provider prefixes only
+    return base.rstrip("/") + (f"?{query}" if query else "")
 
 
 def load_settings(**overrides: Any) -> Settings:

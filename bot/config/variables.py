@@ -39,3 +39,24 @@ def bare_variable(value: Any, env: Mapping[str, str]) -> str | None:
         if name.isupper() or name in env:
             return name
     return None
+
+
+def expand_table(
+    table: dict[str, Any], env: Mapping[str, str], where: str, problems: list[str]
+) -> tuple[dict[str, Any], set[str]]:
+    """A TOML table with `${VAR}` read from `env`; a variable not set (or `$VAR` without braces) is a problem
+    naming the field, and that field (set to "unset" so the others are still validated) is returned in the
+    set of fields to leave out of further checks."""
+    expanded: dict[str, Any] = {}
+    unset: set[str] = set()
+    for key, value in table.items():
+        missing: list[str] = []
+        expanded[key] = expand_variables(value, env, missing)
+        problems += [f"{where}: {key}: environment variable {name} is not set" for name in missing]
+        bare = bare_variable(value, env)
+        if bare:
+            problems.append(f"{where}: {key}: write ${{{bare}}} to read the environment variable {bare}")
+        if missing or bare:
+            unset.add(key)
+            expanded[key] = "unset"
+    return expanded, unset

@@ -178,9 +178,10 @@ class OutboxStore:
                 return deleted
 
     async def undelivered(self, limit: int = 100) -> list[OutboxItem]:
-        """Messages that failed for good, and those still waiting after a failed attempt, newest first."""
+        """Messages that failed for good, and those still waiting after a failed attempt, newest first (without
+        their charts: only the listing is wanted)."""
         query = (
-            _with_charts()
+            sa.select(outbox)
             .where(
                 sa.or_(
                     outbox.c.status == "failed",
@@ -240,7 +241,7 @@ def _with_charts() -> sa.Select[Any]:
 
 def _outbox_item(row: Any) -> OutboxItem:
     message = row["message"]
-    if row["chart_key"] is not None and row["png"] is not None:
+    if row["chart_key"] is not None and row.get("png") is not None:
         message = {**message, "chart": base64.b64encode(row["png"]).decode()}
     return OutboxItem(
         id=row["id"],
