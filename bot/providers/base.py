@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
+from bot.breakdown import BreakdownReport, Dimension
 from bot.models import JsonSource, ProviderReport
 from bot.money import AmountError, normalise_currency, parse_amount
 
@@ -311,6 +312,10 @@ class Provider:
     reports: ClassVar[str]
     key: ClassVar[str]
     env: ClassVar[str | None]
+    # Where the money goes: the dimensions `fetch_breakdown` gives (none: "no breakdown from this provider"),
+    # and how many completed days back the source can answer (None: as far as the retention asks).
+    breakdowns: ClassVar[frozenset[Dimension]]
+    breakdown_reach_days: ClassVar[int | None]
 
     def __init_subclass__(
         cls,
@@ -324,16 +329,24 @@ class Provider:
         reports: str = "balance",
         key: str = "API key",
         env: str | None = None,
+        breakdowns: tuple[Dimension, ...] = (),
+        breakdown_reach_days: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
         cls.name, cls.default_base_url = name, base_url
         cls.spend_only, cls.experimental, cls.internal, cls.granted = spend_only, experimental, internal, granted
         cls.reports, cls.key, cls.env = ("spend only" if spend_only else reports), key, env
+        cls.breakdowns, cls.breakdown_reach_days = frozenset(breakdowns), breakdown_reach_days
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Fetch one account's figures or raise a ProviderError."""
         raise NotImplementedError
+
+    async def fetch_breakdown(self, request: FetchRequest, until: date) -> BreakdownReport:
+        """Every dimension in `breakdowns` for the UTC days `request.since` to `until` (today included when
+        `until` is today and the provider reports it), or raise a ProviderError."""
+        raise NotImplementedError(f"{self.name} gives no breakdown")
 
 
 def require(mapping: Any, key: str, provider: str, where: str = "response") -> Any:
