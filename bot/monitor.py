@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from bot.breakdown_service import Breakdowns
 from bot.clock import Clock, system_clock
 from bot.config import AppConfig
 from bot.models import (
@@ -66,6 +67,7 @@ class Monitor:
         self.metrics: Metrics | None = None  # set by the runtime
         self._secrets = config.secrets()
         self._refreshing: dict[str, asyncio.Task[list[Reading]]] = {}  # refreshes under way, by account
+        self.breakdowns = Breakdowns(self)
 
     def accounts(self, names: Sequence[str] | None = None) -> list[Account]:
         """Configured accounts, optionally narrowed to names (in configuration order)."""
@@ -118,6 +120,31 @@ class Monitor:
         await self._store(readings)
         return readings
 
+    def fetch_request(
+        self, account: Account, since: date, now: datetime, timeout: float, shown_currency: str | None = None
+    ) -> FetchRequest:
+        """A provider request for one account, due within `timeout` seconds from now."""
+        http = ProviderHttp(
+            self.http,
+            self.limiter,
+            provider=account.provider,
+            deadline=asyncio.get_running_loop().time() + timeout,
+            sleep=self._sleep,
+            secrets=account.secret_values(),
+        )
+        return FetchRequest(
+            http,
+            account.base_url,
+            account.api_key,
+            account.currency,
+            since,
+            now,
+            shown_currency,
+            account.key_source(),
+            team_id=account.team_id,
+            json_source=account.json_source,
+        )
+
     async def _store(self, readings: Sequence[Reading]) -> None:
         await self.store.readings.add_readings([(r, r.report.daily_spend if r.report else ()) for r in readings])
 
@@ -135,26 +162,7 @@ class Monitor:
             now = self.clock()
             since = self._fetch_since(needed_since(entries, now.date()), coverage)
             loop = asyncio.get_running_loop()
-            http = ProviderHttp(
-                self.http,
-                self.limiter,
-                provider=account.provider,
-                deadline=loop.time() + timeout,
-                sleep=self._sleep,
-                secrets=account.secret_values(),
-            )
-            request = FetchRequest(
-                http,
-                account.base_url,
-                account.api_key,
-                account.currency,
-                since,
-                now,
-                shown_currency,
-                account.key_source(),
-                team_id=account.team_id,
-                json_source=account.json_source,
-            )
+            request = self.fetch_request(account, since, now, timeout, shown_currency)
             started = loop.time()
             report: ProviderReport | None = None
             try:
@@ -285,9 +293,15 @@ class Monitor:
         log.info("recorded top-up of %s for %s on %s (%s)", amount.format(), account.name, on_day, source)
         return LedgerEntry(entry.account, amount, on_day, source, entry.recorded_at, entry_id)
 
+    async def upkeep(self) -> None:
+        """The leader's work after a poll, in the background: breakdowns kept current, then housekeeping."""
+        await self.breakdowns.refresh(self.accounts())
+        await self.prune()
+
     async def prune(self, *, budget: float | None = None) -> Housekeeping:
         """Housekeeping in short transactions: delivered messages, readings and days older than the retention,
-        spend no ledger still needs, old readings folded into days, readings past the raw window, free pages.
+        spend no ledger still needs, breakdowns, old readings folded into days, readings past the raw window,
+        free pages.
 
         With `budget` it stops after about that many seconds (a command's share); the leader runs it whole."""
         ledger = await self.ledger(self.accounts())
@@ -296,4 +310,5 @@ class Monitor:
         now = self.clock()
         await self.store.outbox.prune(now - retention)
         await self.store.readings.prune_spend(now, retention, keep)
+        await self.store.breakdowns.prune((now - retention).date())
         return await self.store.history.housekeeping(now, retention, budget=budget)

@@ -116,10 +116,10 @@ class Runtime:
             for event in events:
                 self.metrics.alerts.labels(event.rule.value, event.severity.value, event.kind.value).inc()
             self.polls += 1
-            # Housekeeping (and folding a first upgrade's readings) runs beside the schedule, in short
-            # transactions; its failure costs the poll nothing and it is tried again after the next one.
+            # Breakdowns (at most hourly) and housekeeping (in short transactions) run beside the schedule;
+            # a failure costs the poll nothing and they are tried again after the next one.
             if self._housekeeping is None or self._housekeeping.done():
-                self._housekeeping = asyncio.create_task(self._job("housekeeping", self.monitor.prune))
+                self._housekeeping = asyncio.create_task(self._job("housekeeping", self.monitor.upkeep))
         if not self._caught_up:
             self._caught_up = True
             await self.summaries.catch_up()

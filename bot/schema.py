@@ -104,6 +104,34 @@ daily_spend = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# Where the money goes (`bot.breakdown`): which days a breakdown fetch asked for and whether the provider
+# answered them, and one row per account, day, dimension and entry. Rows are replaced day by day.
+breakdown_days = sa.Table(
+    "breakdown_days",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("reported", sa.Boolean, nullable=False),  # false: asked, but the provider had nothing yet (lag)
+    sa.Column("final", sa.Boolean, nullable=False),  # answered once the day had settled: never asked again
+    sa.Column("currency", CURRENCY),
+    sa.Column("fetched_at", UTCDateTime(), nullable=False),
+)
+
+breakdown_parts = sa.Table(
+    "breakdown_parts",
+    metadata,
+    sa.Column("account", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("dimension", sa.String(16), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("label", sa.String(255), nullable=False),
+    sa.Column("cost", MONEY),  # null: the source gives no money for this entry
+    sa.Column("input_tokens", sa.BigInteger),
+    sa.Column("cached_input_tokens", sa.BigInteger),
+    sa.Column("output_tokens", sa.BigInteger),
+    sa.Column("requests", sa.BigInteger),
+)
+
 ledger = sa.Table(
     "ledger",
     metadata,

@@ -412,7 +412,7 @@ def test_sigkill_during_a_sqlite_upgrade_leaves_the_old_schema_and_the_next_star
     result = run_cli(tmp_path, "check", "--json", env={"CREDITBOT_DATABASE_URL": url})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["accounts"][0]["balance"] == 110.0
-    assert sqlite_rows(db, "SELECT version_num FROM alembic_version") == [("0007",)]
+    assert sqlite_rows(db, "SELECT version_num FROM alembic_version") == [("0008",)]
     assert_seed_kept_and_schema_current(url)
 
 

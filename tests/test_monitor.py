@@ -25,7 +25,7 @@ async def test_wal_mode_and_schema_migrated(store: Store) -> None:
         version = (await connection.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar_one()
         vacuum = (await connection.execute(sa.text("PRAGMA auto_vacuum"))).scalar_one()
     assert mode == "wal"
-    assert version == "0007"
+    assert version == "0008"
     assert vacuum == 2  # incremental: housekeeping gives free pages back
 
 

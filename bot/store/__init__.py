@@ -1,12 +1,13 @@
 """The creditbot database (SQLAlchemy Core, async): one `Store` with a part per concern, each returning typed
 objects: `readings` (fetch attempts, spend, ledger), `history` (readings per day, housekeeping), `outbox`,
-`alerts` (alert state) and `settings`."""
+`alerts` (alert state), `settings` and `breakdowns` (where the money goes)."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.alert_states import AlertStateStore
+from bot.store.breakdowns import BreakdownDay, BreakdownStore
 from bot.store.database import MIGRATIONS_DIR, Database, StoreError, database_problem, is_database_error
 from bot.store.history import HistoryStore, Housekeeping
 from bot.store.outbox import NewMessage, OutboxItem, OutboxStore
@@ -18,6 +19,7 @@ __all__ = [
     "MIGRATIONS_DIR",
     "AccountReadings",
     "AuditEntry",
+    "BreakdownDay",
     "Housekeeping",
     "NewMessage",
     "OutboxItem",
@@ -42,3 +44,4 @@ class Store(Database):
         self.outbox = OutboxStore(engine)
         self.alerts = AlertStateStore(engine)
         self.settings = SettingsStore(engine)
+        self.breakdowns = BreakdownStore(engine)

@@ -1,0 +1,148 @@
+"""Breakdowns: which days were asked for and answered, and each day's parts, replaced a day at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.breakdown import BreakdownPart, BreakdownReport, Dimension
+from bot.schema import breakdown_days, breakdown_parts
+from bot.store.history import write_transaction
+
+# Days per DELETE/INSERT statement when storing a long first fetch: well under every backend's parameter limit.
+DAYS_PER_STATEMENT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownDay:
+    """What is known about one account's breakdown on one UTC day."""
+
+    day: date
+    reported: bool  # the provider answered for the day (a day without parts then spent nothing)
+    final: bool  # answered after the day had settled: never asked for again
+    currency: str | None
+    fetched_at: datetime
+
+
+class BreakdownStore:
+    """Breakdown days and parts."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def save(
+        self, account: str, asked: Sequence[date], report: BreakdownReport, *, settled_before: date, now: datetime
+    ) -> None:
+        """Store what one fetch of `asked` days answered: the reported days' parts replace what was stored for
+        them; a day asked but not reported (today, while the provider lags) is remembered as asked, and keeps
+        nothing from an earlier answer. Days before `settled_before` are final."""
+        reported = set(report.days)
+        days = sorted(set(asked) | reported)
+        async with write_transaction(self.engine) as connection:
+            for start in range(0, len(days), DAYS_PER_STATEMENT):
+                chunk = days[start : start + DAYS_PER_STATEMENT]
+                where = (breakdown_days.c.account == account) & breakdown_days.c.day.in_(chunk)
+                await connection.execute(breakdown_days.delete().where(where))
+                await connection.execute(
+                    breakdown_parts.delete().where(
+                        (breakdown_parts.c.account == account) & breakdown_parts.c.day.in_(chunk)
+                    )
+                )
+            await connection.execute(
+                breakdown_days.insert(),
+                [
+                    {
+                        "account": account,
+                        "day": day,
+                        "reported": day in reported,
+                        "final": day in reported and day < settled_before,
+                        "currency": report.currency if day in reported else None,
+                        "fetched_at": now,
+                    }
+                    for day in days
+                ],
+            )
+            rows = [_part_row(account, part) for part in report.parts if part.day in reported]
+            if rows:
+                await connection.execute(breakdown_parts.insert(), rows)
+
+    async def days(self, accounts: Iterable[str], since: date, until: date) -> dict[str, dict[date, BreakdownDay]]:
+        """The stored breakdown days of each account from `since` to `until`."""
+        names = list(accounts)
+        result: dict[str, dict[date, BreakdownDay]] = {name: {} for name in names}
+        if not names:
+            return result
+        query = sa.select(breakdown_days).where(
+            breakdown_days.c.account.in_(names), breakdown_days.c.day.between(since, until)
+        )
+        async with self.engine.connect() as connection:
+            for row in (await connection.execute(query)).mappings():
+                result[row["account"]][row["day"]] = BreakdownDay(
+                    row["day"], row["reported"], row["final"], row["currency"], row["fetched_at"]
+                )
+        return result
+
+    async def parts(
+        self, accounts: Iterable[str], dimension: Dimension, since: date, until: date
+    ) -> dict[str, list[BreakdownPart]]:
+        """The parts of one dimension for each account from `since` to `until`, oldest day first."""
+        names = list(accounts)
+        result: dict[str, list[BreakdownPart]] = {name: [] for name in names}
+        if not names:
+            return result
+        columns = [c for c in breakdown_parts.c if c.name not in ("account", "dimension")]
+        query = (
+            sa.select(breakdown_parts.c.account, *columns)
+            .where(
+                breakdown_parts.c.account.in_(names),
+                breakdown_parts.c.day.between(since, until),
+                breakdown_parts.c.dimension == dimension.value,
+            )
+            .order_by(breakdown_parts.c.day)
+        )
+        async with self.engine.connect() as connection:
+            for row in (await connection.execute(query)).mappings():
+                result[row["account"]].append(_part(row, dimension))
+        return result
+
+    async def prune(self, before: date) -> None:
+        """Forget breakdowns of days before `before` (the retention)."""
+        async with self.engine.begin() as connection:
+            await connection.execute(breakdown_parts.delete().where(breakdown_parts.c.day < before))
+            await connection.execute(breakdown_days.delete().where(breakdown_days.c.day < before))
+
+
+def _part_row(account: str, part: BreakdownPart) -> dict[str, Any]:
+    return {
+        "account": account,
+        "day": part.day,
+        "dimension": part.dimension.value,
+        # The columns are 255 wide; a provider's line item never comes close, but must not fail the write.
+        "key": part.key[:255],
+        "label": part.label[:255],
+        "cost": None if part.cost is None else str(part.cost),
+        "input_tokens": part.input_tokens,
+        "cached_input_tokens": part.cached_input_tokens,
+        "output_tokens": part.output_tokens,
+        "requests": part.requests,
+    }
+
+
+def _part(row: Any, dimension: Dimension) -> BreakdownPart:
+    return BreakdownPart(
+        day=row["day"],
+        dimension=dimension,
+        key=row["key"],
+        label=row["label"],
+        cost=None if row["cost"] is None else Decimal(row["cost"]),
+        input_tokens=row["input_tokens"],
+        cached_input_tokens=row["cached_input_tokens"],
+        output_tokens=row["output_tokens"],
+        requests=row["requests"],
+    )
