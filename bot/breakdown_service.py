@@ -101,6 +101,10 @@ class Breakdowns:
                 errors[name] = error
         return errors
 
+    def running(self) -> set[asyncio.Task[str | None]]:
+        """Breakdown fetches under way (the monitor lets them finish, or cancels them, when it closes)."""
+        return set(self._running.values())
+
     def _finished(self, name: str, _task: asyncio.Task[str | None]) -> None:
         self._running.pop(name, None)
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -251,7 +251,7 @@ class Monitor:
     async def aclose(self, within: float | None = None) -> None:
         """Let fetches still running for earlier answers finish, so their readings are stored; after `within`
         seconds cancel them (what they already fetched is stored)."""
-        running = set(self._refreshing.values())
+        running: set[asyncio.Task[Any]] = set(self._refreshing.values()) | self.breakdowns.running()
         if not running:
             return
         _done, pending = await asyncio.wait(running, timeout=within)
