@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from bot.breakdown import BreakdownReport
 from bot.models import ProviderReport
 from bot.providers.base import (
     AuthError,
-    BadResponseError,
     FetchRequest,
     Provider,
-    amount,
-    currency_code,
     cursor_pages,
     expect_list,
     require,
 )
+from bot.providers.breakdown_anthropic import (
+    DIMENSIONS,
+    admin_headers,
+    bucket_day,
+    dollars,
+    fetch_anthropic_breakdown,
+)
 from bot.providers.spend import cost_report
 
-API_VERSION = "2023-06-01"
 ADMIN_KEY_HELP = (
     "anthropic needs an Admin API key (sk-ant-admin01-...) of an organization: create one in the "
     "Console under Settings > Admin keys; ordinary and workspace keys cannot read costs"
 )
-CENTS = Decimal(100)
 PRIORITY_TIER_NOTE = "Anthropic's cost report leaves out Priority Tier costs: spend shown may be lower"
 
 
@@ -37,16 +40,13 @@ class AnthropicProvider(
     spend_only=True,
     key="Admin API key (sk-ant-admin..., console.anthropic.com > Settings > Admin keys)",
     env="ANTHROPIC_ADMIN_KEY",
+    breakdowns=DIMENSIONS,
 ):
     """Month-to-date and daily spend of an Anthropic organization."""
 
     async def fetch(self, request: FetchRequest) -> ProviderReport:
         """Read daily cost buckets from `request.since` on, page by page."""
-        headers = {
-            "x-api-key": request.api_key.get_secret_value(),
-            "anthropic-version": API_VERSION,
-            "Accept": "application/json",
-        }
+        headers = admin_headers(request)
         today = request.now.date()
         params: dict[str, Any] = {
             "starting_at": f"{request.since.isoformat()}T00:00:00Z",
@@ -61,9 +61,7 @@ class AnthropicProvider(
             async for body in cursor_pages(request, "/v1/organizations/cost_report", headers, params, self.name):
                 _read_page(body, by_day, spent_days)
         except AuthError as exc:
-            raise AuthError(
-                f"{exc.message}. {ADMIN_KEY_HELP} (the key is {request.key_source})", status=exc.status
-            ) from None
+            raise _refused(exc, request) from None
         return cost_report(
             self.name,
             by_day,
@@ -74,29 +72,23 @@ class AnthropicProvider(
             notes=(PRIORITY_TIER_NOTE,),
         )
 
+    async def fetch_breakdown(self, request: FetchRequest, until: date) -> BreakdownReport:
+        """Money by model, workspace and line, tokens by model and key (`bot.providers.breakdown_anthropic`)."""
+        try:
+            return await fetch_anthropic_breakdown(request, until)
+        except AuthError as exc:
+            raise _refused(exc, request) from None
 
-def _bucket_day(value: Any) -> date:
-    if not isinstance(value, str):
-        raise BadResponseError("anthropic cost bucket has no starting_at timestamp")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadResponseError(f"anthropic cost bucket has an unreadable starting_at: {value[:40]!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).date()
+
+def _refused(exc: AuthError, request: FetchRequest) -> AuthError:
+    """A refused key's error with the hint that an Admin API key is needed."""
+    return AuthError(f"{exc.message}. {ADMIN_KEY_HELP} (the key is {request.key_source})", status=exc.status)
 
 
 def _read_page(body: Any, by_day: dict[date, Decimal], spent_days: set[date]) -> None:
     for bucket in expect_list(require(body, "data", "anthropic"), "cost report 'data'", "anthropic"):
-        day = _bucket_day(require(bucket, "starting_at", "anthropic", "cost bucket"))
+        day = bucket_day(require(bucket, "starting_at", "anthropic", "cost bucket"))
         by_day[day] += Decimal(0)  # an empty bucket still proves the day was covered
         for result in expect_list(bucket.get("results", []), "cost bucket 'results'", "anthropic"):
             spent_days.add(day)
-            cents = require(result, "amount", "anthropic", "cost result")
-            currency = currency_code(result.get("currency", "USD"), "currency", "anthropic")
-            if currency != "USD":
-                raise BadResponseError(f"anthropic reported a cost in {currency}; only USD is known")
-            # Amounts are decimal strings in cents: "123.78912" is $1.2378912.
-            # Cents to dollars adds two decimals: kept to the twelve the store holds.
-            by_day[day] += (amount(cents, "amount", "anthropic") / CENTS).quantize(Decimal("1e-12"))
+            by_day[day] += dollars(result)

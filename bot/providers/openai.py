@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from bot.breakdown import BreakdownReport
 from bot.models import ProviderReport
 from bot.providers.base import (
     AuthError,
@@ -19,6 +20,7 @@ from bot.providers.base import (
     expect_list,
     require,
 )
+from bot.providers.breakdown_openai import DIMENSIONS, bucket_day, fetch_openai_breakdown
 from bot.providers.spend import cost_report
 
 ADMIN_KEY_HELP = (
@@ -34,6 +36,7 @@ class OpenAIProvider(
     spend_only=True,
     key="Admin key (sk-admin-..., platform.openai.com > Organization > Admin keys)",
     env="OPENAI_ADMIN_KEY",
+    breakdowns=DIMENSIONS,
 ):
     """Month-to-date and daily spend of an OpenAI organization."""
 
@@ -54,11 +57,7 @@ class OpenAIProvider(
             async for body in cursor_pages(request, "/v1/organization/costs", request.bearer(), params, self.name):
                 _read_page(body, by_day, currencies, spent_days)
         except AuthError as exc:
-            if "scope" in exc.message.lower():
-                raise AuthError(f"{ADMIN_KEY_HELP} (the key is {request.key_source})", status=exc.status) from None
-            raise AuthError(
-                f"{exc.message}. {ADMIN_KEY_HELP} (the key is {request.key_source})", status=exc.status
-            ) from None
+            raise _refused(exc, request) from None
         # No bucket means no currency either: cost_report still turns an empty answer down.
         if len(currencies) > 1:
             raise BadResponseError(f"openai reported costs in several currencies: {sorted(currencies)}")
@@ -67,17 +66,25 @@ class OpenAIProvider(
         # Today's bucket is empty while OpenAI's data lags: unknown until it holds a cost.
         return cost_report(self.name, by_day, currency, request.since, today, today_reported=today in spent_days)
 
+    async def fetch_breakdown(self, request: FetchRequest, until: date) -> BreakdownReport:
+        """Money by model, project and line item, tokens by model and key (`bot.providers.breakdown_openai`)."""
+        try:
+            return await fetch_openai_breakdown(request, until)
+        except AuthError as exc:
+            raise _refused(exc, request) from None
+
+
+def _refused(exc: AuthError, request: FetchRequest) -> AuthError:
+    """A refused key's error with the hint that an admin key is needed."""
+    if "scope" in exc.message.lower():
+        return AuthError(f"{ADMIN_KEY_HELP} (the key is {request.key_source})", status=exc.status)
+    return AuthError(f"{exc.message}. {ADMIN_KEY_HELP} (the key is {request.key_source})", status=exc.status)
+
 
 def _read_page(body: Any, by_day: dict[date, Decimal], currencies: set[str], spent_days: set[date]) -> None:
     buckets = expect_list(require(body, "data", "openai"), "costs 'data'", "openai")
     for bucket in buckets:
-        start_time = require(bucket, "start_time", "openai", "cost bucket")
-        if isinstance(start_time, bool) or not isinstance(start_time, int | float):
-            raise BadResponseError("openai cost bucket has a non-numeric start_time")
-        try:
-            day = datetime.fromtimestamp(start_time, UTC).date()
-        except (OverflowError, OSError, ValueError):
-            raise BadResponseError("openai cost bucket has an impossible start_time") from None
+        day = bucket_day(require(bucket, "start_time", "openai", "cost bucket"), "openai cost bucket")
         by_day[day] += Decimal(0)  # an empty bucket still proves the day was covered
         # The first published spec called the array "result"; everything since says "results".
         results = bucket.get("results", bucket.get("result"))

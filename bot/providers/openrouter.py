@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from bot.breakdown import BreakdownReport
 from bot.models import BalanceSource, DailySpend, ProviderReport
 from bot.money import Money
 from bot.providers.base import (
@@ -21,6 +22,12 @@ from bot.providers.base import (
     expect_list,
     require,
     settle,
+)
+from bot.providers.breakdown_openrouter import (
+    DIMENSIONS,
+    MANAGEMENT_KEY_HELP,
+    WINDOW_DAYS,
+    fetch_openrouter_breakdown,
 )
 from bot.providers.spend import daily_series, month_to_date, reported_through, spent_on
 
@@ -37,6 +44,8 @@ class OpenRouterProvider(
     granted=True,
     key="management key for the balance (openrouter.ai > Settings > Management keys); an API key gives its limit",
     env="OPENROUTER_API_KEY",
+    breakdowns=DIMENSIONS,
+    breakdown_reach_days=WINDOW_DAYS,
 ):
     """Credits left on an OpenRouter account, or on one key when the account total is out of reach."""
 
@@ -100,6 +109,15 @@ class OpenRouterProvider(
             spent_today, spent_month = _key_usage(key)
             return replace(report, spent_today=spent_today, spent_month=spent_month)
         return report
+
+    async def fetch_breakdown(self, request: FetchRequest, until: date) -> BreakdownReport:
+        """Money, tokens and requests by model from the activity rows (`bot.providers.breakdown_openrouter`)."""
+        try:
+            return await fetch_openrouter_breakdown(request, until)
+        except AuthError as exc:
+            raise AuthError(
+                f"{exc.message}. {MANAGEMENT_KEY_HELP} (the key is {request.key_source})", status=exc.status
+            ) from None
 
     async def _get(self, request: FetchRequest, path: str) -> Any:
         return await request.http.get_json(request.url(path), headers=request.bearer())

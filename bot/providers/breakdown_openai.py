@@ -1,0 +1,305 @@
+"""OpenAI's breakdown: money by line item, model and project from the Costs API, tokens and requests by model
+and API key from the completions Usage API, project names from the projects list (all with the admin key).
+
+The tally and the paged name lists here are shared with the Anthropic and OpenRouter breakdowns, whose
+organization reports have the same grouped-bucket shape."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from bot.breakdown import BreakdownPart, BreakdownReport, Dimension
+from bot.providers.base import (
+    MAX_PAGES,
+    BadResponseError,
+    FetchRequest,
+    amount,
+    currency_code,
+    cursor_pages,
+    expect_list,
+    require,
+)
+
+PROVIDER = "openai"
+DIMENSIONS = (Dimension.MODEL, Dimension.PROJECT, Dimension.LINE_ITEM, Dimension.KEY)
+COSTS = "/v1/organization/costs"
+USAGE = "/v1/organization/usage/completions"
+PROJECTS = "/v1/organization/projects"
+COSTS_LIMIT = 180  # the most daily buckets the Costs API gives per page
+USAGE_LIMIT = 31  # the most daily buckets the Usage API gives per page
+# Archived projects keep their costs in the history, so their names are wanted too.
+PROJECT_PARAMS = {"limit": 100, "include_archived": "true"}
+NO_PROJECT = ("default", "no project")  # costs outside any project: key and label
+NO_KEY = ("none", "no API key")  # usage made without an API key (the playground, the console)
+
+
+@dataclass
+class Entry:
+    """The running sums of one part while pages are read."""
+
+    label: str
+    cost: Decimal | None = None
+    input_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    output_tokens: int | None = None
+    requests: int | None = None
+
+
+def plus(total: int | None, value: int | None) -> int | None:
+    """Add a count that may be unknown: unknown only while every addend is."""
+    if value is None:
+        return total
+    return (total or 0) + value
+
+
+class Tally:
+    """Parts summed per (UTC day, dimension, key) over every result and page of a day."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[date, Dimension, str], Entry] = {}
+
+    def entry(self, day: date, dimension: Dimension, key: str, label: str) -> Entry:
+        """The entry of one part, made on first use."""
+        return self.entries.setdefault((day, dimension, key), Entry(label))
+
+    def add_cost(self, day: date, dimension: Dimension, key: str, label: str, cost: Decimal) -> None:
+        """Add money to a part."""
+        entry = self.entry(day, dimension, key, label)
+        entry.cost = (entry.cost or Decimal(0)) + cost
+
+    def add_usage(
+        self,
+        day: date,
+        dimension: Dimension,
+        key: str,
+        label: str,
+        *,
+        input_tokens: int | None,
+        cached_input_tokens: int | None,
+        output_tokens: int | None,
+        requests: int | None,
+    ) -> None:
+        """Add token and request counts to a part."""
+        entry = self.entry(day, dimension, key, label)
+        entry.input_tokens = plus(entry.input_tokens, input_tokens)
+        entry.cached_input_tokens = plus(entry.cached_input_tokens, cached_input_tokens)
+        entry.output_tokens = plus(entry.output_tokens, output_tokens)
+        entry.requests = plus(entry.requests, requests)
+
+    def parts(self, days: Iterable[date]) -> tuple[BreakdownPart, ...]:
+        """The parts of the covered `days`, in a stable order; parts of other days are left out."""
+        covered = set(days)
+        return tuple(
+            BreakdownPart(
+                day,
+                dimension,
+                key,
+                e.label,
+                e.cost,
+                e.input_tokens,
+                e.cached_input_tokens,
+                e.output_tokens,
+                e.requests,
+            )
+            for (day, dimension, key), e in sorted(self.entries.items(), key=lambda item: item[0])
+            if day in covered
+        )
+
+
+def day_span(first: date, last: date) -> list[date]:
+    """Every UTC day from `first` to `last` inclusive."""
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def empty_report(dimensions: Iterable[Dimension], currency: str = "USD") -> BreakdownReport:
+    """A breakdown that covers no day (nothing was asked for)."""
+    return BreakdownReport(currency, (), (), frozenset(dimensions))
+
+
+def count(result: Any, name: str, provider: str, *, optional: bool = False) -> int | None:
+    """A token or request count of a usage result; a missing optional one is unknown (None)."""
+    value = result.get(name) if isinstance(result, dict) else None
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise BadResponseError(f"{provider} usage result has no count '{name}' (got {str(value)[:20]!r})")
+    return value
+
+
+def label_of(value: Any, field: str, provider: str) -> str | None:
+    """A grouped dimension's value: a non-empty string, None when null, else a BadResponseError."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadResponseError(f"{provider} result has a non-text '{field}'")
+    return value
+
+
+async def gather_all(*calls: Awaitable[Any]) -> list[Any]:
+    """Run the requests at once and wait for all of them; raise the first ProviderError, if any, since a
+    breakdown missing one of its sources must not be stored as complete."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return list(results)
+
+
+async def all_pages(
+    request: FetchRequest, path: str, headers: Mapping[str, str], params: Mapping[str, Any], provider: str
+) -> list[Any]:
+    """Every page of a `has_more`/`next_page` report."""
+    return [body async for body in cursor_pages(request, path, headers, params, provider)]
+
+
+async def names(
+    request: FetchRequest,
+    path: str,
+    headers: Mapping[str, str],
+    params: Mapping[str, Any],
+    *,
+    cursor: str,
+    provider: str,
+) -> dict[str, str]:
+    """Id -> name from a list paged by `has_more` and `last_id` (sent back as `cursor`)."""
+    query = dict(params)
+    found: dict[str, str] = {}
+    seen: set[str] = set()
+    for _page in range(MAX_PAGES):
+        body = await request.http.get_json(request.url(path), headers=headers, params=query)
+        for item in expect_list(require(body, "data", provider, path), f"{path} 'data'", provider):
+            ident = label_of(require(item, "id", provider, f"{path} item"), "id", provider)
+            name = item.get("name")
+            if ident is not None:
+                found[ident] = name if isinstance(name, str) and name.strip() else ident
+        if body.get("has_more") is not True:
+            return found
+        last = body.get("last_id")
+        if not isinstance(last, str) or not last or last in seen:
+            raise BadResponseError(f"{provider} {path} said more items follow but gave no usable last_id")
+        seen.add(last)
+        query[cursor] = last
+    raise BadResponseError(f"{provider} {path} needed more than {MAX_PAGES} pages")
+
+
+def bucket_day(start_time: Any, what: str = "openai bucket") -> date:
+    """The UTC day of a bucket from its `start_time` in Unix seconds."""
+    if isinstance(start_time, bool) or not isinstance(start_time, int | float):
+        raise BadResponseError(f"{what} has a non-numeric start_time")
+    try:
+        return datetime.fromtimestamp(start_time, UTC).date()
+    except (OverflowError, OSError, ValueError):
+        raise BadResponseError(f"{what} has an impossible start_time") from None
+
+
+def buckets(bodies: Iterable[Any], what: str) -> Iterator[tuple[date, list[Any]]]:
+    """(day, results) of every bucket of every page of an OpenAI organization report."""
+    for body in bodies:
+        for bucket in expect_list(require(body, "data", PROVIDER, what), f"{what} 'data'", PROVIDER):
+            day = bucket_day(require(bucket, "start_time", PROVIDER, f"{what} bucket"), f"openai {what} bucket")
+            # The first published spec called the array "result"; everything since says "results".
+            results = bucket.get("results", bucket.get("result")) if isinstance(bucket, dict) else None
+            yield day, expect_list(results, f"{what} bucket 'results'", PROVIDER)
+
+
+def cost_of(result: Any, currencies: set[str]) -> Decimal:
+    """The USD (or other) amount of one costs result; a result without one is an error, never a zero."""
+    money = require(result, "amount", PROVIDER, "cost result")
+    value = amount(require(money, "value", PROVIDER, "cost amount"), "amount.value", PROVIDER)
+    currencies.add(currency_code(money.get("currency", "usd"), "amount.currency", PROVIDER))
+    return value
+
+
+def model_of_line_item(line_item: str) -> str:
+    """The model a line item is about: the text before its first comma ("gpt-4o, input" -> "gpt-4o")."""
+    return line_item.split(",", 1)[0].strip() or line_item
+
+
+async def fetch_openai_breakdown(request: FetchRequest, until: date) -> BreakdownReport:
+    """OpenAI's breakdown of `request.since` to `until` by model, project, line item and API key."""
+    today = request.now.date()
+    last = min(until, today)
+    start = datetime.combine(request.since, time(0), tzinfo=UTC)
+    # A future end_time makes the API fail, so a window reaching today ends at the request's "now".
+    end = min(datetime.combine(last + timedelta(days=1), time(0), tzinfo=UTC), request.now)
+    if last < request.since or end <= start:
+        return empty_report(DIMENSIONS)
+    window = {"start_time": int(start.timestamp()), "end_time": int(end.timestamp()), "bucket_width": "1d"}
+    headers = request.bearer()
+
+    def report(path: str, group_by: str, limit: int) -> Awaitable[list[Any]]:
+        return all_pages(request, path, headers, {**window, "group_by": group_by, "limit": limit}, PROVIDER)
+
+    by_line, by_project, by_model, by_key, project_names = await gather_all(
+        report(COSTS, "line_item", COSTS_LIMIT),
+        report(COSTS, "project_id", COSTS_LIMIT),
+        report(USAGE, "model", USAGE_LIMIT),
+        report(USAGE, "api_key_id", USAGE_LIMIT),
+        names(request, PROJECTS, headers, PROJECT_PARAMS, cursor="after", provider=PROVIDER),
+    )
+    tally = Tally()
+    currencies: set[str] = set()
+    seen: list[set[date]] = []
+    reported: set[date] = set()  # days whose line-item costs hold anything
+
+    days: set[date] = set()
+    for day, results in buckets(by_line, "costs"):
+        days.add(day)
+        for result in results:
+            reported.add(day)
+            cost = cost_of(result, currencies)
+            line_item = label_of(result.get("line_item"), "line_item", PROVIDER)
+            if line_item is None:
+                continue  # not attributable to a line: the reconciliation shows it as unattributed
+            tally.add_cost(day, Dimension.LINE_ITEM, line_item, line_item, cost)
+            model = model_of_line_item(line_item)
+            tally.add_cost(day, Dimension.MODEL, model, model, cost)
+    seen.append(days)
+
+    days = set()
+    for day, results in buckets(by_project, "costs"):
+        days.add(day)
+        for result in results:
+            cost = cost_of(result, currencies)
+            project = label_of(result.get("project_id"), "project_id", PROVIDER)
+            key, label = NO_PROJECT if project is None else (project, project_names.get(project, project))
+            tally.add_cost(day, Dimension.PROJECT, key, label, cost)
+    seen.append(days)
+
+    for bodies, field, dimension in ((by_model, "model", Dimension.MODEL), (by_key, "api_key_id", Dimension.KEY)):
+        days = set()
+        for day, results in buckets(bodies, "usage"):
+            days.add(day)
+            for result in results:
+                value = label_of(result.get(field) if isinstance(result, dict) else None, field, PROVIDER)
+                if value is None and dimension is Dimension.MODEL:
+                    continue  # tokens of no model cannot join a model's part
+                key, label = NO_KEY if value is None else (value, value)
+                tally.add_usage(
+                    day,
+                    dimension,
+                    key,
+                    label,
+                    input_tokens=count(result, "input_tokens", PROVIDER),
+                    cached_input_tokens=count(result, "input_cached_tokens", PROVIDER, optional=True),
+                    output_tokens=count(result, "output_tokens", PROVIDER),
+                    requests=count(result, "num_model_requests", PROVIDER),
+                )
+        seen.append(days)
+
+    if len(currencies) > 1:
+        raise BadResponseError(f"openai reported costs in several currencies: {sorted(currencies)}")
+    # A day counts as covered when every source has its bucket; today only once it holds a cost, since an
+    # empty current-day bucket means the data lags (unknown), not that nothing was spent.
+    covered = tuple(
+        day
+        for day in day_span(request.since, last)
+        if all(day in days for days in seen) and (day < today or day in reported)
+    )
+    currency = currencies.pop() if currencies else "USD"
+    return BreakdownReport(currency, covered, tally.parts(covered), frozenset(DIMENSIONS))
