@@ -3,17 +3,21 @@ reconcile with the day's spend; the demo account has one too."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bot.breakdown import UNATTRIBUTED, Dimension
 from bot.config import Account, AppConfig
 from bot.monitor import Monitor
 from bot.store import Store
 from tests.conftest import make_account, make_settings
+from tests.fake_breakdown import FakeBreakdown, FakeBreakdownServer, month_of_lines
+from tests.fakes import Scripted
 
 
 class Clock:
@@ -104,3 +108,133 @@ async def test_a_refresh_within_the_hour_fetches_nothing_and_final_days_are_neve
         (p.cost or Decimal(0))
         for p in (await store.breakdowns.parts(["demo"], Dimension.MODEL, today, today))["demo"]
     )
+
+
+# Against the loopback fake of the providers' grouped reports: the whole path from HTTP to table.
+
+TODAY = date(2026, 3, 20)
+NOON = datetime(2026, 3, 20, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def grouped() -> Iterator[FakeBreakdownServer]:
+    lines = month_of_lines(
+        date(2026, 2, 1), TODAY, newcomer_from=date(2026, 3, 12), quiet_days=[date(2026, 3, 15)]
+    )
+    state = FakeBreakdown(openai=lines, anthropic=lines, openrouter=lines, today=TODAY)
+    state.gaps[("openai", date(2026, 3, 17))] = Decimal("3.17")
+    with FakeBreakdownServer(state) as server:
+        yield server
+
+
+def start_times(server: FakeBreakdownServer, path: str) -> list[date]:
+    """The first day of each first-page request of a path (later pages carry a cursor)."""
+    return sorted(
+        datetime.fromtimestamp(int(r.query["start_time"][0]), UTC).date()
+        for r in server.state.of("openai", path)
+        if "page" not in r.query
+    )
+
+
+async def test_openai_from_wire_to_table_reconciles_with_the_known_gap(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, grouped: FakeBreakdownServer
+) -> None:
+    clock = Clock(NOON)
+    account = make_account("oa", "openai", grouped.base_url("openai"))
+    monitor = monitor_for(tmp_path, store, http, [account], clock)
+    await monitor.refresh()
+    (table,) = await monitor.breakdowns.tables([account], Dimension.MODEL, 7)
+    assert table.table is not None
+    assert table.note is None
+    assert table.currency == "USD"
+    spend = [grouped.state.spend("openai", TODAY - timedelta(days=n)) for n in range(1, 8)]
+    assert table.table.total == sum(spend, Decimal(0))
+    rows = {row.key: row for row in table.table.rows}
+    assert rows[UNATTRIBUTED].cost == Decimal("3.17")
+    assert sum(r.cost for r in table.table.rows if r.cost is not None) == table.table.total
+    # o3 appeared on the 12th: all of it is new against the previous 7 days (the 6th to the 12th hold one day).
+    o3_before = sum(
+        (line.cost for line in grouped.state.openai if line.model == "o3" and line.day <= date(2026, 3, 12)),
+        Decimal(0),
+    )
+    assert rows["o3"].previous_cost == o3_before
+    assert rows["gpt-4o"].input_tokens == sum(
+        line.tokens
+        for line in grouped.state.openai
+        if line.model == "gpt-4o"
+        and line.token_type != "output"
+        and date(2026, 3, 13) <= line.day <= date(2026, 3, 19)
+    )
+    assert table.today is not None
+    assert table.today.partial
+    assert table.today.total == grouped.state.spend("openai", TODAY)
+    # A quiet day inside the window is covered with nothing: its spend is $0 and nothing is unattributed there.
+    known = (await store.breakdowns.days(["oa"], date(2026, 3, 15), date(2026, 3, 15)))["oa"]
+    assert known[date(2026, 3, 15)].reported
+
+
+async def test_days_already_final_are_never_fetched_again(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, grouped: FakeBreakdownServer
+) -> None:
+    clock = Clock(NOON)
+    account = make_account("oa", "openai", grouped.base_url("openai"))
+    monitor = monitor_for(tmp_path, store, http, [account], clock)
+    await monitor.breakdowns.refresh([account], days=30)
+    assert start_times(grouped, "/usage/completions") == [TODAY - timedelta(days=30)] * 2
+    grouped.state.requests.clear()
+    clock.now += timedelta(minutes=30)
+    await monitor.breakdowns.refresh([account], days=30)
+    assert grouped.state.requests == []  # within the hour: nothing asked
+    clock.now += timedelta(hours=1)
+    await monitor.breakdowns.refresh([account], days=30)
+    # Only the days still settling (the last 3 and today) are asked for again, by every report.
+    assert start_times(grouped, "/usage/completions") == [TODAY - timedelta(days=3)] * 2
+    assert start_times(grouped, "/costs") == [TODAY - timedelta(days=3)] * 2  # by line item, by project
+    # `breakdown --days 30` wants 60 days: only the 30 older ones are fetched, and they end before the stored.
+    grouped.state.requests.clear()
+    clock.now += timedelta(minutes=5)
+    await monitor.breakdowns.tables([account], Dimension.PROJECT, 30)
+    costs = [r for r in grouped.state.of("openai", "/costs") if "page" not in r.query]
+    assert {datetime.fromtimestamp(int(r.query["start_time"][0]), UTC).date() for r in costs} == {
+        TODAY - timedelta(days=60)
+    }
+    assert {datetime.fromtimestamp(int(r.query["end_time"][0]), UTC).date() for r in costs} == {
+        TODAY - timedelta(days=30)
+    }
+
+
+async def test_a_failed_refresh_shows_what_is_stored_and_says_why(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, grouped: FakeBreakdownServer
+) -> None:
+    clock = Clock(NOON)
+    account = make_account("an", "anthropic", grouped.base_url("anthropic"))
+    monitor = monitor_for(tmp_path, store, http, [account], clock)
+    await monitor.refresh()
+    (first,) = await monitor.breakdowns.tables([account], Dimension.PROJECT, 7)
+    assert first.table is not None
+    grouped.state.faults["anthropic"] = Scripted(503, {"error": {"type": "overloaded_error", "message": "busy"}})
+    clock.now += timedelta(hours=2)
+    (second,) = await monitor.breakdowns.tables([account], Dimension.PROJECT, 7)
+    assert second.note is not None
+    assert second.note.startswith("could not refresh, showing what is stored: anthropic is failing (HTTP 503)")
+    assert second.table == first.table
+    # The fake's workspace list names none of these ids but the default: the others are shown by id.
+    assert {r.label for r in second.table.rows} >= {"proj_main", "Default workspace"}
+
+
+async def test_openrouter_breaks_down_by_model_only_and_a_lagging_today_is_not_shown(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, grouped: FakeBreakdownServer
+) -> None:
+    grouped.state.lag_today = True
+    clock = Clock(NOON)
+    account = make_account("or", "openrouter", grouped.base_url("openrouter"))
+    monitor = monitor_for(tmp_path, store, http, [account], clock)
+    await monitor.refresh()
+    (model,) = await monitor.breakdowns.tables([account], Dimension.MODEL, 7)
+    assert model.table is not None
+    assert model.today is None
+    assert UNATTRIBUTED not in {r.key for r in model.table.rows}
+    assert {r.key for r in model.table.rows} == {"gpt-4o", "gpt-4o-mini", "o3"}
+    (project,) = await monitor.breakdowns.tables([account], Dimension.PROJECT, 7)
+    assert project.table is None
+    assert project.note == "no breakdown by project from openrouter"
