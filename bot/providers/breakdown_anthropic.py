@@ -17,9 +17,9 @@ from bot.providers.base import (
     expect_list,
     require,
 )
-from bot.providers.breakdown_openai import NO_KEY, Tally, all_pages, count, day_span, empty_report, gather_all
-from bot.providers.breakdown_openai import label_of as text_of
-from bot.providers.breakdown_openai import names as paged_names
+from bot.providers.breakdown_tally import NO_KEY, Tally, all_pages, count, day_span, empty_report, gather_all
+from bot.providers.breakdown_tally import label_of as text_of
+from bot.providers.breakdown_tally import names as paged_names
 
 PROVIDER = "anthropic"
 API_VERSION = "2023-06-01"

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.breakdown import BreakdownReport, Dimension
 from bot.providers.base import BadResponseError, FetchRequest, amount, expect_list, require
-from bot.providers.breakdown_openai import Tally, count, day_span, empty_report, gather_all, label_of
+from bot.providers.breakdown_tally import Tally, count, day_span, empty_report, gather_all, label_of
 
 PROVIDER = "openrouter"
 DIMENSIONS = (Dimension.MODEL,)
