@@ -22,13 +22,11 @@ from bot.chart import (
     TICK_PT,
     TITLE_PT,
     WIDTH_IN,
-    _day_ticks,
     _finite,
     _money,
     _png,
-    _short_day,
-    _tick_money,
     _utc,
+    money_and_day_axes,
 )
 from bot.models import Account
 
@@ -107,8 +105,6 @@ def render_stacked(series: Sequence[StackedSeries], title: str, *, generated_at:
 
 
 def _draw_panel(ax: Axes, item: StackedSeries) -> None:
-    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
-
     name = item.account if len(item.account) <= 40 else item.account[:39] + "…"
     ax.set_title(
         f"{name} — {_money(item.total, item.currency)} in {len(item.days)} days", fontsize=TITLE_PT, loc="left"
@@ -128,14 +124,7 @@ def _draw_panel(ax: Axes, item: StackedSeries) -> None:
     high = max(bottom, default=0.0) or 1.0
     ax.set_ylim(0, high * 1.1)
     ax.set_xlim(x[0] - 0.8, x[-1] + 0.8)
-    locator = MaxNLocator(nbins=4)
-    ticks = list(locator.tick_values(*ax.get_ylim()))
-    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
-    top = max((abs(t) for t in ticks), default=1.0)
-    ax.yaxis.set_major_locator(locator)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: _tick_money(value, step, top, item.currency)))
-    ax.xaxis.set_major_locator(FixedLocator(_day_ticks(*ax.get_xlim(), most=6)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: _short_day(value)))
+    money_and_day_axes(ax, item.currency, most_days=6)
     # Beside the bars rather than on them: constrained layout makes room for it.
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=NOTE_PT, frameon=False, reverse=True)
     ax.tick_params(labelsize=TICK_PT)
