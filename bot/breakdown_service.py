@@ -137,10 +137,24 @@ class Breakdowns:
             return message
         return None
 
-    async def tables(self, accounts: Sequence[Account], by: Dimension, days: int) -> list[AccountBreakdown]:
+    async def refresh_within(self, accounts: Sequence[Account], days: int, wait: float | None) -> dict[str, str]:
+        """`refresh`, waited for at most `wait` seconds (chat answers; None: until done): a slow fetch goes on in
+        the background and its accounts are reported as not refreshed."""
+        if wait is None:
+            return await self.refresh(accounts, days=days)
+        try:
+            # `refresh` shields each account's fetch: cancelling the wait leaves the fetches running.
+            return await asyncio.wait_for(self.refresh(accounts, days=days), wait)
+        except TimeoutError:
+            slow = f"the provider did not answer within {wait:g} s; the fetch goes on in the background"
+            return {name: slow for name in self._running}
+
+    async def tables(
+        self, accounts: Sequence[Account], by: Dimension, days: int, *, wait: float | None = None
+    ) -> list[AccountBreakdown]:
         """Each account's breakdown by `by` over the last `days` complete days, against the `days` before, with
-        today apart; fetches what is missing or over an hour old first."""
-        errors = await self.refresh(accounts, days=2 * days)
+        today apart; fetches what is missing or over an hour old first (for at most `wait` seconds, if given)."""
+        errors = await self.refresh_within(accounts, 2 * days, wait)
         today = self.monitor.clock().date()
         first, last = window(days, today)
         previous = (first - timedelta(days=days), first - timedelta(days=1))

@@ -89,8 +89,6 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _draw_panel(ax: Axes, item: ChartSeries, colour: str, *, wide: bool) -> None:
-    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
-
     history = _clean(item.points)
     projection = _clean(item.projection)
     limit = _finite(item.limit) if item.limit is not None and item.limit.is_finite() else None
@@ -127,14 +125,7 @@ def _draw_panel(ax: Axes, item: ChartSeries, colour: str, *, wide: bool) -> None
     margin = (last - first) * 0.04 if last > first else 3.0
     ax.set_xlim(first - margin, last + margin)
 
-    locator = MaxNLocator(nbins=4)
-    ticks = list(locator.tick_values(*ax.get_ylim()))
-    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
-    top = max((abs(t) for t in ticks), default=1.0)
-    ax.yaxis.set_major_locator(locator)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: _tick_money(value, step, top, item.currency)))
-    ax.xaxis.set_major_locator(FixedLocator(_day_ticks(*ax.get_xlim(), most=6 if wide else 4)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: _short_day(value)))
+    money_and_day_axes(ax, item.currency, most_days=6 if wide else 4)
 
     lines = [(item.limit, "budget" if item.kind == "spend" else "warn", "#999999")]
     lines.append((item.critical, "critical", "#D55E00"))
@@ -163,6 +154,21 @@ def _draw_panel(ax: Axes, item: ChartSeries, colour: str, *, wide: bool) -> None
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
+
+
+def money_and_day_axes(ax: Axes, currency: str, *, most_days: int) -> None:
+    """Money ticks on the y axis (one scale for the axis) and calendar-aligned days on the x axis, for the
+    limits already set."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
+
+    locator = MaxNLocator(nbins=4)
+    ticks = list(locator.tick_values(*ax.get_ylim()))
+    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
+    top = max((abs(t) for t in ticks), default=1.0)
+    ax.yaxis.set_major_locator(locator)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: _tick_money(value, step, top, currency)))
+    ax.xaxis.set_major_locator(FixedLocator(_day_ticks(*ax.get_xlim(), most=most_days)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: _short_day(value)))
 
 
 def _clean(points: Sequence[tuple[date, Decimal]]) -> list[tuple[float, float]]:

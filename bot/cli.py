@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from bot.config import AppConfig
 
 T = TypeVar("T")
+MAX_BREAKDOWN_DAYS = 366  # a year against the year before; the retention (400 days by default) may keep less
 
 # Commands import the core lazily so that `creditbot --help` starts fast.
 
@@ -62,6 +63,18 @@ def _unknown_accounts(config: AppConfig, names: Sequence[str]) -> None:
         raise click.UsageError(f"unknown account {', '.join(repr(n) for n in unknown)}; known accounts: {known}")
 
 
+def _no_accounts(as_json: bool) -> int:
+    """What `check` and `breakdown` say without accounts: an empty document for --json, the help on stderr."""
+    from datetime import UTC, datetime
+
+    from bot.report import EXIT_UNKNOWN
+
+    if as_json:
+        click.echo(json.dumps({"generated_at": datetime.now(UTC).isoformat(), "accounts": []}))
+    click.echo(NO_ACCOUNTS_HELP, err=True)
+    return EXIT_UNKNOWN
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="creditbot")
 def cli() -> None:
@@ -81,12 +94,7 @@ def check(as_json: bool, names: tuple[str, ...], refresh: bool) -> int:
     config = _config()
     _unknown_accounts(config, names)
     if not config.accounts:
-        if as_json:
-            from datetime import UTC, datetime
-
-            click.echo(json.dumps({"generated_at": datetime.now(UTC).isoformat(), "accounts": []}))
-        click.echo(NO_ACCOUNTS_HELP, err=True)
-        return EXIT_UNKNOWN
+        return _no_accounts(as_json)
 
     try:
         views, now = asyncio.run(oneoff.current_views(config, names, refresh=refresh))
@@ -101,6 +109,44 @@ def check(as_json: bool, names: tuple[str, ...], refresh: bool) -> int:
 
         print_check(views, now)
     return exit_status(views)
+
+
+@cli.command()
+@click.argument("account_name", metavar="[ACCOUNT]", required=False)
+@click.option(
+    "--by",
+    type=click.Choice(["model", "project", "line_item", "key"]),
+    default="model",
+    show_default=True,
+    help="What to group the spend by.",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, MAX_BREAKDOWN_DAYS),
+    default=7,
+    show_default=True,
+    help="The last N complete UTC days, ending yesterday.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def breakdown(account_name: str | None, by: str, days: int, as_json: bool) -> int:
+    """Where the money went: spend and tokens by model, project, line item or API key."""
+    from bot import oneoff
+
+    config = _config()
+    names = [account_name] if account_name else []
+    _unknown_accounts(config, names)
+    if not config.accounts:
+        return _no_accounts(as_json)
+    items, now = _run(oneoff.breakdowns(config, names, by, days))
+    if as_json:
+        from bot.breakdown_report import breakdown_document
+
+        click.echo(json.dumps(breakdown_document(items, now), indent=2))
+    else:
+        from bot.breakdown_tables import print_breakdowns
+
+        print_breakdowns(items)
+    return 0
 
 
 @cli.command()

@@ -15,7 +15,11 @@ from bot.money import AmountError, parse_amount
 from bot.text import shown as _shown
 
 MAX_SNOOZE = timedelta(days=90)
+MAX_BREAKDOWN_DAYS = 90
+DEFAULT_BREAKDOWN_DAYS = 7
+MODELS_WORD = "models"  # `credits chart [account] models`: spend stacked by model
 _TIME_OF_DAY = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_NUMBER = re.compile(r"[+-]?[0-9]{1,12}(?:[.,][0-9]*)?")  # ASCII digits only: int() would take others
 
 
 class Verb(StrEnum):
@@ -24,6 +28,7 @@ class Verb(StrEnum):
     CREDITS = "credits"
     SHARE = "share"
     CHART = "chart"
+    BREAKDOWN = "breakdown"
     ALERTS = "alerts"
     SNOOZE = "snooze"
     SUBSCRIBE = "subscribe"
@@ -38,7 +43,8 @@ ADMIN_VERBS = frozenset({Verb.SNOOZE, Verb.SUBSCRIBE, Verb.UNSUBSCRIBE, Verb.THR
 USAGE = {
     Verb.CREDITS: "credits [account]",
     Verb.SHARE: "credits share [account]",
-    Verb.CHART: "credits chart [account]",
+    Verb.CHART: "credits chart [account] [models]",
+    Verb.BREAKDOWN: "credits breakdown [account] [days 1-90]",
     Verb.ALERTS: "credits alerts",
     Verb.SNOOZE: "credits snooze <account> <duration such as 30m, 24h or 7d>",
     Verb.SUBSCRIBE: "credits subscribe [HH:MM] [timezone such as Europe/Paris]",
@@ -66,6 +72,8 @@ class Command:
     critical_below: Decimal | None = None
     amount: Decimal | None = None
     refresh: bool = False  # fetch again now rather than show what is cached (the Refresh button)
+    days: int | None = None  # breakdown: the last N complete days
+    by_model: bool = False  # chart: spend stacked by model rather than balances
 
     @property
     def changes_settings(self) -> bool:
@@ -76,7 +84,8 @@ class Command:
 PURPOSE = {
     Verb.CREDITS: "balances, spend and runway, privately",
     Verb.SHARE: "the same, posted in the channel",
-    Verb.CHART: "balances with a chart of the last 30 days",
+    Verb.CHART: "balances with a chart of the last 30 days; with `models`, spend stacked by the top 5 models",
+    Verb.BREAKDOWN: "where the money went: spend by model over the last days (7 unless given)",
     Verb.ALERTS: "open alerts and snoozes",
     Verb.SNOOZE: "silence an account's alerts for a while (admins)",
     Verb.SUBSCRIBE: "daily summary and alerts in this channel (admins)",
@@ -160,7 +169,7 @@ def command_from_words(verb: Verb, words: list[str], accounts: Collection[str]) 
     return _PARSERS[verb](verb, words, accounts)
 
 
-ACCOUNT_OPTION_VERBS = frozenset({Verb.CREDITS, Verb.SHARE, Verb.CHART})
+ACCOUNT_OPTION_VERBS = frozenset({Verb.CREDITS, Verb.SHARE, Verb.CHART, Verb.BREAKDOWN})
 
 
 def with_account_option(command: Command, account: str, accounts: Collection[str]) -> Command:
@@ -174,6 +183,38 @@ def _optional_account(verb: Verb, args: list[str], accounts: Collection[str]) ->
     if len(args) > 1:
         raise _fail(verb, "too many arguments")
     return Command(verb, account=_account(verb, args[0], accounts) if args else None)
+
+
+def _chart(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:
+    """`[account] [models]` in either order; an account called `models` is taken as the account first."""
+    account, by_model = None, False
+    for token in args:
+        if token.lower() == MODELS_WORD and not by_model and not (account is None and token in accounts):
+            by_model = True
+        elif account is None:
+            account = _account(verb, token, accounts)
+        else:
+            raise _fail(verb, "too many arguments")
+    return Command(verb, account=account, by_model=by_model)
+
+
+def _breakdown(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:
+    """`[account] [days]`; a number is the days unless an account has that name."""
+    if len(args) > 2:
+        raise _fail(verb, "too many arguments")
+    account = None
+    if args and (len(args) == 2 or args[0] in accounts or not _NUMBER.fullmatch(args[0])):
+        account = _account(verb, args[0], accounts)
+        args = args[1:]
+    days = DEFAULT_BREAKDOWN_DAYS
+    if args:
+        token = args[0]
+        if not _NUMBER.fullmatch(token):
+            raise _fail(verb, f"'{_shown(token)}' is not a number of days")
+        if not (token.isdigit() and 1 <= int(token) <= MAX_BREAKDOWN_DAYS):
+            raise _fail(verb, f"days must be a whole number from 1 to {MAX_BREAKDOWN_DAYS}, not {_shown(token)}")
+        days = int(token)
+    return Command(verb, account=account, days=days)
 
 
 def _no_arguments(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:
@@ -229,7 +270,8 @@ def _topup(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:
 
 _PARSERS = {
     Verb.SHARE: _optional_account,
-    Verb.CHART: _optional_account,
+    Verb.CHART: _chart,
+    Verb.BREAKDOWN: _breakdown,
     Verb.ALERTS: _no_arguments,
     Verb.SNOOZE: _snooze,
     Verb.SUBSCRIBE: _subscribe,

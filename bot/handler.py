@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot.channels import Channel
 from bot.commands import (
+    DEFAULT_BREAKDOWN_DAYS,
     Command,
     CommandError,
     Verb,
@@ -188,6 +190,10 @@ class CommandHandler:
                 # An empty list means "no account visible here", never "all accounts".
                 views = await self.monitor.views(wanted, wait=self.answer_seconds) if wanted else []
                 return Reply(credits_message(views, self.now), public=command.verb is Verb.SHARE)
+            case Verb.BREAKDOWN:
+                return Reply(await self._breakdown(wanted, command.days or DEFAULT_BREAKDOWN_DAYS))
+            case Verb.CHART if command.by_model:
+                return Reply(await self._models_chart(wanted))
             case Verb.CHART:
                 views = await self.monitor.views(wanted, wait=self.answer_seconds) if wanted else []
                 message = credits_message(views, self.now, chart=await self.charts(views))
@@ -197,6 +203,26 @@ class CommandHandler:
             case Verb.HELP:
                 return Reply(text_message("creditbot commands", help_text()))
         return await self._change(command, requester)
+
+    async def _breakdown(self, names: list[str], days: int) -> Message:
+        from bot.breakdown import Dimension
+        from bot.breakdown_messages import breakdown_message
+
+        accounts = [a for a in self.monitor.accounts() if a.name in names]
+        items = await self.monitor.breakdowns.tables(accounts, Dimension.MODEL, days, wait=self.answer_seconds)
+        return breakdown_message(items, self.now)
+
+    async def _models_chart(self, names: list[str]) -> Message:
+        from bot.breakdown_messages import models_chart_message
+        from bot.chart_stacked import render_stacked, stacked_by_model
+
+        accounts = [a for a in self.monitor.accounts() if a.name in names]
+        series, notes = await stacked_by_model(self.monitor, accounts, wait=self.answer_seconds)
+        chart = None
+        if series:
+            # Drawing takes a moment of CPU: off the event loop, like the balance chart.
+            chart = await asyncio.to_thread(render_stacked, series, "Spend by model", generated_at=self.now)
+        return models_chart_message(series, notes, chart, self.now)
 
     async def _alerts(self, names: list[str]) -> Message:
         states = [s for s in await self.store.alerts.load() if s.account in names and s.level > 0]

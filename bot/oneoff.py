@@ -26,6 +26,17 @@ async def current_views(config: AppConfig, names: Sequence[str], *, refresh: boo
         return views, parts.monitor.clock()
 
 
+async def breakdowns(config: AppConfig, names: Sequence[str], by: str, days: int) -> tuple[list[Any], Any]:
+    """The breakdown of the named accounts (all when none) by `by` over the last `days` days, fetching what is
+    missing or over an hour old first, and the time it is for."""
+    from bot.breakdown import Dimension
+
+    accounts = [a for a in config.accounts if not names or a.name in names]
+    async with services(config) as parts:
+        items = await parts.monitor.breakdowns.tables(accounts, Dimension(by), days)
+        return items, parts.monitor.clock()
+
+
 async def threshold_overrides(config: AppConfig) -> dict[str, Any]:
     """Thresholds set from chat, per account."""
     async with services(config) as parts:

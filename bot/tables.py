@@ -45,7 +45,8 @@ ACCOUNT_COLUMNS = (
 )
 
 
-def _console() -> Console:
+def terminal() -> Console:
+    """A console for the command tables: as wide as the terminal, or wide enough when piped."""
     return Console(width=None if sys.stdout.isatty() else 250, highlight=False)
 
 
@@ -56,7 +57,7 @@ def _balance_cell(view: AccountView) -> str:
 
 def print_check(views: Sequence[AccountView], now: datetime) -> None:
     """Balances, spend and runway of each account, then each account's error and notes."""
-    console = _console()
+    console = terminal()
     table = Table(title=f"LLM credits as of {time_text(now)}", title_justify="left")
     for column in CHECK_COLUMNS:
         left = column in ("account", "provider", "status")
@@ -111,7 +112,7 @@ def print_accounts(config: AppConfig, overrides: Mapping[str, ThresholdOverride]
             cell("monthly_budget", thresholds.monthly_budget),
             prepaid,
         )
-    _console().print(table, markup=False)
+    terminal().print(table, markup=False)
 
 
 def provider_rows() -> list[dict[str, Any]]:
@@ -140,4 +141,4 @@ def print_providers() -> None:
         if row["name"] == "relay":
             env += " with RELAY_BASE_URL"
         table.add_row(name, row["reports"], row["key"], env)
-    _console().print(table, markup=False)
+    terminal().print(table, markup=False)

@@ -106,7 +106,10 @@ def test_toml_contract_and_discovery_off(tmp_path: Path) -> None:
             'api_key="k"',
             "accounts[1] 'A': name: 'A' is already used by accounts[0]",
         ),
-        ('[[accounts]]\nname="help"\nprovider="deepseek"\napi_key="k"', "'help' is a command word"),
+        (
+            '[[accounts]]\nname="help"\nprovider="deepseek"\napi_key="k"',
+            "'help' is a command word (credits help); rename the account",
+        ),
         (
             '[[accounts]]\nname="a"\nprovider="openai"\napi_key="k"\nmonthly_budget="-3"',
             "monthly_budget: must not be",

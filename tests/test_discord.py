@@ -92,6 +92,7 @@ async def test_login_ready_and_guild_command_sync(bot: dict[str, Any]) -> None:
         "help",
         "alerts",
         "chart",
+        "breakdown",
         "snooze",
         "subscribe",
         "unsubscribe",

@@ -240,10 +240,26 @@ class DiscordAdapter(ChatAdapter):
         async def alerts(interaction: discord.Interaction[Any]) -> None:
             await self.run_command(interaction, Verb.ALERTS)
 
-        @group.command(name="chart", description="Balances with a chart")
+        @group.command(name="chart", description="Balances with a chart, or spend stacked by model")
+        @app_commands.describe(models="Spend of the last 30 days stacked by the top 5 models")
         @app_commands.autocomplete(account=account_names)
-        async def chart(interaction: discord.Interaction[Any], account: str | None = None) -> None:
-            await self.run_command(interaction, Verb.CHART, account=account)
+        async def chart(
+            interaction: discord.Interaction[Any], account: str | None = None, models: bool = False
+        ) -> None:
+            await self.run_command(
+                interaction, Verb.CHART, account=account, options=("models" if models else None,)
+            )
+
+        @group.command(name="breakdown", description="Where the money went: spend by model")
+        @app_commands.describe(account="Only this account", days="The last N days, 1 to 90 (default 7)")
+        @app_commands.autocomplete(account=account_names)
+        async def breakdown(
+            interaction: discord.Interaction[Any], account: str | None = None, days: int | None = None
+        ) -> None:
+            # `days` goes through the core's parser as a word, so its range check and usage line are the same
+            # as for a typed command (Discord's own bounds would be checked by the client only).
+            options = (None if days is None else str(days),)
+            await self.run_command(interaction, Verb.BREAKDOWN, account=account, options=options)
 
         @group.command(name="snooze", description="Silence an account's alerts for a while (30m, 24h, 7d)")
         @app_commands.autocomplete(account=account_names)

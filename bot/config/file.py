@@ -78,7 +78,7 @@ class AccountConfig(BaseModel):
         if not NAME_PATTERN.fullmatch(value):
             raise ValueError("use 1 to 64 letters, digits, '-' or '_'")
         if value.lower() in RESERVED_NAMES:
-            raise ValueError(f"'{value}' is a command word; choose another name")
+            raise ValueError(f"'{value}' is a command word (credits {value.lower()}); rename the account")
         return value
 
     @field_validator("provider")

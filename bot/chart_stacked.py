@@ -1,0 +1,134 @@
+"""Spend stacked by model: the last 30 complete days of each account as bars, the top 5 models and the rest as
+"other" (`credits chart [account] models`); matplotlib is imported only when drawing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from bot.breakdown import Dimension
+from bot.breakdown_service import gives, missing_note
+from bot.breakdown_table import OTHER_LABEL, stacked, window
+from bot.chart import (
+    DPI,
+    GREY,
+    HEADLINE_PT,
+    MAX_PANELS,
+    NOTE_PT,
+    PALETTE,
+    TICK_PT,
+    TITLE_PT,
+    WIDTH_IN,
+    _finite,
+    _money,
+    _png,
+    _utc,
+    money_and_day_axes,
+)
+from bot.models import Account
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from bot.monitor import Monitor
+
+CHART_DAYS = 30
+TOP_MODELS = 5
+OTHER_COLOUR = "#BBBBBB"  # the rest stays quiet next to the named models
+LABEL_WIDTH = 28
+
+
+@dataclass(frozen=True)
+class StackedSeries:
+    """One account's panel: the spend of each of its top models (and "other") per day, oldest first."""
+
+    account: str
+    currency: str
+    days: tuple[date, ...]
+    values: dict[str, list[Decimal]]  # label -> one value per day, largest model first, "other" last
+
+    @property
+    def total(self) -> Decimal:
+        """Everything the panel stacks."""
+        return sum((sum(values, Decimal(0)) for values in self.values.values()), Decimal(0))
+
+
+async def stacked_by_model(
+    monitor: Monitor, accounts: Sequence[Account], *, wait: float | None = None, days: int = CHART_DAYS
+) -> tuple[list[StackedSeries], dict[str, str]]:
+    """The panels of the accounts that break spend down by model (fetching what is due for at most `wait`
+    seconds), and why each other account has none or may be out of date."""
+    breakdowns = monitor.breakdowns
+    wanted = [a for a in accounts if gives(a, Dimension.MODEL)]
+    notes = {a.name: missing_note(a, Dimension.MODEL) for a in accounts if a not in wanted}
+    errors = await breakdowns.refresh_within(wanted, days, wait)
+    notes |= {name: f"could not refresh, showing what is stored: {error}" for name, error in errors.items()}
+    first, last = window(days, monitor.clock().date())
+    span = tuple(first + timedelta(days=n) for n in range((last - first).days + 1))
+    parts = await breakdowns.parts(wanted, Dimension.MODEL, first, last)
+    known = await monitor.store.breakdowns.days([a.name for a in wanted], first, last)
+    series = []
+    for account in wanted:
+        _labels, values = stacked(parts[account.name], span, top=TOP_MODELS)
+        reported = [d for d in known[account.name].values() if d.currency]
+        currency = max(reported, key=lambda d: d.day).currency if reported else None
+        currency = currency or account.currency or "USD"
+        series.append(StackedSeries(account.name, currency, span, values))
+    return series, notes
+
+
+def render_stacked(series: Sequence[StackedSeries], title: str, *, generated_at: datetime) -> bytes:
+    """A PNG with one panel of stacked daily bars per account (at most six), legible at thumbnail size."""
+    from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    shown = list(series[:MAX_PANELS])
+    hidden = len(series) - len(shown)
+    layout = ConstrainedLayoutEngine(h_pad=0.08, w_pad=0.08, hspace=0.08)
+    fig = Figure(figsize=(WIDTH_IN + 2.0, 1.5 + 3.2 * max(1, len(shown))), dpi=DPI, layout=layout)
+    if not shown:
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no breakdown yet", ha="center", va="center", fontsize=HEADLINE_PT, color=GREY)
+    else:
+        axes = fig.subplots(len(shown), 1, squeeze=False)
+        for ax, item in zip((row[0] for row in axes), shown, strict=True):
+            _draw_panel(ax, item)
+    fig.suptitle(f"{title} (+{hidden} more)" if hidden else title, fontsize=HEADLINE_PT, fontweight="bold")
+    fig.supxlabel(
+        f"as of {_utc(generated_at):%Y-%m-%d %H:%M} UTC", fontsize=NOTE_PT, color=GREY, x=0.99, ha="right"
+    )
+    return _png(fig)
+
+
+def _draw_panel(ax: Axes, item: StackedSeries) -> None:
+    name = item.account if len(item.account) <= 40 else item.account[:39] + "…"
+    ax.set_title(
+        f"{name} — {_money(item.total, item.currency)} in {len(item.days)} days", fontsize=TITLE_PT, loc="left"
+    )
+    if not item.values:
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no spend by model", transform=ax.transAxes, ha="center", va="center", color=GREY)
+        return
+    x = [float(day.toordinal()) for day in item.days]
+    bottom = [0.0] * len(x)
+    for index, (label, values) in enumerate(item.values.items()):
+        heights = [_finite(v) for v in values]
+        colour = OTHER_COLOUR if label == OTHER_LABEL else PALETTE[index % len(PALETTE)]
+        shown = label if len(label) <= LABEL_WIDTH else label[: LABEL_WIDTH - 1] + "…"
+        ax.bar(x, heights, bottom=bottom, width=0.8, color=colour, label=shown, linewidth=0)
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    high = max(bottom, default=0.0) or 1.0
+    ax.set_ylim(0, high * 1.1)
+    ax.set_xlim(x[0] - 0.8, x[-1] + 0.8)
+    money_and_day_axes(ax, item.currency, most_days=6)
+    # Beside the bars rather than on them: constrained layout makes room for it.
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=NOTE_PT, frameon=False, reverse=True)
+    ax.tick_params(labelsize=TICK_PT)
+    ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)

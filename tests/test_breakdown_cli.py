@@ -1,0 +1,196 @@
+"""`creditbot breakdown` through its real entry point (a subprocess) over a seeded store: the JSON contract,
+rows that add up to the total with a known gap as exactly that "unattributed" amount, the tables, exit codes
+and the reserved account name."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.store import Store
+from tests.breakdown_seed import GAP, GAP_DAY_OFFSET, many_parts, model_parts, seed
+from tests.conftest import TEST_KEYS
+
+D = Decimal
+# The providers that break spend down come with their own branch; until then the subprocess declares that
+# openai does (a no-op once it does).
+PRELUDE = (
+    "import sys; from bot.breakdown import Dimension; from bot.providers import PROVIDERS; "
+    "P = PROVIDERS['openai']; P.breakdowns = P.breakdowns or frozenset(Dimension); "
+    "from bot.cli import main; main(sys.argv[1:])"
+)
+
+
+def run_breakdown(tmp_path: Path, *args: str, toml: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`creditbot breakdown ...` in a clean directory (see PRELUDE)."""
+    if toml is not None:
+        (tmp_path / "creditbot.toml").write_text(toml)
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "CREDITBOT_CACHE_SECONDS": "0",
+        "CREDITBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'creditbot.db'}",
+        "OPENAI_ADMIN_KEY": TEST_KEYS["openai"],
+    }
+    command = [sys.executable, "-c", PRELUDE, "breakdown", *args]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+ACCOUNTS = """
+[[accounts]]
+name = "oa"
+provider = "openai"
+api_key = "${OPENAI_ADMIN_KEY}"
+base_url = "http://127.0.0.1:9"
+
+[[accounts]]
+name = "wide"
+provider = "openai"
+api_key = "${OPENAI_ADMIN_KEY}"
+base_url = "http://127.0.0.1:9"
+
+[[accounts]]
+name = "ds"
+provider = "deepseek"
+api_key = "sk-abcdefabcdefabcdefabcdef"
+base_url = "http://127.0.0.1:9"
+"""
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Path:
+    async def go() -> None:
+        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'creditbot.db'}")
+        today = datetime.now(UTC).date()
+        await seed(store, "oa", model_parts(today), gaps={today - timedelta(days=GAP_DAY_OFFSET): GAP})
+        await seed(store, "wide", many_parts(today), gaps={})
+        await store.close()
+
+    asyncio.run(go())
+    (tmp_path / "creditbot.toml").write_text(ACCOUNTS)
+    return tmp_path
+
+
+def _by_key(account: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {row["key"]: row for row in account["rows"]}
+
+
+def test_json_follows_the_contract_and_the_rows_add_up(seeded: Path) -> None:
+    result = run_breakdown(seeded, "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert set(document) == {"generated_at", "accounts"}
+    datetime.fromisoformat(document["generated_at"])
+    oa, wide, ds = document["accounts"]
+    assert {"name", "currency", "by", "days", "total", "rows"} <= set(oa)
+    assert (oa["name"], oa["currency"], oa["by"], oa["days"]) == ("oa", "USD", "model", 7)
+    # 7 days of 3.00 + 1.00, o1's 0.50 and the gap the parts do not explain.
+    assert oa["total"] == 28.87
+    rows = _by_key(oa)
+    assert list(rows) == ["gpt-4o", "gpt-4o-mini", "o1", "unattributed"]
+    for row in oa["rows"]:
+        assert set(row) == {
+            "key",
+            "label",
+            "cost",
+            "previous_cost",
+            "change",
+            "share",
+            "input_tokens",
+            "cached_input_tokens",
+            "output_tokens",
+            "requests",
+        }
+        assert row["change"] == pytest.approx(row["cost"] - row["previous_cost"])
+        assert 0 <= row["share"] <= 1
+    assert sum(D(str(r["cost"])) for r in oa["rows"]) == D("28.87")
+    assert rows["unattributed"]["cost"] == 0.37  # exactly the known gap
+    assert rows["gpt-4o"] | {"share": None} == {
+        "key": "gpt-4o",
+        "label": "gpt-4o",
+        "cost": 21.0,
+        "previous_cost": 14.0,
+        "change": 7.0,
+        "share": None,
+        "input_tokens": 7000,
+        "cached_input_tokens": 1400,
+        "output_tokens": 700,
+        "requests": 70,
+    }
+    assert rows["gpt-4o"]["share"] == pytest.approx(21 / 28.87, abs=1e-4)
+    assert rows["gpt-4o-mini"]["input_tokens"] is None  # not counted by the source: null, never 0
+    assert (rows["o1"]["previous_cost"], rows["o1"]["change"]) == (0.0, 0.5)  # new in this window
+    assert oa["today"]["partial"] is True
+    assert oa["today"]["total"] == 0.25
+    assert [r["key"] for r in oa["today"]["rows"]] == ["gpt-4o"]
+    assert len(wide["rows"]) == 12  # the JSON carries every row; only the table folds
+    assert ds["note"] == "no breakdown from this provider"
+    assert (ds["rows"], ds["total"], ds["today"]) == ([], None, None)
+
+
+def test_the_window_is_the_days_asked_for(seeded: Path) -> None:
+    result = run_breakdown(seeded, "oa", "--days", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    (oa,) = json.loads(result.stdout)["accounts"]
+    assert (oa["days"], oa["total"]) == (1, 4.0)  # yesterday only: no o1, no gap
+    assert {r["key"]: r["change"] for r in oa["rows"]} == {"gpt-4o": 0.0, "gpt-4o-mini": 0.0}
+    three = json.loads(run_breakdown(seeded, "oa", "--days", "3", "--json").stdout)["accounts"][0]
+    assert _by_key(three)["unattributed"]["cost"] == 0.37  # the gap day is the third before today
+
+
+def test_tables_fold_the_tail_and_show_today_apart(seeded: Path) -> None:
+    result = run_breakdown(seeded)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "oa (openai) by model: last 7 days" in out
+    assert "unattributed │  $0.37 │   1.3% │ +$0.37" in out  # a gap, never "new"
+    assert "$0.37" in out
+    assert "total" in out
+    assert "$28.87" in out
+    assert "+$7.00" in out  # gpt-4o against the seven days before
+    assert "7k in (1.4k cached) / 700 out" in out
+    assert "(partial" in out
+    assert "$0.25" in out
+    assert "3 more" in out  # wide: nine of twelve models, the other three folded
+    assert "model-12" in out
+    assert "model-03" not in out
+    assert "ds (deepseek): no breakdown from this provider" in out
+
+
+def test_unknown_account_is_a_usage_error(seeded: Path) -> None:
+    result = run_breakdown(seeded, "nope")
+    assert result.returncode == 64
+    assert "unknown account 'nope'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_options_are_usage_errors(seeded: Path) -> None:
+    for args in (("--by", "colour"), ("--days", "0"), ("--days", "many")):
+        result = run_breakdown(seeded, *args)
+        assert result.returncode == 64, args
+        assert "Traceback" not in result.stderr
+
+
+def test_a_configuration_error_exits_78(tmp_path: Path) -> None:
+    result = run_breakdown(tmp_path, toml='[[accounts]]\nname = "x"\nprovider = "nosuch"\napi_key = "k"\n')
+    assert result.returncode == 78
+    assert result.stderr.startswith("configuration error:")
+
+
+def test_an_account_named_breakdown_is_refused_with_one_line(tmp_path: Path) -> None:
+    toml = '[[accounts]]\nname = "breakdown"\nprovider = "deepseek"\napi_key = "sk-abcdefabcdefabcdefabcdef"\n'
+    result = run_breakdown(tmp_path, "--json", toml=toml)
+    assert result.returncode == 78
+    (line,) = result.stderr.strip().splitlines()
+    assert "'breakdown' is a command word" in line
+    assert "rename the account" in line
+    assert result.stdout == ""
