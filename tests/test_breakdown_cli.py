@@ -21,17 +21,10 @@ from tests.breakdown_seed import GAP, GAP_DAY_OFFSET, many_parts, model_parts, s
 from tests.conftest import TEST_KEYS
 
 D = Decimal
-# The providers that break spend down come with their own branch; until then the subprocess declares that
-# openai does (a no-op once it does).
-PRELUDE = (
-    "import sys; from bot.breakdown import Dimension; from bot.providers import PROVIDERS; "
-    "P = PROVIDERS['openai']; P.breakdowns = P.breakdowns or frozenset(Dimension); "
-    "from bot.cli import main; main(sys.argv[1:])"
-)
 
 
 def run_breakdown(tmp_path: Path, *args: str, toml: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`creditbot breakdown ...` in a clean directory (see PRELUDE)."""
+    """`creditbot breakdown ...` in a clean directory, importing this checkout."""
     if toml is not None:
         (tmp_path / "creditbot.toml").write_text(toml)
     env = {
@@ -40,8 +33,9 @@ def run_breakdown(tmp_path: Path, *args: str, toml: str | None = None) -> subpro
         "CREDITBOT_CACHE_SECONDS": "0",
         "CREDITBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'creditbot.db'}",
         "OPENAI_ADMIN_KEY": TEST_KEYS["openai"],
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
-    command = [sys.executable, "-c", PRELUDE, "breakdown", *args]
+    command = [sys.executable, "-m", "bot", "breakdown", *args]
     return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
