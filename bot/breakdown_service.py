@@ -147,7 +147,7 @@ class Breakdowns:
             return await asyncio.wait_for(self.refresh(accounts, days=days), wait)
         except TimeoutError:
             slow = f"the provider did not answer within {wait:g} s; the fetch goes on in the background"
-            return {name: slow for name in self._running}
+            return {a.name: slow for a in accounts if a.name in self._running}
 
     async def tables(
         self, accounts: Sequence[Account], by: Dimension, days: int, *, wait: float | None = None
