@@ -334,9 +334,12 @@ def condition_text(condition: Condition) -> str:
     raise ValueError(f"no wording for rule {condition.rule}")
 
 
-def alert_message(event: AlertEvent, view: AccountView) -> Message:
-    """The chat message of one alert event: what holds, where the account stands, and a Snooze button."""
+def alert_message(event: AlertEvent, view: AccountView, *, driver: str | None = None) -> Message:
+    """The chat message of one alert event: what holds, where the account stands, and a Snooze button;
+    `driver` names what drove a spend spike (e.g. "gpt-4o output: $41.20 today, 7-day median $6.10")."""
     title, text = _alert_words(event, view)
+    if driver:
+        text = f"{text} {driver}" if text else driver
     actions = (
         ()
         if event.kind is AlertKind.RECOVERED
