@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import statistics
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -25,7 +24,7 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.history import pg_available, pg_recreate, sqlite_size
+from bench.history import median, pg_available, pg_recreate, sqlite_size
 from bot.breakdown import BreakdownPart, BreakdownReport, Dimension
 from bot.config import Account, AppConfig, Settings
 from bot.models import DailySpend, ProviderReport, Reading
@@ -142,7 +141,7 @@ async def measure(url: str, accounts: int, days: int, runs: int) -> dict[str, An
                 notes = [t.note for t in tables if t.note]
                 assert not notes, f"the benchmark fetched: {notes[0]}"
                 assert all(t.table is not None and t.table.rows for t in tables)
-                figures[f"days_{window}_s"] = _spread(samples[1:])
+                figures[f"days_{window}_s"] = median(samples[1:])
     finally:
         await store.close()
     size = await breakdown_bytes(url, url)
@@ -155,10 +154,6 @@ async def measure(url: str, accounts: int, days: int, runs: int) -> dict[str, An
         "mb_per_account_year": size / 1e6 / accounts / ((days + 1) / 365),
         "database_bytes": await sqlite_size(url) if url.startswith("sqlite") else None,
     }
-
-
-def _spread(samples: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples), "runs": len(samples)}
 
 
 async def run_breakdown(smoke: bool, tmp: Path) -> dict[str, Any]:
