@@ -605,18 +605,18 @@ async def pg_available() -> str | None:
     return None
 
 
-async def pg_recreate(drop_only: bool = False) -> str:
+async def pg_recreate(drop_only: bool = False, *, database: str = PG_DATABASE) -> str:
     """A throwaway database on the local server; returns its URL."""
     import asyncpg
 
     connection = await asyncpg.connect(PG_ADMIN, timeout=10)
     try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {PG_DATABASE} WITH (FORCE)")
+        await connection.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
         if not drop_only:
-            await connection.execute(f"CREATE DATABASE {PG_DATABASE}")
+            await connection.execute(f"CREATE DATABASE {database}")
     finally:
         await connection.close()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_DATABASE}"
+    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
 
 
 async def pg_vacuum_analyze(url: str) -> None:

@@ -2,8 +2,9 @@
 
 `python -m bench.run` writes bench/results/report.json and report.md; `--smoke` runs a seconds-long version
 (used by `make test` to keep the runner working). Scenarios so far: /credits latency over Slack's HTTP
-mode, polling at scale, a daily summary fanned out to many Slack channels, start-up weight, and a year of
-history beside a day of it (`bench/history.py`).
+mode, polling at scale, a daily summary fanned out to many Slack channels, start-up weight, a year of
+history beside a day of it (`bench/history.py`), and `breakdown` over 20 accounts and 90 days
+(`bench/breakdown.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bench.breakdown import breakdown_markdown, scenario_breakdown
 from bench.history import history_markdown, scenario_history
 from bot.config import Account, AppConfig, Settings
 from bot.httpclient import provider_client
@@ -432,6 +434,7 @@ SCENARIOS: dict[str, Callable[[bool], dict[str, Any]]] = {
     "fan_out": scenario_fan_out,
     "startup": scenario_startup,
     "history": scenario_history,
+    "breakdown": scenario_breakdown,
 }
 
 
@@ -486,6 +489,8 @@ def markdown(results: list[dict[str, Any]], machine: str) -> str:
                 f"| RSS with both adapters | {r['rss_mb_with_adapters']['median']:.0f} MB | < 150 MB "
                 f"| {r['rss_mb_with_adapters']['median'] / 150:.2f} | — |"
             )
+        if r["name"] == "breakdown":
+            lines.extend(breakdown_markdown(r))
     for r in results:
         if r["name"] == "history":
             lines.extend(["", *history_markdown(r)])

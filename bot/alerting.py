@@ -5,16 +5,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from bot.alerts import evaluate
+from bot.breakdown import Dimension
+from bot.breakdown_service import gives
+from bot.breakdown_table import Driver, drivers
 from bot.channels import Channel
 from bot.clock import Clock
 from bot.messages import alert_message, alert_title
 from bot.models import AccountView, AlertEvent, AlertKind, AlertSettings, AlertState, Rule, Severity, SourceHealth
+from bot.money import Money
 from bot.store import NewMessage, Store
+from bot.text import one_line
 
 log = logging.getLogger(__name__)
+
+MEDIAN_DAYS = 7  # the spike rule's "usual" spend: the median of the days before
+DRIVER_LABEL_CHARS = 80
 
 
 @dataclass
@@ -64,8 +73,11 @@ class Alerting:
 
     async def _queue(self, events: Sequence[AlertEvent], views: dict[str, AccountView], now: datetime) -> None:
         channels = await self.channels()
+        spiking = [views[e.account] for e in events if e.rule is Rule.SPIKE and e.kind is not AlertKind.RECOVERED]
+        named = await self.spike_drivers(spiking, now) if spiking else {}
         for event in events:
-            message = alert_message(event, views[event.account])
+            driver = named.get(event.account) if event.rule is Rule.SPIKE else None
+            message = alert_message(event, views[event.account], driver=driver)
             for channel in channels:
                 if not channel.includes(event.account) or not channel.wants(event.routing_severity):
                     continue
@@ -88,3 +100,42 @@ class Alerting:
                     not_before=not_before,
                 )
                 await self.store.outbox.enqueue(queued, now=now)
+
+    async def spike_drivers(self, views: Sequence[AccountView], now: datetime) -> dict[str, str]:
+        """What drove each spiking account's spend on its day (UTC, as the rule counts it), in words: the line
+        item (else the model) whose cost exceeds its own 7-day median by the most, read from the stored
+        breakdown; an account without one, or whose day the provider has not broken down yet, is left out."""
+        by_dimension: dict[Dimension, list[AccountView]] = {}
+        for view in views:
+            for dimension in (Dimension.LINE_ITEM, Dimension.MODEL):
+                if gives(view.account, dimension):
+                    by_dimension.setdefault(dimension, []).append(view)
+                    break
+        result: dict[str, str] = {}
+        for dimension, wanted in by_dimension.items():
+            days = {v.name: (v.fetched_at or now).astimezone(UTC).date() for v in wanted}
+            since, until = min(days.values()) - timedelta(days=MEDIAN_DAYS), max(days.values())
+            parts = await self.store.breakdowns.parts(days, dimension, since, until)
+            known = await self.store.breakdowns.days(days, since, until)
+            for name, day in days.items():
+                reported = [d for d, info in known[name].items() if info.reported]
+                found = _most_above_median(drivers(parts[name], {}, reported, day, top=len(parts[name])))
+                currency = known[name][day].currency if day in known[name] else None
+                if found is not None and found.median is not None and currency is not None:
+                    result[name] = _driver_words(found, found.median, currency)
+        return result
+
+
+def _most_above_median(candidates: Sequence[Driver]) -> Driver | None:
+    """The entry whose cost exceeds its median by the most, if any exceeds it at all."""
+    above = [d for d in candidates if d.change is not None and d.change > 0]
+    return max(above, key=lambda d: (d.change, d.cost), default=None)
+
+
+def _driver_words(driver: Driver, median: Decimal, currency: str) -> str:
+    # Line items read "gpt-4o-2024-08-06, output": the comma is the provider's separator, not a pause.
+    label = one_line(driver.label.replace(", ", " "), DRIVER_LABEL_CHARS)
+    return (
+        f"{label}: {Money(driver.cost, currency).format()} today, "
+        f"{MEDIAN_DAYS}-day median {Money(median, currency).format()}"
+    )

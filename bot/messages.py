@@ -149,7 +149,7 @@ def headline(view: AccountView) -> str:
 
 
 # Fields counted in the provider's UTC days.
-UTC_DAY_FIELDS = frozenset({"Today", "Month to date", "Yesterday"})
+UTC_DAY_FIELDS = frozenset({"Today", "Month to date", "Yesterday", "Top yesterday"})
 
 
 def section(view: AccountView) -> Section:
@@ -250,8 +250,10 @@ def summary_message(
     chart: bytes | None,
     *,
     zone: str = "UTC",
+    drivers: Mapping[str, Field] | None = None,
 ) -> Message:
-    """The daily summary: every account, its change over a day, open alerts, a chart.
+    """The daily summary: every account, its change over a day, yesterday's top models (`drivers`, where the
+    provider breaks spend down), open alerts, a chart.
 
     Providers count spend in UTC days: for a channel in another zone the spend fields say "(UTC)", and a month
     to date that is not the channel's month yet (or any more) names its month."""
@@ -263,6 +265,9 @@ def summary_message(
         change = changes.get(view.name)
         if change is not None:
             fields.insert(len(fields) - 1, change)
+        top = (drivers or {}).get(view.name)
+        if top is not None:
+            fields.insert(len(fields) - 1, top)
         alerts = open_alerts.get(view.name)
         if alerts:
             fields.append(Field("Open alerts", ", ".join(alerts)))
@@ -329,9 +334,12 @@ def condition_text(condition: Condition) -> str:
     raise ValueError(f"no wording for rule {condition.rule}")
 
 
-def alert_message(event: AlertEvent, view: AccountView) -> Message:
-    """The chat message of one alert event: what holds, where the account stands, and a Snooze button."""
+def alert_message(event: AlertEvent, view: AccountView, *, driver: str | None = None) -> Message:
+    """The chat message of one alert event: what holds, where the account stands, and a Snooze button;
+    `driver` names what drove a spend spike (e.g. "gpt-4o output: $41.20 today, 7-day median $6.10")."""
     title, text = _alert_words(event, view)
+    if driver:
+        text = f"{text} {driver}" if text else driver
     actions = (
         ()
         if event.kind is AlertKind.RECOVERED

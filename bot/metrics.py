@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from bot.breakdown import BreakdownPart
+from bot.breakdown_table import month_costs
 from bot.models import AccountView
 
 if TYPE_CHECKING:
     from bot.config import Settings
+    from bot.store import BreakdownDay
+
+TOP_MODELS = 10  # models per account in creditbot_spend_by_model: label sets stay bounded
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -87,6 +94,13 @@ class Metrics:
             registry=self.registry,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
         )
+        self.spend_by_model = Gauge(
+            "creditbot_spend_by_model",
+            f"Spend this calendar month (UTC) per model, the top {TOP_MODELS} of each account",
+            ["account", "currency", "model"],
+            registry=self.registry,
+        )
+        self._model_labels: set[tuple[str, str, str]] = set()
 
     def observe_views(self, views: Sequence[AccountView]) -> None:
         """Set the money gauges from the current views (unknown values are removed, never shown as 0)."""
@@ -105,6 +119,29 @@ class Metrics:
                 else:
                     gauge.labels(*labels).set(float(value))
             self.stale.labels(view.name, view.account.provider).set(1 if view.stale else 0)
+
+    def observe_models(
+        self,
+        parts: Mapping[str, Sequence[BreakdownPart]],
+        days: Mapping[str, Mapping[date, BreakdownDay]],
+        month_start: date,
+    ) -> None:
+        """Set `creditbot_spend_by_model` from each account's parts by model of this month (`days` give the
+        currency); label sets no longer among an account's top models, or of accounts no longer given, are
+        removed, so no stale series stays behind."""
+        current: dict[tuple[str, str, str], Decimal] = {}
+        for account, mine in parts.items():
+            currencies = [info.currency for _, info in sorted(days.get(account, {}).items()) if info.currency]
+            if not currencies:
+                continue
+            for model, cost in month_costs(mine, month_start, top=TOP_MODELS).items():
+                current[(account, currencies[-1], model)] = cost
+        for labels in self._model_labels - current.keys():
+            with contextlib.suppress(KeyError):
+                self.spend_by_model.remove(*labels)
+        for labels, cost in current.items():
+            self.spend_by_model.labels(*labels).set(float(cost))
+        self._model_labels = set(current)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from bot.breakdown import Dimension
 from bot.breakdown_service import Breakdowns
 from bot.clock import Clock, system_clock
 from bot.config import AppConfig
@@ -294,8 +295,18 @@ class Monitor:
         return LedgerEntry(entry.account, amount, on_day, source, entry.recorded_at, entry_id)
 
     async def upkeep(self) -> None:
-        """The leader's work after a poll, in the background: breakdowns kept current, then housekeeping."""
-        await self.breakdowns.refresh(self.accounts())
+        """The leader's work after a poll, in the background: breakdowns kept current, spend by model of the
+        month into the metrics, then housekeeping."""
+        accounts = self.accounts()
+        await self.breakdowns.refresh(accounts)
+        if self.metrics is not None:
+            # Two reads for all accounts (the month's parts by model and the days' currencies), every poll:
+            # the gauge follows the refresh and forgets removed accounts at once.
+            today = self.clock().date()
+            month_start = today.replace(day=1)
+            parts = await self.breakdowns.parts(accounts, Dimension.MODEL, month_start, today)
+            days = await self.store.breakdowns.days(parts, month_start, today)
+            self.metrics.observe_models(parts, days, month_start)
         await self.prune()
 
     async def prune(self, *, budget: float | None = None) -> Housekeeping:

@@ -6,17 +6,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from bot.alerts import open_alerts
+from bot.breakdown import Dimension
+from bot.breakdown_table import Driver
 from bot.channels import Channel
 from bot.clock import Clock
+from bot.formatting import signed_money_text
 from bot.messages import Field, Message, balance_change, spend_change, summary_message
 from bot.models import AccountView, ChartMaker
+from bot.money import Money
 from bot.monitor import Monitor
 from bot.providers.spend import spent_on
 from bot.store import NewMessage, Store
-from bot.text import counted
+from bot.text import counted, one_line
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +29,8 @@ log = logging.getLogger(__name__)
 CATCH_UP_WINDOW = timedelta(hours=12)
 DAY = timedelta(days=1)
 CHANGE_WINDOW = timedelta(hours=6)  # how far from "24 hours ago" a reading may be to compare with
+TOP_YESTERDAY = "Top yesterday"
+DRIVER_LABEL_CHARS = 40  # a long line item must not push the other drivers out of a chat field
 
 
 @dataclass
@@ -35,6 +41,7 @@ class SummaryParts:
         default_factory=dict
     )
     open_alerts: dict[str, list[str]] | None = None
+    drivers: dict[str, list[Driver]] | None = None  # yesterday's top models per account, for every channel
 
 
 @dataclass
@@ -65,8 +72,22 @@ class Summaries:
         views, chart, changes = shared.views[group]
         if shared.open_alerts is None:
             shared.open_alerts = open_alerts(await self.store.alerts.load())
+        if shared.drivers is None:
+            shared.drivers = await self._drivers()
+        top = {
+            v.name: drivers_field(shared.drivers[v.name], v.currency)
+            for v in views
+            if shared.drivers.get(v.name) and v.currency is not None
+        }
         zone = channel.timezone if channel is not None else "UTC"
-        return summary_message(views, self.clock(), changes, shared.open_alerts, chart, zone=zone)
+        return summary_message(views, self.clock(), changes, shared.open_alerts, chart, zone=zone, drivers=top)
+
+    async def _drivers(self) -> dict[str, list[Driver]]:
+        """The top models of yesterday (the UTC day before the summary's UTC date) of every account whose
+        provider breaks spend down by model, from the store alone (the poller keeps it current): one read for
+        all accounts, so the summary costs no provider request."""
+        yesterday = self.clock().astimezone(UTC).date() - DAY
+        return await self.monitor.breakdowns.drivers(self.monitor.accounts(), yesterday, Dimension.MODEL)
 
     async def _changes(self, views: Sequence[AccountView]) -> dict[str, Field]:
         """Each account's change over a day, like with like: a reported balance against the reading nearest
@@ -141,3 +162,18 @@ class Summaries:
                 missed.append(channel)
         if missed:
             await self.send(missed)
+
+
+def drivers_field(drivers: Sequence[Driver], currency: str) -> Field:
+    """ "gpt-4o $12.40 (62%, +$3.10 vs 7-day median) · ...": yesterday's top entries, their share of the day's
+    spend and their change against their own 7-day median."""
+    shown = []
+    for driver in drivers:
+        notes = []
+        if driver.share is not None:
+            notes.append(f"{driver.share * 100:.0f}%")
+        if driver.change is not None:
+            notes.append(f"{signed_money_text(Money(driver.change, currency))} vs 7-day median")
+        text = f"{one_line(driver.label, DRIVER_LABEL_CHARS)} {Money(driver.cost, currency).format()}"
+        shown.append(text + (f" ({', '.join(notes)})" if notes else ""))
+    return Field(TOP_YESTERDAY, " · ".join(shown))
