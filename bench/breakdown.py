@@ -30,7 +30,6 @@ from bot.config import Account, AppConfig, Settings
 from bot.models import DailySpend, ProviderReport, Reading
 from bot.money import Money
 from bot.monitor import Monitor
-from bot.providers.openai import OpenAIProvider
 from bot.store import Store
 
 PG_DATABASE = "creditbot_bench_breakdown"
@@ -158,9 +157,6 @@ async def measure(url: str, accounts: int, days: int, runs: int) -> dict[str, An
 
 async def run_breakdown(smoke: bool, tmp: Path) -> dict[str, Any]:
     """The whole scenario; `BENCH_BREAKDOWN_BACKENDS` (default "sqlite,postgresql") chooses the backends."""
-    if Dimension.MODEL not in OpenAIProvider.breakdowns:
-        # The provider's own declaration may come with its breakdown client; the store's side is what is timed.
-        OpenAIProvider.breakdowns = frozenset(Dimension)
     accounts, days, runs = (2, 10, 2) if smoke else (20, 90, 9)
     result: dict[str, Any] = {"name": "breakdown", "accounts": accounts, "days": days, "runs": runs}
     backends = os.environ.get("BENCH_BREAKDOWN_BACKENDS", "sqlite,postgresql").split(",")

@@ -30,15 +30,8 @@ D = Decimal
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
 YESTERDAY = TODAY - timedelta(days=1)
-DIMENSIONS = frozenset({Dimension.MODEL, Dimension.LINE_ITEM, Dimension.PROJECT, Dimension.KEY})
 UTC_CHANNEL = Channel("slack", "C1", daily_summary=time(9, 0), timezone="UTC", alerts=Severity.WARNING)
 TOKYO_CHANNEL = Channel("slack", "C2", daily_summary=time(9, 0), timezone="Asia/Tokyo", alerts=Severity.WARNING)
-
-
-@pytest.fixture(autouse=True)
-def _openai_breaks_spend_down(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Whatever the provider module declares, these tests need OpenAI with every dimension and DeepSeek without.
-    monkeypatch.setattr(OpenAIProvider, "breakdowns", DIMENSIONS)
 
 
 @pytest.fixture
