@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bot.breakdown import Dimension
 from bot.config import AppConfig
 from bot.formatting import UNKNOWN, age_text, balance_text, money_text, runway_text, time_text
 from bot.models import AccountView
@@ -116,7 +117,8 @@ def print_accounts(config: AppConfig, overrides: Mapping[str, ThresholdOverride]
 
 
 def provider_rows() -> list[dict[str, Any]]:
-    """Every provider a configuration may name: what it reports, its key, its zero-config variable."""
+    """Every provider a configuration may name: what it reports, its key, its zero-config variable, what it
+    breaks spend down by."""
     return [
         {
             "name": name,
@@ -124,6 +126,8 @@ def provider_rows() -> list[dict[str, Any]]:
             "key": provider.key,
             "env": provider.env,
             "experimental": provider.experimental,
+            # `creditbot breakdown --by` values this provider answers, in the order the option lists them.
+            "breakdown": [d.value for d in Dimension if d in provider.breakdowns],
         }
         for name, provider in PROVIDERS.items()
         if name in OFFERED
@@ -133,12 +137,12 @@ def provider_rows() -> list[dict[str, Any]]:
 def print_providers() -> None:
     """The providers as a table."""
     table = Table(title="Providers", title_justify="left")
-    for column in ("provider", "reports", "key", "zero-config variable"):
+    for column in ("provider", "reports", "key", "zero-config variable", "breakdown by"):
         table.add_column(column, overflow="fold")
     for row in provider_rows():
         name = row["name"] + (" (experimental)" if row["experimental"] else "")
         env = row["env"] or "—"
         if row["name"] == "relay":
             env += " with RELAY_BASE_URL"
-        table.add_row(name, row["reports"], row["key"], env)
+        table.add_row(name, row["reports"], row["key"], env, ", ".join(row["breakdown"]) or "—")
     terminal().print(table, markup=False)

@@ -217,12 +217,15 @@ def test_providers_lists_every_provider_with_its_key_and_variable(tmp_path: Path
     assert result.returncode == 0
     rows = json.loads(result.stdout)["providers"]
     assert [row["name"] for row in rows] == list(OFFERED)
-    assert all(set(row) == {"name", "reports", "key", "env", "experimental"} for row in rows)
+    assert all(set(row) == {"name", "reports", "key", "env", "experimental", "breakdown"} for row in rows)
     by_name = {row["name"]: row for row in rows}
     assert by_name["http-json"]["env"] is None
     assert by_name["openai"]["reports"] == "spend only"
     assert by_name["deepseek"]["env"] == "DEEPSEEK_API_KEY"
     assert by_name["openai-legacy"]["experimental"] is True
+    assert by_name["openai"]["breakdown"] == ["model", "project", "line_item", "key"]
+    assert by_name["openrouter"]["breakdown"] == ["model"]
+    assert by_name["deepseek"]["breakdown"] == []
     table = run_cli(tmp_path, "providers")
     assert "DEEPSEEK_API_KEY" in table.stdout
 
