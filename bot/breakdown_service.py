@@ -18,7 +18,6 @@ from bot.models import Account
 from bot.money import storable
 from bot.providers import PROVIDERS
 from bot.providers.base import BadResponseError, ProviderError, UnavailableError
-from bot.store import BreakdownDay
 from bot.text import redact
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ SETTLE_DAYS = 3  # providers settle late costs for a few days (as for the daily 
 BACKGROUND_DAYS = 30  # what the poller keeps current: the chart's 30 days, the summary's 8
 NO_BREAKDOWN = "no breakdown from this provider"
 MAX_RUNS = 3
-Known = dict[date, BreakdownDay]
+Answered = tuple[set[date], str | None]  # the days a provider answered for, and its newest currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +83,10 @@ class Breakdowns:
         now = self.monitor.clock()
         today = now.date()
         first = self._first_day(today, days)
-        known = await self.store.days((a.name for a in wanted), first, today)
+        settled = await self.store.settled((a.name for a in wanted), first, today, now - max_age)
         tasks = []
         for account in wanted:
-            runs = _due_runs(account, known[account.name], first, today, now, max_age)
+            runs = _due_runs(account, settled[account.name], first, today)
             if runs and account.name not in self._running:
                 task = asyncio.create_task(self._fetch(account, runs, now))
                 self._running[account.name] = task
@@ -164,8 +163,7 @@ class Breakdowns:
             if not gives(account, by):
                 result.append(AccountBreakdown(account, None, by, days, None, note=missing_note(account, by)))
                 continue
-            answered = [d for d, info in known[account.name].items() if info.reported]
-            currency = _currency(known[account.name])
+            answered, currency = known[account.name]
             mine, costs = parts[account.name], spend[account.name]
             table = build_table(by, mine, costs, answered, first, last, previous=previous)
             today_table = None
@@ -182,10 +180,7 @@ class Breakdowns:
         only: the poller keeps it current)."""
         wanted = [a for a in accounts if gives(a, by)]
         parts, spend, known = await self._read(wanted, by, day - timedelta(days=7), day)
-        return {
-            a.name: drivers(parts[a.name], spend[a.name], [d for d, i in known[a.name].items() if i.reported], day)
-            for a in wanted
-        }
+        return {a.name: drivers(parts[a.name], spend[a.name], known[a.name][0], day) for a in wanted}
 
     async def parts(
         self, accounts: Sequence[Account], by: Dimension, since: date, until: date
@@ -195,10 +190,10 @@ class Breakdowns:
 
     async def _read(
         self, accounts: Sequence[Account], by: Dimension, since: date, until: date
-    ) -> tuple[dict[str, list[BreakdownPart]], dict[str, dict[date, Decimal]], dict[str, Known]]:
+    ) -> tuple[dict[str, list[BreakdownPart]], dict[str, dict[date, Decimal]], dict[str, Answered]]:
         names = [a.name for a in accounts]
         parts = await self.store.parts(names, by, since, until)
-        known = await self.store.days(names, since, until)
+        known = await self.store.answered(names, since, until)
         stored = await self.monitor.store.readings.daily_spends(dict.fromkeys(names, since))
         spend = {
             name: {entry.day: entry.amount.amount for entry in entries if entry.day <= until}
@@ -207,18 +202,15 @@ class Breakdowns:
         return parts, spend, known
 
 
-def _due_runs(
-    account: Account, known: dict[date, BreakdownDay], first: date, today: date, now: datetime, max_age: timedelta
-) -> list[tuple[date, date]]:
-    """The runs of consecutive days to ask for: never asked, or not final and asked over `max_age` ago."""
+def _due_runs(account: Account, settled: set[date], first: date, today: date) -> list[tuple[date, date]]:
+    """The runs of consecutive days to ask for: those not `settled` (final, or asked for recently)."""
     reach = PROVIDERS[account.provider].breakdown_reach_days
     if reach is not None:
         first = max(first, today - timedelta(days=reach))
     runs: list[tuple[date, date]] = []
     day = first
     while day <= today:
-        info = known.get(day)
-        if info is None or (not info.final and now - info.fetched_at >= max_age):
+        if day not in settled:
             if runs and runs[-1][1] == day - timedelta(days=1):
                 runs[-1] = (runs[-1][0], day)
             else:
@@ -228,8 +220,3 @@ def _due_runs(
         # Scattered gaps: one longer request costs less than many short ones.
         return [(runs[0][0], runs[-1][1])]
     return runs
-
-
-def _currency(known: dict[date, BreakdownDay]) -> str | None:
-    reported = [info for info in known.values() if info.currency is not None]
-    return max(reported, key=lambda info: info.day).currency if reported else None

@@ -120,9 +120,10 @@ breakdown_days = sa.Table(
 breakdown_parts = sa.Table(
     "breakdown_parts",
     metadata,
+    # Key order account, dimension, day: a table reads one dimension of a window as one range per account.
     sa.Column("account", sa.String(64), primary_key=True),
-    sa.Column("day", sa.Date, primary_key=True),
     sa.Column("dimension", sa.String(16), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("label", sa.String(255), nullable=False),
     sa.Column("cost", MONEY),  # null: the source gives no money for this entry

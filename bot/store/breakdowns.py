@@ -49,9 +49,11 @@ class BreakdownStore:
                 chunk = days[start : start + DAYS_PER_STATEMENT]
                 where = (breakdown_days.c.account == account) & breakdown_days.c.day.in_(chunk)
                 await connection.execute(breakdown_days.delete().where(where))
+                # Every dimension named, so that the delete seeks the primary key (account, dimension, day).
+                dimensions = breakdown_parts.c.dimension.in_([d.value for d in Dimension])
                 await connection.execute(
                     breakdown_parts.delete().where(
-                        (breakdown_parts.c.account == account) & breakdown_parts.c.day.in_(chunk)
+                        (breakdown_parts.c.account == account) & dimensions & breakdown_parts.c.day.in_(chunk)
                     )
                 )
             await connection.execute(
@@ -88,6 +90,48 @@ class BreakdownStore:
                 )
         return result
 
+    async def settled(
+        self, accounts: Iterable[str], since: date, until: date, fresh_after: datetime
+    ) -> dict[str, set[date]]:
+        """The days of each account that need no fetch: final, or asked for after `fresh_after`."""
+        names = list(accounts)
+        result: dict[str, set[date]] = {name: set() for name in names}
+        if not names:
+            return result
+        query = sa.select(breakdown_days.c.account, breakdown_days.c.day).where(
+            breakdown_days.c.account.in_(names),
+            breakdown_days.c.day.between(since, until),
+            breakdown_days.c.final | (breakdown_days.c.fetched_at > fresh_after),
+        )
+        async with self.engine.connect() as connection:
+            for account, day in await connection.execute(query):
+                result[account].add(day)
+        return result
+
+    async def answered(
+        self, accounts: Iterable[str], since: date, until: date
+    ) -> dict[str, tuple[set[date], str | None]]:
+        """The days of each account the provider answered for, and the currency of the newest of them."""
+        names = list(accounts)
+        result: dict[str, tuple[set[date], str | None]] = {name: (set(), None) for name in names}
+        if not names:
+            return result
+        query = (
+            sa.select(breakdown_days.c.account, breakdown_days.c.day, breakdown_days.c.currency)
+            .where(
+                breakdown_days.c.account.in_(names),
+                breakdown_days.c.day.between(since, until),
+                breakdown_days.c.reported,
+            )
+            .order_by(breakdown_days.c.day)
+        )
+        async with self.engine.connect() as connection:
+            for account, day, currency in await connection.execute(query):
+                days, _ = result[account]
+                days.add(day)
+                result[account] = (days, currency)
+        return result
+
     async def parts(
         self, accounts: Iterable[str], dimension: Dimension, since: date, until: date
     ) -> dict[str, list[BreakdownPart]]:
@@ -96,9 +140,19 @@ class BreakdownStore:
         result: dict[str, list[BreakdownPart]] = {name: [] for name in names}
         if not names:
             return result
-        columns = [c for c in breakdown_parts.c if c.name not in ("account", "dimension")]
+        c = breakdown_parts.c
         query = (
-            sa.select(breakdown_parts.c.account, *columns)
+            sa.select(
+                c.account,
+                c.day,
+                c.key,
+                c.label,
+                c.cost,
+                c.input_tokens,
+                c.cached_input_tokens,
+                c.output_tokens,
+                c.requests,
+            )
             .where(
                 breakdown_parts.c.account.in_(names),
                 breakdown_parts.c.day.between(since, until),
@@ -107,8 +161,22 @@ class BreakdownStore:
             .order_by(breakdown_parts.c.day)
         )
         async with self.engine.connect() as connection:
-            for row in (await connection.execute(query)).mappings():
-                result[row["account"]].append(_part(row, dimension))
+            rows = (await connection.execute(query)).all()
+        # Plain tuples, built positionally: a 90-day table reads tens of thousands of rows.
+        for account, day, key, label, cost, input_tokens, cached, output_tokens, requests in rows:
+            result[account].append(
+                BreakdownPart(
+                    day,
+                    dimension,
+                    key,
+                    label,
+                    None if cost is None else Decimal(cost),
+                    input_tokens,
+                    cached,
+                    output_tokens,
+                    requests,
+                )
+            )
         return result
 
     async def prune(self, before: date) -> None:
@@ -132,17 +200,3 @@ def _part_row(account: str, part: BreakdownPart) -> dict[str, Any]:
         "output_tokens": part.output_tokens,
         "requests": part.requests,
     }
-
-
-def _part(row: Any, dimension: Dimension) -> BreakdownPart:
-    return BreakdownPart(
-        day=row["day"],
-        dimension=dimension,
-        key=row["key"],
-        label=row["label"],
-        cost=None if row["cost"] is None else Decimal(row["cost"]),
-        input_tokens=row["input_tokens"],
-        cached_input_tokens=row["cached_input_tokens"],
-        output_tokens=row["output_tokens"],
-        requests=row["requests"],
-    )

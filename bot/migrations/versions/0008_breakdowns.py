@@ -34,8 +34,8 @@ def upgrade() -> None:
     op.create_table(
         "breakdown_parts",
         sa.Column("account", sa.String(64), nullable=False),
-        sa.Column("day", sa.Date, nullable=False),
         sa.Column("dimension", sa.String(16), nullable=False),
+        sa.Column("day", sa.Date, nullable=False),
         sa.Column("key", sa.String(255), nullable=False),
         sa.Column("label", sa.String(255), nullable=False),
         sa.Column("cost", MONEY),
@@ -43,7 +43,7 @@ def upgrade() -> None:
         sa.Column("cached_input_tokens", sa.BigInteger),
         sa.Column("output_tokens", sa.BigInteger),
         sa.Column("requests", sa.BigInteger),
-        sa.PrimaryKeyConstraint("account", "day", "dimension", "key", name="pk_breakdown_parts"),
+        sa.PrimaryKeyConstraint("account", "dimension", "day", "key", name="pk_breakdown_parts"),
     )
 
 
