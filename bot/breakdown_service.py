@@ -71,16 +71,29 @@ class Breakdowns:
         self.monitor = monitor
         self.store = monitor.store.breakdowns
         self._running: dict[str, asyncio.Task[str | None]] = {}
+        self._failed_at: dict[str, datetime] = {}  # when each account's last fetch failed (this process)
 
     async def refresh(
-        self, accounts: Sequence[Account], *, days: int = BACKGROUND_DAYS, max_age: timedelta = MAX_AGE
+        self,
+        accounts: Sequence[Account],
+        *,
+        days: int = BACKGROUND_DAYS,
+        max_age: timedelta = MAX_AGE,
+        background: bool = False,
     ) -> dict[str, str]:
         """Fetch what is missing or older than `max_age` of the last `days` days and today, for every account
-        whose provider breaks spend down; returns the accounts whose fetch failed, with the reason."""
-        wanted = [a for a in accounts if gives(a)]
+        whose provider breaks spend down; returns the accounts whose fetch failed, with the reason.
+
+        In the `background` (after a poll) an account whose fetch failed is left alone for `max_age` too: a
+        failing source gets its requests at most hourly, as a working one does."""
+        now = self.monitor.clock()
+        wanted = [
+            a
+            for a in accounts
+            if gives(a) and not (background and now - self._failed_at.get(a.name, now - max_age) < max_age)
+        ]
         if not wanted:
             return {}
-        now = self.monitor.clock()
         today = now.date()
         first = self._first_day(today, days)
         settled = await self.store.settled((a.name for a in wanted), first, today, now - max_age)
@@ -131,9 +144,11 @@ class Breakdowns:
                 asked = [since + timedelta(days=n) for n in range((until - since).days + 1)]
                 await self.store.save(account.name, asked, report, settled_before=settled_before, now=now)
         except ProviderError as exc:
+            self._failed_at[account.name] = now
             message = redact(exc.message, account.secret_values())
             log.warning("breakdown fetch failed for %s: %s", account.name, message)
             return message
+        self._failed_at.pop(account.name, None)
         return None
 
     async def refresh_within(self, accounts: Sequence[Account], days: int, wait: float | None) -> dict[str, str]:

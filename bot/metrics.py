@@ -18,7 +18,6 @@ from bot.models import AccountView
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.store import BreakdownDay
 
 TOP_MODELS = 10  # models per account in creditbot_spend_by_model: label sets stay bounded
 
@@ -123,19 +122,19 @@ class Metrics:
     def observe_models(
         self,
         parts: Mapping[str, Sequence[BreakdownPart]],
-        days: Mapping[str, Mapping[date, BreakdownDay]],
+        currencies: Mapping[str, str | None],
         month_start: date,
     ) -> None:
-        """Set `creditbot_spend_by_model` from each account's parts by model of this month (`days` give the
-        currency); label sets no longer among an account's top models, or of accounts no longer given, are
-        removed, so no stale series stays behind."""
+        """Set `creditbot_spend_by_model` from each account's parts by model of this month, in the currency of
+        its newest answered day; label sets no longer among an account's top models, or of accounts no longer
+        given, are removed, so no stale series stays behind."""
         current: dict[tuple[str, str, str], Decimal] = {}
         for account, mine in parts.items():
-            currencies = [info.currency for _, info in sorted(days.get(account, {}).items()) if info.currency]
-            if not currencies:
+            currency = currencies.get(account)
+            if currency is None:
                 continue
             for model, cost in month_costs(mine, month_start, top=TOP_MODELS).items():
-                current[(account, currencies[-1], model)] = cost
+                current[(account, currency, model)] = cost
         for labels in self._model_labels - current.keys():
             with contextlib.suppress(KeyError):
                 self.spend_by_model.remove(*labels)

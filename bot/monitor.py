@@ -298,15 +298,18 @@ class Monitor:
         """The leader's work after a poll, in the background: breakdowns kept current, spend by model of the
         month into the metrics, then housekeeping."""
         accounts = self.accounts()
-        await self.breakdowns.refresh(accounts)
+        if self.settings.breakdowns:
+            await self.breakdowns.refresh(accounts, background=True)
         if self.metrics is not None:
             # Two reads for all accounts (the month's parts by model and the days' currencies), every poll:
             # the gauge follows the refresh and forgets removed accounts at once.
             today = self.clock().date()
             month_start = today.replace(day=1)
             parts = await self.breakdowns.parts(accounts, Dimension.MODEL, month_start, today)
-            days = await self.store.breakdowns.days(parts, month_start, today)
-            self.metrics.observe_models(parts, days, month_start)
+            answered = await self.store.breakdowns.answered(parts, month_start, today)
+            self.metrics.observe_models(
+                parts, {name: currency for name, (_, currency) in answered.items()}, month_start
+            )
         await self.prune()
 
     async def prune(self, *, budget: float | None = None) -> Housekeeping:

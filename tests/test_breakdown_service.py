@@ -238,3 +238,57 @@ async def test_openrouter_breaks_down_by_model_only_and_a_lagging_today_is_not_s
     (project,) = await monitor.breakdowns.tables([account], Dimension.PROJECT, 7)
     assert project.table is None
     assert project.note == "no breakdown by project from openrouter"
+
+
+async def test_after_a_poll_a_failing_breakdown_costs_the_spend_nothing_and_is_retried_hourly(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, grouped: FakeBreakdownServer
+) -> None:
+    clock = Clock(NOON)
+    account = make_account("oa", "openai", grouped.base_url("openai"))
+    monitor = monitor_for(tmp_path, store, http, [account], clock)
+    grouped.state.faults["openai/v1/organization/usage/completions"] = Scripted(
+        500, {"error": {"message": "usage is down"}}
+    )
+
+    def usage_requests() -> int:
+        return grouped.state.count("openai", "/usage/completions")
+
+    (reading,) = await monitor.refresh()
+    await monitor.upkeep()
+    assert reading.ok
+    assert reading.report is not None
+    assert reading.report.spent_today is not None
+    tried = usage_requests()
+    assert tried > 0
+    assert (await store.breakdowns.days(["oa"], TODAY - timedelta(days=40), TODAY))[
+        "oa"
+    ] == {}  # nothing half-stored
+    for _poll in range(3):  # three more polls within the hour: the failing source is left alone
+        clock.now += timedelta(minutes=15)
+        await monitor.refresh()
+        await monitor.upkeep()
+    assert usage_requests() == tried
+    (table,) = await monitor.breakdowns.tables([account], Dimension.MODEL, 7)  # asked for: fetched at once
+    assert usage_requests() > tried
+    assert table.note is not None
+    assert "usage is down" in table.note
+    del grouped.state.faults["openai/v1/organization/usage/completions"]
+    clock.now += timedelta(minutes=61)
+    await monitor.refresh()
+    await monitor.upkeep()
+    stored = (await store.breakdowns.days(["oa"], TODAY - timedelta(days=40), TODAY))["oa"]
+    assert len(stored) == 31
+
+
+async def test_breakdowns_off_fetches_nothing_after_polls(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, grouped: FakeBreakdownServer
+) -> None:
+    account = make_account("oa", "openai", grouped.base_url("openai"))
+    config = AppConfig(make_settings(tmp_path, breakdowns=False), (account,), "test")
+    monitor = Monitor(config, store, http, clock=Clock(NOON))
+    await monitor.refresh()
+    await monitor.upkeep()
+    assert grouped.state.count("openai", "/usage/completions") == 0
+    (table,) = await monitor.breakdowns.tables([account], Dimension.MODEL, 7)  # on demand, still
+    assert table.table is not None
+    assert grouped.state.count("openai", "/usage/completions") > 0

@@ -284,6 +284,9 @@ async def test_provider_fault_is_stale_not_zero_and_announced_once(
         fetch_timeout=budget,
         failures_before_alert=FAILURES_BEFORE_ALERT,
         per_host_concurrency=16,  # every provider of the fake shares one host: none may wait for a slot
+        # These polls count each provider's requests: the breakdowns' own, after a poll, are tested apart
+        # (tests/test_breakdown_service.py).
+        breakdowns=False,
     )
     config = AppConfig(settings, accounts, "test", channels=(ALERTS_HERE,))
     adapter = RecordingAdapter()
@@ -410,7 +413,11 @@ async def test_429_storm_ends_within_the_fetch_budget_in_real_time(
         for i, p in enumerate(PROVIDERS)
     )
     settings = make_settings(
-        tmp_path, fetch_timeout=budget, failures_before_alert=FAILURES_BEFORE_ALERT, per_host_concurrency=16
+        tmp_path,
+        fetch_timeout=budget,
+        failures_before_alert=FAILURES_BEFORE_ALERT,
+        per_host_concurrency=16,
+        breakdowns=False,  # as above: the spend fetch's requests are counted
     )
     config = AppConfig(settings, accounts, "test", channels=(ALERTS_HERE,))
     adapter = RecordingAdapter()

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     cache_seconds: float = Field(60, ge=0, le=86400, allow_inf_nan=False, alias="CREDITBOT_CACHE_SECONDS")
     answer_seconds: float = Field(2.5, gt=0, le=60, allow_inf_nan=False, alias="CREDITBOT_ANSWER_SECONDS")
     retention_days: int = Field(400, ge=1, le=3660, alias="CREDITBOT_RETENTION_DAYS")
+    # Breakdowns by model, project and key fetched after polls (at most hourly per account); off, they are
+    # fetched only when asked for (`creditbot breakdown`, `credits breakdown`).
+    breakdowns: bool = Field(True, alias="CREDITBOT_BREAKDOWNS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         "INFO", alias="CREDITBOT_LOG_LEVEL"
     )
