@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from statistics import median
+from typing import Any
 
 from bot.breakdown import UNATTRIBUTED, BreakdownPart, Dimension
 
@@ -103,19 +104,18 @@ def build_table(
             prior_gap = None
     known_prior = previous is not None and bool(prior or prior_gap is not None)
     rows = []
-    for key, entries in _by_key(current).items():
-        cost = _sum_known(e.cost for e in entries)
+    for key, (label, cost, input_tokens, cached, output_tokens, requests) in _sums(current).items():
         rows.append(
             BreakdownRow(
                 key=key,
-                label=entries[-1].label,
+                label=label,
                 cost=cost,
                 previous_cost=prior.get(key, Decimal(0)) if known_prior and cost is not None else None,
                 share=_share(cost, total),
-                input_tokens=_sum_count(e.input_tokens for e in entries),
-                cached_input_tokens=_sum_count(e.cached_input_tokens for e in entries),
-                output_tokens=_sum_count(e.output_tokens for e in entries),
-                requests=_sum_count(e.requests for e in entries),
+                input_tokens=input_tokens,
+                cached_input_tokens=cached,
+                output_tokens=output_tokens,
+                requests=requests,
             )
         )
     rows.sort(key=lambda r: (r.cost is None, -(r.cost or 0), -(r.input_tokens or 0), r.label))
@@ -200,11 +200,21 @@ def _in(parts: Sequence[BreakdownPart], first: date, last: date) -> list[Breakdo
     return [p for p in parts if first <= p.day <= last]
 
 
-def _by_key(parts: Sequence[BreakdownPart]) -> dict[str, list[BreakdownPart]]:
-    grouped: dict[str, list[BreakdownPart]] = defaultdict(list)
+def _sums(parts: Sequence[BreakdownPart]) -> dict[str, list[Any]]:
+    """Per key, in one pass: the newest label, then cost, input, cached input, output tokens and requests, each
+    None while no part knows it."""
+    sums: dict[str, list[Any]] = {}
     for part in parts:
-        grouped[part.key].append(part)
-    return grouped
+        values = (part.cost, part.input_tokens, part.cached_input_tokens, part.output_tokens, part.requests)
+        entry = sums.get(part.key)
+        if entry is None:
+            sums[part.key] = [part.label, *values]
+            continue
+        entry[0] = part.label
+        for index, value in enumerate(values, start=1):
+            if value is not None:
+                entry[index] = value if entry[index] is None else entry[index] + value
+    return sums
 
 
 def _costs(parts: Sequence[BreakdownPart]) -> dict[str, Decimal]:
@@ -247,13 +257,3 @@ def _share(cost: Decimal | None, total: Decimal | None) -> Decimal | None:
     if cost is None or not total or total <= 0:
         return None
     return (cost / total).quantize(SHARE_PLACES)
-
-
-def _sum_known(values: Iterable[Decimal | None]) -> Decimal | None:
-    known = [v for v in values if v is not None]
-    return sum(known, Decimal(0)) if known else None
-
-
-def _sum_count(values: Iterable[int | None]) -> int | None:
-    known = [v for v in values if v is not None]
-    return sum(known) if known else None
