@@ -4,7 +4,8 @@ them (`bot.store.breakdowns`), `bot.breakdown_table` turns them into tables, dri
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -48,10 +49,12 @@ class BreakdownReport:
 
     `days` lists the UTC days the provider answered for (a covered day without parts spent nothing);
     today is among them only when the provider reported something for it (it lags, and a partial day is
-    labelled so when shown). `dimensions` are the ones this source breaks down by.
+    labelled so when shown). `dimensions` are the ones this source breaks down by. `totals` is each covered
+    day's spend from the source's ungrouped costs, which the parts are reconciled with.
     """
 
     currency: str
     days: tuple[date, ...]
     parts: tuple[BreakdownPart, ...]
     dimensions: frozenset[Dimension]
+    totals: Mapping[date, Decimal] = field(default_factory=dict)

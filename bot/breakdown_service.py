@@ -18,6 +18,7 @@ from bot.models import Account
 from bot.money import storable
 from bot.providers import PROVIDERS
 from bot.providers.base import BadResponseError, ProviderError, UnavailableError
+from bot.store import Answered
 from bot.text import redact
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ SETTLE_DAYS = 3  # providers settle late costs for a few days (as for the daily 
 BACKGROUND_DAYS = 30  # what the poller keeps current: the chart's 30 days, the summary's 8
 NO_BREAKDOWN = "no breakdown from this provider"
 MAX_RUNS = 3
-Answered = tuple[set[date], str | None]  # the days a provider answered for, and its newest currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +139,8 @@ class Breakdowns:
                     raise UnavailableError(
                         f"{account.provider} did not answer within {timeout:g} s (CREDITBOT_FETCH_TIMEOUT)"
                     ) from None
-                if not all(p.cost is None or storable(p.cost) for p in report.parts):
+                amounts = [p.cost for p in report.parts if p.cost is not None] + list(report.totals.values())
+                if not all(storable(value) for value in amounts):
                     raise BadResponseError(f"{account.provider} answered a cost out of range")
                 asked = [since + timedelta(days=n) for n in range((until - since).days + 1)]
                 await self.store.save(account.name, asked, report, settled_before=settled_before, now=now)
@@ -178,7 +179,7 @@ class Breakdowns:
             if not gives(account, by):
                 result.append(AccountBreakdown(account, None, by, days, None, note=missing_note(account, by)))
                 continue
-            answered, currency = known[account.name]
+            answered, currency = known[account.name].days, known[account.name].currency
             mine, costs = parts[account.name], spend[account.name]
             table = build_table(by, mine, costs, answered, first, last, previous=previous)
             today_table = None
@@ -195,7 +196,7 @@ class Breakdowns:
         only: the poller keeps it current)."""
         wanted = [a for a in accounts if gives(a, by)]
         parts, spend, known = await self._read(wanted, by, day - timedelta(days=7), day)
-        return {a.name: drivers(parts[a.name], spend[a.name], known[a.name][0], day) for a in wanted}
+        return {a.name: drivers(parts[a.name], spend[a.name], known[a.name].days, day) for a in wanted}
 
     async def parts(
         self, accounts: Sequence[Account], by: Dimension, since: date, until: date
@@ -210,8 +211,10 @@ class Breakdowns:
         parts = await self.store.parts(names, by, since, until)
         known = await self.store.answered(names, since, until)
         stored = await self.monitor.store.readings.daily_spends(dict.fromkeys(names, since))
+        # The day's spend: the breakdown's own ungrouped total where it has one (fetched with the parts, so the
+        # two agree), else the daily spend the polls stored.
         spend = {
-            name: {entry.day: entry.amount.amount for entry in entries if entry.day <= until}
+            name: {**{e.day: e.amount.amount for e in entries if e.day <= until}, **known[name].totals}
             for name, entries in stored.items()
         }
         return parts, spend, known

@@ -308,7 +308,7 @@ class Monitor:
             parts = await self.breakdowns.parts(accounts, Dimension.MODEL, month_start, today)
             answered = await self.store.breakdowns.answered(parts, month_start, today)
             self.metrics.observe_models(
-                parts, {name: currency for name, (_, currency) in answered.items()}, month_start
+                parts, {name: days.currency for name, days in answered.items()}, month_start
             )
         await self.prune()
 

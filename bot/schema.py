@@ -114,6 +114,7 @@ breakdown_days = sa.Table(
     sa.Column("reported", sa.Boolean, nullable=False),  # false: asked, but the provider had nothing yet (lag)
     sa.Column("final", sa.Boolean, nullable=False),  # answered once the day had settled: never asked again
     sa.Column("currency", CURRENCY),
+    sa.Column("total", MONEY),  # the day's spend from the ungrouped costs: what the parts add up to
     sa.Column("fetched_at", UTCDateTime(), nullable=False),
 )
 

@@ -142,8 +142,8 @@ async def test_openai_pages_through_every_report(fake: FakeBreakdownServer) -> N
     await breakdown(fake, "openai", first, TODAY)
     costs = fake.state.of("openai", "/costs")
     usage = fake.state.of("openai", "/usage/completions")
-    # 30 days at 7 buckets a page is 5 pages for each cost grouping; usage at 5 a page is 6 each.
-    assert len(costs) == 2 * 5
+    # 30 days at 7 buckets a page is 5 pages for the ungrouped costs and each grouping; usage at 5 a page is 6.
+    assert len(costs) == 3 * 5
     assert len(usage) == 2 * 6
     assert all(int(r.query["limit"][0]) <= 180 for r in costs)
     assert all(int(r.query["limit"][0]) <= 31 for r in usage)
@@ -158,9 +158,9 @@ async def test_anthropic_pages_through_every_report(fake: FakeBreakdownServer) -
     await breakdown(fake, "anthropic", first, TODAY)
     costs = fake.state.of("anthropic", "/cost_report")
     usage = fake.state.of("anthropic", "/usage_report/messages")
-    assert len(costs) == 2 * 5
+    assert len(costs) == 3 * 5  # ungrouped, by description, by workspace
     assert len(usage) == 2 * 6
-    assert {r.query["group_by[]"][0] for r in costs} == {"description", "workspace_id"}
+    assert {r.query.get("group_by[]", ["none"])[0] for r in costs} == {"none", "description", "workspace_id"}
     assert {r.query["group_by[]"][0] for r in usage} == {"model", "api_key_id"}
     assert all(r.query["ending_at"] == [f"{TODAY + timedelta(days=1)}T00:00:00Z"] for r in [*costs, *usage])
 
@@ -197,6 +197,9 @@ async def test_a_known_gap_is_exactly_the_difference(fake: FakeBreakdownServer, 
             (p.cost or D(0) for p in report.parts if p.day == day and p.dimension is Dimension.MODEL), D(0)
         )
         assert daily[day] - models == (D("3.17") if day == gap_day else D(0))
+        # The breakdown carries the ungrouped total itself, as the spend client reads it.
+        assert report.totals[day] == daily[day]
+    assert set(report.totals) == set(report.days)
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic", "openrouter"])

@@ -173,6 +173,27 @@ async def test_openai_from_wire_to_table_reconciles_with_the_known_gap(
     assert known[date(2026, 3, 15)].reported
 
 
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_asked_before_any_poll_the_rows_still_add_up_to_the_ungrouped_costs(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, grouped: FakeBreakdownServer, provider: str
+) -> None:
+    """A fresh install: `creditbot breakdown` before the bot ever polled, over a window longer than the spend
+    the polls keep: the total still comes from the ungrouped costs, and the gap is exactly the gap."""
+    grouped.state.gaps[(provider, date(2026, 2, 10))] = Decimal("1.05")  # in the 30 days before the window
+    grouped.state.gaps[(provider, date(2026, 3, 1))] = Decimal("0.50")
+    account = make_account("acct", provider, grouped.base_url(provider))
+    monitor = monitor_for(tmp_path, store, http, [account], Clock(NOON))
+    (table,) = await monitor.breakdowns.tables([account], Dimension.PROJECT, 30)
+    assert table.table is not None
+    window = [TODAY - timedelta(days=n) for n in range(1, 31)]
+    assert table.table.total == sum((grouped.state.spend(provider, d) for d in window), Decimal(0))
+    gaps = sum((grouped.state.gaps.get((provider, d), Decimal(0)) for d in window), Decimal(0))
+    rows = {row.key: row for row in table.table.rows}
+    assert rows[UNATTRIBUTED].cost == gaps == (Decimal("3.67") if provider == "openai" else Decimal("0.50"))
+    assert rows[UNATTRIBUTED].previous_cost == Decimal("1.05")
+    assert sum(r.cost for r in table.table.rows if r.cost is not None) == table.table.total
+
+
 async def test_days_already_final_are_never_fetched_again(
     tmp_path: Path, store: Store, http: httpx.AsyncClient, grouped: FakeBreakdownServer
 ) -> None:
@@ -189,7 +210,7 @@ async def test_days_already_final_are_never_fetched_again(
     await monitor.breakdowns.refresh([account], days=30)
     # Only the days still settling (the last 3 and today) are asked for again, by every report.
     assert start_times(grouped, "/usage/completions") == [TODAY - timedelta(days=3)] * 2
-    assert start_times(grouped, "/costs") == [TODAY - timedelta(days=3)] * 2  # by line item, by project
+    assert start_times(grouped, "/costs") == [TODAY - timedelta(days=3)] * 3  # ungrouped, by line item, by project
     # `breakdown --days 30` wants 60 days: only the 30 older ones are fetched, and they end before the stored.
     grouped.state.requests.clear()
     clock.now += timedelta(minutes=5)

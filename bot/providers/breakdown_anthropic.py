@@ -105,10 +105,12 @@ async def fetch_anthropic_breakdown(request: FetchRequest, until: date) -> Break
     }
     headers = admin_headers(request)
 
-    def report(path: str, group_by: str) -> Awaitable[list[Any]]:
-        return all_pages(request, path, headers, {**window, "group_by[]": group_by}, PROVIDER)
+    def report(path: str, group_by: str | None) -> Awaitable[list[Any]]:
+        grouping = {"group_by[]": group_by} if group_by else {}
+        return all_pages(request, path, headers, {**window, **grouping}, PROVIDER)
 
-    by_description, by_workspace, by_model, by_key, workspace_names = await gather_all(
+    ungrouped, by_description, by_workspace, by_model, by_key, workspace_names = await gather_all(
+        report(COST_REPORT, None),  # the day's spend, which the parts must add up to
         report(COST_REPORT, "description"),
         report(COST_REPORT, "workspace_id"),
         report(USAGE_REPORT, "model"),
@@ -119,7 +121,14 @@ async def fetch_anthropic_breakdown(request: FetchRequest, until: date) -> Break
     seen: list[set[date]] = []
     reported: set[date] = set()  # days whose description costs hold anything
 
+    totals: dict[date, Decimal] = {}
     days: set[date] = set()
+    for day, results in buckets(ungrouped, "cost report"):
+        days.add(day)
+        totals[day] = totals.get(day, Decimal(0)) + sum((dollars(r) for r in results), Decimal(0))
+    seen.append(days)
+
+    days = set()
     for day, results in buckets(by_description, "cost report"):
         days.add(day)
         for result in results:
@@ -175,4 +184,6 @@ async def fetch_anthropic_breakdown(request: FetchRequest, until: date) -> Break
         for day in day_span(request.since, last)
         if all(day in days for days in seen) and (day < today or day in reported)
     )
-    return BreakdownReport("USD", covered, tally.parts(covered), frozenset(DIMENSIONS))
+    return BreakdownReport(
+        "USD", covered, tally.parts(covered), frozenset(DIMENSIONS), {day: totals[day] for day in covered}
+    )

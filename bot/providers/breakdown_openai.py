@@ -86,10 +86,12 @@ async def fetch_openai_breakdown(request: FetchRequest, until: date) -> Breakdow
     window = {"start_time": int(start.timestamp()), "end_time": int(end.timestamp()), "bucket_width": "1d"}
     headers = request.bearer()
 
-    def report(path: str, group_by: str, limit: int) -> Awaitable[list[Any]]:
-        return all_pages(request, path, headers, {**window, "group_by": group_by, "limit": limit}, PROVIDER)
+    def report(path: str, group_by: str | None, limit: int) -> Awaitable[list[Any]]:
+        grouping = {"group_by": group_by} if group_by else {}
+        return all_pages(request, path, headers, {**window, **grouping, "limit": limit}, PROVIDER)
 
-    by_line, by_project, by_model, by_key, project_names = await gather_all(
+    ungrouped, by_line, by_project, by_model, by_key, project_names = await gather_all(
+        report(COSTS, None, COSTS_LIMIT),  # the day's spend, which the parts must add up to
         report(COSTS, "line_item", COSTS_LIMIT),
         report(COSTS, "project_id", COSTS_LIMIT),
         report(USAGE, "model", USAGE_LIMIT),
@@ -101,7 +103,14 @@ async def fetch_openai_breakdown(request: FetchRequest, until: date) -> Breakdow
     seen: list[set[date]] = []
     reported: set[date] = set()  # days whose line-item costs hold anything
 
+    totals: dict[date, Decimal] = {}
     days: set[date] = set()
+    for day, results in buckets(ungrouped, "costs"):
+        days.add(day)
+        totals[day] = totals.get(day, Decimal(0)) + sum((cost_of(r, currencies) for r in results), Decimal(0))
+    seen.append(days)
+
+    days = set()
     for day, results in buckets(by_line, "costs"):
         days.add(day)
         for result in results:
@@ -156,4 +165,6 @@ async def fetch_openai_breakdown(request: FetchRequest, until: date) -> Breakdow
         if all(day in days for days in seen) and (day < today or day in reported)
     )
     currency = currencies.pop() if currencies else "USD"
-    return BreakdownReport(currency, covered, tally.parts(covered), frozenset(DIMENSIONS))
+    return BreakdownReport(
+        currency, covered, tally.parts(covered), frozenset(DIMENSIONS), {day: totals[day] for day in covered}
+    )

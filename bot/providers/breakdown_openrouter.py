@@ -7,6 +7,7 @@ current day's rows so far."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from bot.breakdown import BreakdownReport, Dimension
@@ -53,7 +54,12 @@ async def fetch_openrouter_breakdown(request: FetchRequest, until: date) -> Brea
         # Today counts only once it has rows: none yet may be lag, which is unknown rather than $0.
         covered |= today_days
     days = tuple(sorted(covered))
-    return BreakdownReport("USD", days, tally.parts(days), frozenset(DIMENSIONS))
+    parts = tally.parts(days)
+    # The activity rows are OpenRouter's only account of spend, and each names its model: they are the total.
+    totals = {day: Decimal(0) for day in days}
+    for part in parts:
+        totals[part.day] += part.cost or Decimal(0)
+    return BreakdownReport("USD", days, parts, frozenset(DIMENSIONS), totals)
 
 
 def _read(body: Any, tally: Tally, wanted: set[date], found: set[date] | None = None) -> None:

@@ -101,4 +101,4 @@ class DemoProvider(
         asked = (request.since + timedelta(days=n) for n in range((until - request.since).days + 1))
         days = [d for d in asked if d in by_day and d <= today]
         parts = tuple(part for d in days for part in _day_parts(d, by_day[d]))
-        return BreakdownReport("USD", tuple(days), parts, frozenset(Dimension))
+        return BreakdownReport("USD", tuple(days), parts, frozenset(Dimension), {d: by_day[d] for d in days})

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.store.alert_states import AlertStateStore
-from bot.store.breakdowns import BreakdownDay, BreakdownStore
+from bot.store.breakdowns import Answered, BreakdownDay, BreakdownStore
 from bot.store.database import MIGRATIONS_DIR, Database, StoreError, database_problem, is_database_error
 from bot.store.history import HistoryStore, Housekeeping
 from bot.store.outbox import NewMessage, OutboxItem, OutboxStore
@@ -18,6 +18,7 @@ from bot.store.settings import AuditEntry, SettingsStore, Subscription, Threshol
 __all__ = [
     "MIGRATIONS_DIR",
     "AccountReadings",
+    "Answered",
     "AuditEntry",
     "BreakdownDay",
     "Housekeeping",

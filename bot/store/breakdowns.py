@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,6 +28,16 @@ class BreakdownDay:
     final: bool  # answered after the day had settled: never asked for again
     currency: str | None
     fetched_at: datetime
+    total: Decimal | None = None  # the day's spend from the ungrouped costs, where the source gave it
+
+
+@dataclass(slots=True)
+class Answered:
+    """The days one account's breakdown source answered for, with their totals and the newest currency."""
+
+    days: set[date] = field(default_factory=set)
+    totals: dict[date, Decimal] = field(default_factory=dict)  # from the ungrouped costs, where given
+    currency: str | None = None
 
 
 class BreakdownStore:
@@ -65,6 +75,7 @@ class BreakdownStore:
                         "reported": day in reported,
                         "final": day in reported and day < settled_before,
                         "currency": report.currency if day in reported else None,
+                        "total": _text(report.totals.get(day)) if day in reported else None,
                         "fetched_at": now,
                     }
                     for day in days
@@ -86,7 +97,12 @@ class BreakdownStore:
         async with self.engine.connect() as connection:
             for row in (await connection.execute(query)).mappings():
                 result[row["account"]][row["day"]] = BreakdownDay(
-                    row["day"], row["reported"], row["final"], row["currency"], row["fetched_at"]
+                    row["day"],
+                    row["reported"],
+                    row["final"],
+                    row["currency"],
+                    row["fetched_at"],
+                    None if row["total"] is None else Decimal(row["total"]),
                 )
         return result
 
@@ -119,28 +135,27 @@ class BreakdownStore:
             result[account].add(_date(day))
         return result
 
-    async def answered(
-        self, accounts: Iterable[str], since: date, until: date
-    ) -> dict[str, tuple[set[date], str | None]]:
-        """The days of each account the provider answered for, and the currency of the newest of them."""
+    async def answered(self, accounts: Iterable[str], since: date, until: date) -> dict[str, Answered]:
+        """The days of each account the provider answered for, their totals, and the newest one's currency."""
         names = list(accounts)
-        result: dict[str, tuple[set[date], str | None]] = {name: (set(), None) for name in names}
+        result = {name: Answered() for name in names}
         if not names:
             return result
+        c = breakdown_days.c
         query = (
-            sa.select(breakdown_days.c.account, breakdown_days.c.day, breakdown_days.c.currency)
-            .where(
-                breakdown_days.c.account.in_(names),
-                breakdown_days.c.day.between(since, until),
-                breakdown_days.c.reported,
-            )
-            .order_by(breakdown_days.c.day)
+            sa.select(c.account, sa.type_coerce(c.day, sa.String), c.currency, c.total)
+            .where(c.account.in_(names), c.day.between(since, until), c.reported)
+            .order_by(c.day)
         )
         async with self.engine.connect() as connection:
-            for account, day, currency in await connection.execute(query):
-                days, _ = result[account]
-                days.add(day)
-                result[account] = (days, currency)
+            rows = (await connection.execute(query)).tuples().all()
+        for account, text, currency, total in rows:
+            day = _date(text)
+            answered = result[account]
+            answered.days.add(day)
+            answered.currency = currency
+            if total is not None:
+                answered.totals[day] = Decimal(total)
         return result
 
     async def parts(
@@ -216,3 +231,7 @@ def _part_row(account: str, part: BreakdownPart) -> dict[str, Any]:
 def _date(value: Any) -> date:
     """A day read without the Date type's processing: text on SQLite, a date already on PostgreSQL."""
     return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)

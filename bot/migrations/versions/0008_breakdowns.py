@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("reported", sa.Boolean, nullable=False),
         sa.Column("final", sa.Boolean, nullable=False),
         sa.Column("currency", CURRENCY),
+        sa.Column("total", MONEY),
         sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("account", "day", name="pk_breakdown_days"),
     )
