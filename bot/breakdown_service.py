@@ -152,14 +152,16 @@ class Breakdowns:
         self._failed_at.pop(account.name, None)
         return None
 
-    async def refresh_within(self, accounts: Sequence[Account], days: int, wait: float | None) -> dict[str, str]:
+    async def refresh_within(
+        self, accounts: Sequence[Account], days: int, wait: float | None, *, max_age: timedelta = MAX_AGE
+    ) -> dict[str, str]:
         """`refresh`, waited for at most `wait` seconds (chat answers; None: until done): a slow fetch goes on in
         the background and its accounts are reported as not refreshed."""
         if wait is None:
-            return await self.refresh(accounts, days=days)
+            return await self.refresh(accounts, days=days, max_age=max_age)
         try:
             # `refresh` shields each account's fetch: cancelling the wait leaves the fetches running.
-            return await asyncio.wait_for(self.refresh(accounts, days=days), wait)
+            return await asyncio.wait_for(self.refresh(accounts, days=days, max_age=max_age), wait)
         except TimeoutError:
             slow = f"the provider did not answer within {wait:g} s; the fetch goes on in the background"
             return {a.name: slow for a in accounts if a.name in self._running}
