@@ -17,7 +17,7 @@ from bot.breakdown_table import BreakdownTable, Driver, build_table, drivers, wi
 from bot.models import Account
 from bot.money import storable
 from bot.providers import PROVIDERS
-from bot.providers.base import BadResponseError, ProviderError, UnavailableError
+from bot.providers.base import AuthError, BadResponseError, ProviderError, UnavailableError
 from bot.store import Answered
 from bot.text import redact
 
@@ -30,7 +30,8 @@ MAX_AGE = timedelta(hours=1)  # a day not yet final is asked for again at most t
 SETTLE_DAYS = 3  # providers settle late costs for a few days (as for the daily spend): then a day is final
 BACKGROUND_DAYS = 30  # what the poller keeps current: the chart's 30 days, the summary's 8
 NO_BREAKDOWN = "no breakdown from this provider"
-MAX_RUNS = 3
+CHUNK_DAYS = 31  # a month of days per fetch: one page of a usage report at daily width
+AUTH_BACKOFF = timedelta(days=1)  # a refused key is asked again after a poll once a day, not every hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,8 @@ class Breakdowns:
         self.monitor = monitor
         self.store = monitor.store.breakdowns
         self._running: dict[str, asyncio.Task[str | None]] = {}
-        self._failed_at: dict[str, datetime] = {}  # when each account's last fetch failed (this process)
+        # When each account's last fetch failed (in this process), and whether its key was refused.
+        self._failed_at: dict[str, tuple[datetime, bool]] = {}
 
     async def refresh(
         self,
@@ -87,11 +89,7 @@ class Breakdowns:
         In the `background` (after a poll) an account whose fetch failed is left alone for `max_age` too: a
         failing source gets its requests at most hourly, as a working one does."""
         now = self.monitor.clock()
-        wanted = [
-            a
-            for a in accounts
-            if gives(a) and not (background and now - self._failed_at.get(a.name, now - max_age) < max_age)
-        ]
+        wanted = [a for a in accounts if gives(a) and not (background and self._resting(a.name, now, max_age))]
         if not wanted:
             return {}
         today = now.date()
@@ -112,6 +110,13 @@ class Breakdowns:
             if error is not None:
                 errors[name] = error
         return errors
+
+    def _resting(self, name: str, now: datetime, max_age: timedelta) -> bool:
+        """True while an account whose last fetch failed is left alone after polls."""
+        failed = self._failed_at.get(name)
+        if failed is None:
+            return False
+        return now - failed[0] < (AUTH_BACKOFF if failed[1] else max_age)
 
     def running(self) -> set[asyncio.Task[str | None]]:
         """Breakdown fetches under way (the monitor lets them finish, or cancels them, when it closes)."""
@@ -145,7 +150,7 @@ class Breakdowns:
                 asked = [since + timedelta(days=n) for n in range((until - since).days + 1)]
                 await self.store.save(account.name, asked, report, settled_before=settled_before, now=now)
         except ProviderError as exc:
-            self._failed_at[account.name] = now
+            self._failed_at[account.name] = (now, isinstance(exc, AuthError))
             message = redact(exc.message, account.secret_values())
             log.warning("breakdown fetch failed for %s: %s", account.name, message)
             return message
@@ -236,7 +241,13 @@ def _due_runs(account: Account, settled: set[date], first: date, today: date) ->
             else:
                 runs.append((day, day))
         day += timedelta(days=1)
-    if len(runs) > MAX_RUNS:
-        # Scattered gaps: one longer request costs less than many short ones.
-        return [(runs[0][0], runs[-1][1])]
-    return runs
+    # At most a month per fetch, newest first: each is stored as soon as it is in, so a slow source still
+    # fills a long window over a few refreshes, and the days shown first arrive first. Final days between
+    # gaps are never asked for again.
+    chunks = []
+    for since, until in reversed(runs):
+        while until >= since:
+            start = max(since, until - timedelta(days=CHUNK_DAYS - 1))
+            chunks.append((start, until))
+            until = start - timedelta(days=1)
+    return chunks

@@ -95,14 +95,14 @@ def build_table(
     total, gap = _reconcile(dimension, current, spend, answered, first, last)
     prior: dict[str, Decimal] = {}
     prior_gap: Decimal | None = None
-    if previous is not None:
+    known_prior = False
+    if previous is not None and all(day in answered for day in _days(*previous)):
+        # Only a previous period broken down on every day says what each entry cost then: with a day missing
+        # (out of the source's reach, a failed fetch) an entry's "change" would be invented.
         before = _in(parts, *previous)
-        prior_total, prior_gap = _reconcile(dimension, before, spend, answered, *previous)
-        if prior_total is not None:
-            prior = _costs(before)
-        else:
-            prior_gap = None
-    known_prior = previous is not None and bool(prior or prior_gap is not None)
+        _prior_total, prior_gap = _reconcile(dimension, before, spend, answered, *previous)
+        prior = _costs(before)
+        known_prior = True
     rows = []
     for key, (label, cost, input_tokens, cached, output_tokens, requests) in _sums(current).items():
         rows.append(
@@ -243,7 +243,8 @@ def _reconcile(
     day = first
     while day <= last:
         day_spend = spend.get(day)
-        if day_spend is None and day in answered:
+        if day_spend is None and day in answered and dimension is not Dimension.KEY:
+            # Unknown ungrouped spend: the parts are all there is. Keys carry no money, so they never stand in.
             day_spend = parts_by_day.get(day, Decimal(0))
         if day_spend is not None:
             total = (total or Decimal(0)) + day_spend
@@ -254,6 +255,11 @@ def _reconcile(
 
 
 def _share(cost: Decimal | None, total: Decimal | None) -> Decimal | None:
-    if cost is None or not total or total <= 0:
+    # A share is a fraction from 0 to 1: a negative amount (a credit, parts ahead of the total) has none.
+    if cost is None or cost < 0 or not total or total <= 0:
         return None
-    return (cost / total).quantize(SHARE_PLACES)
+    return min(cost / total, Decimal(1)).quantize(SHARE_PLACES)
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]

@@ -33,7 +33,7 @@ from bot.providers.base import (
     ProviderHttp,
     UnavailableError,
 )
-from bot.store import AccountReadings, Housekeeping, Store, is_database_error
+from bot.store import AccountReadings, Housekeeping, Store, database_problem, is_database_error
 from bot.text import redact
 from bot.views import needed_since, read_views
 
@@ -296,7 +296,22 @@ class Monitor:
 
     async def upkeep(self) -> None:
         """The leader's work after a poll, in the background: breakdowns kept current, spend by model of the
-        month into the metrics, then housekeeping."""
+        month into the metrics, then housekeeping (which runs whatever happened to the breakdowns)."""
+        await self._extra("breakdown upkeep", self._breakdown_upkeep())
+        await self.prune()
+
+    async def _extra(self, name: str, work: Awaitable[None]) -> None:
+        """Run work that is extra to the readings (breakdowns): its failure is logged, never passed on."""
+        try:
+            await work
+        except Exception as exc:
+            if not is_database_error(exc):
+                log.exception("%s failed; it runs again after the next poll", name)
+            else:  # one line per poll while the database is away, not a traceback
+                problem = database_problem(self.settings.database_url, exc)
+                log.error("%s failed; it runs again after the next poll: %s", name, problem)
+
+    async def _breakdown_upkeep(self) -> None:
         accounts = self.accounts()
         if self.settings.breakdowns:
             await self.breakdowns.refresh(accounts, background=True)
@@ -310,7 +325,6 @@ class Monitor:
             self.metrics.observe_models(
                 parts, {name: days.currency for name, days in answered.items()}, month_start
             )
-        await self.prune()
 
     async def prune(self, *, budget: float | None = None) -> Housekeeping:
         """Housekeeping in short transactions: delivered messages, readings and days older than the retention,
@@ -324,5 +338,6 @@ class Monitor:
         now = self.clock()
         await self.store.outbox.prune(now - retention)
         await self.store.readings.prune_spend(now, retention, keep)
-        await self.store.breakdowns.prune((now - retention).date())
-        return await self.store.history.housekeeping(now, retention, budget=budget)
+        report = await self.store.history.housekeeping(now, retention, budget=budget)
+        await self._extra("breakdown pruning", self.store.breakdowns.prune((now - retention).date()))
+        return report

@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from bot.breakdown import UNATTRIBUTED, Dimension
 from bot.config import Account, AppConfig
@@ -313,3 +315,73 @@ async def test_breakdowns_off_fetches_nothing_after_polls(
     (table,) = await monitor.breakdowns.tables([account], Dimension.MODEL, 7)  # on demand, still
     assert table.table is not None
     assert grouped.state.count("openai", "/usage/completions") > 0
+
+
+async def test_a_long_window_is_fetched_a_month_at_a_time_newest_first(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, grouped: FakeBreakdownServer
+) -> None:
+    account = make_account("oa", "openai", grouped.base_url("openai"))
+    monitor = monitor_for(tmp_path, store, http, [account], Clock(NOON))
+    await monitor.breakdowns.refresh([account], days=70)
+    firsts = [
+        (
+            datetime.fromtimestamp(int(r.query["start_time"][0]), UTC).date(),
+            datetime.fromtimestamp(int(r.query["end_time"][0]), UTC).date(),
+        )
+        for r in grouped.state.of("openai", "/usage/completions")
+        if "page" not in r.query and r.query.get("group_by") == ["model"]
+    ]
+    # 71 days: today and the 30 before, the 31 before those, then the 9 oldest (end times are exclusive).
+    assert firsts == [
+        (TODAY - timedelta(days=30), TODAY),  # ends at the request's now: noon today
+        (TODAY - timedelta(days=61), TODAY - timedelta(days=30)),
+        (TODAY - timedelta(days=70), TODAY - timedelta(days=61)),
+    ]
+    stored = (await store.breakdowns.days(["oa"], TODAY - timedelta(days=80), TODAY))["oa"]
+    assert sorted(stored) == [TODAY - timedelta(days=n) for n in range(70, -1, -1)]
+
+
+async def test_a_refused_key_is_left_alone_after_polls_for_a_day_but_not_when_asked(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, grouped: FakeBreakdownServer
+) -> None:
+    clock = Clock(NOON)
+    account = make_account("oa", "openai", grouped.base_url("openai"), api_key="bad")
+    monitor = monitor_for(tmp_path, store, http, [account], clock)
+    errors = await monitor.breakdowns.refresh([account], background=True)
+    assert "sk-admin" in errors["oa"]  # the hint says which key is needed
+    asked = len(grouped.state.requests)
+    clock.now += timedelta(hours=23)
+    assert await monitor.breakdowns.refresh([account], background=True) == {}
+    assert len(grouped.state.requests) == asked
+    (table,) = await monitor.breakdowns.tables([account], Dimension.MODEL, 7)
+    assert len(grouped.state.requests) > asked
+    assert table.note is not None
+    assert "refused the key" in table.note
+    clock.now += timedelta(hours=2)
+    asked = len(grouped.state.requests)
+    await monitor.breakdowns.refresh([account], background=True)
+    assert len(grouped.state.requests) == asked  # the on-demand failure an hour ago restarted the day
+    clock.now += timedelta(days=1)
+    await monitor.breakdowns.refresh([account], background=True)
+    assert len(grouped.state.requests) > asked
+
+
+async def test_a_broken_breakdown_store_costs_housekeeping_nothing(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    demo = make_account("demo", "demo", "https://demo.invalid", api_key="demo")
+    monitor = monitor_for(tmp_path, store, http, [demo], Clock(NOON))
+    async with store.engine.begin() as connection:
+        await connection.execute(sa.text("DROP TABLE breakdown_days"))
+    pruned: list[bool] = []
+    original = monitor.prune
+
+    async def prune(*, budget: float | None = None) -> Any:
+        pruned.append(True)
+        return await original(budget=budget)
+
+    monitor.prune = prune  # type: ignore[method-assign]
+    await monitor.upkeep()
+    assert pruned == [True]
+    assert "breakdown upkeep failed" in caplog.text
+    assert "breakdown pruning failed" in caplog.text

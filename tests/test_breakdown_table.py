@@ -75,12 +75,32 @@ def test_change_is_against_the_previous_period_of_the_same_length() -> None:
         part(days_back(8), "a", "100"),  # before both periods: ignored
     ]
     spend = {days_back(1): D("6"), days_back(5): D("2"), days_back(8): D("100")}
-    table = build_table(MODEL, parts, spend, spend.keys(), first, last, previous=previous)
+    answered = [days_back(n) for n in range(1, 9)]  # quiet days answered too: they spent nothing
+    table = build_table(MODEL, parts, spend, answered, first, last, previous=previous)
     rows = {r.key: r for r in table.rows}
     assert rows["a"].previous_cost == D("2")
     assert rows["a"].change == D("3")
     assert rows["new"].previous_cost == D("0")
     assert rows["new"].change == D("1")
+    # One day of the previous period not broken down (out of reach, a failed fetch): no change is invented.
+    partly = build_table(MODEL, parts, spend, [d for d in answered if d != days_back(6)], first, last,
+                         previous=previous)  # fmt: skip
+    assert [(r.previous_cost, r.change) for r in partly.rows] == [(None, None), (None, None)]
+
+
+def test_keys_without_known_spend_give_no_total_rather_than_zero() -> None:
+    key_parts = [BreakdownPart(days_back(1), Dimension.KEY, "key_a", "key_a", None, 1000)]
+    table = build_table(Dimension.KEY, key_parts, {}, [days_back(1)], *window(7, TODAY))
+    assert table.total is None
+    assert table.rows[0].input_tokens == 1000
+
+
+def test_a_share_is_a_fraction_from_0_to_1_and_a_negative_amount_has_none() -> None:
+    parts = [part(days_back(1), "a", "12"), part(days_back(1), "credit", "-2")]
+    table = build_table(MODEL, parts, {days_back(1): D("10")}, [days_back(1)], *window(7, TODAY))
+    shares = {r.key: r.share for r in table.rows}
+    assert shares == {"a": D("1"), "credit": None}
+    assert sum(r.cost for r in table.rows if r.cost is not None) == table.total
 
 
 def test_no_previous_change_when_the_previous_period_is_unknown() -> None:
@@ -136,6 +156,7 @@ def test_rows_always_add_up_to_the_total(
     in_window = [d for d in spend if window(days, TODAY)[0] <= d <= window(days, TODAY)[1]]
     assert table.total == (sum((spend[d] for d in in_window), D(0)) if in_window else None)
     assert sum((r.cost for r in table.rows if r.cost is not None), D(0)) == (table.total or D(0))
+    assert all(r.share is None or D(0) <= r.share <= D(1) for r in table.rows)
 
 
 def test_drivers_are_the_top_three_against_their_seven_day_median() -> None:
