@@ -22,7 +22,7 @@ from adapters.console import ConsoleAdapter
 from adapters.discord.adapter import DiscordAdapter
 from adapters.slack.adapter import SlackAdapter
 from bot.chart_stacked import render_stacked, stacked_by_model
-from bot.commands import CommandError, Verb, parse_command
+from bot.commands import Command, CommandError, Verb, command_from_words, parse_command, with_account_option
 from bot.config import AppConfig
 from bot.store import Store
 from bot.web import start_http
@@ -63,6 +63,7 @@ async def _seed(store: Store, *, fetched_at: datetime | None = None) -> None:
         ("/credits breakdown oa 30", "oa", 30),
         ("credits breakdown 90", None, 90),
         ("credits breakdown 1", None, 1),
+        ("credits breakdown 30 oa", "oa", 30),  # either order
     ],
 )
 def test_breakdown_words(text: str, account: str | None, days: int) -> None:
@@ -80,6 +81,8 @@ def test_breakdown_words(text: str, account: str | None, days: int) -> None:
         ("breakdown oa week", "'week' is not a number of days"),
         ("breakdown nope", "unknown account 'nope'"),
         ("breakdown oa 7 more", "too many arguments"),
+        ("breakdown 30 nope", "unknown account 'nope'"),
+        ("breakdown week oa", "'week' is not a number of days"),
     ],
 )
 def test_bad_breakdown_words_get_one_line_with_usage(text: str, problem: str) -> None:
@@ -92,6 +95,13 @@ def test_bad_breakdown_words_get_one_line_with_usage(text: str, problem: str) ->
 def test_a_number_is_an_account_when_one_has_that_name() -> None:
     assert parse_command("breakdown 30", ["30"]).account == "30"
     assert parse_command("breakdown 30 5", ["30"]).days == 5
+    assert parse_command("breakdown 5 30", ["30"]) == Command(Verb.BREAKDOWN, account="30", days=5)
+    assert parse_command("breakdown 30 oa", ["30", "oa"]) == Command(Verb.BREAKDOWN, account="oa", days=30)
+    names = [*ACCOUNTS, "30"]
+    typed = command_from_words(Verb.BREAKDOWN, ["30"], names)  # Discord's `days=30`, as `Handler.typed` parses it
+    assert typed == Command(Verb.BREAKDOWN, days=30)
+    assert with_account_option(typed, "oa", names) == Command(Verb.BREAKDOWN, account="oa", days=30)
+    assert with_account_option(command_from_words(Verb.BREAKDOWN, [], names), "30", names).account == "30"
 
 
 @pytest.mark.parametrize(
