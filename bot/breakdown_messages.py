@@ -17,7 +17,7 @@ from bot.breakdown_report import (
 )
 from bot.breakdown_service import AccountBreakdown
 from bot.breakdown_table import BreakdownRow
-from bot.chart_stacked import CHART_DAYS, StackedSeries
+from bot.chart_stacked import CHART_DAYS, NO_BREAKDOWN_YET, StackedSeries, not_reported
 from bot.formatting import UNKNOWN, time_text
 from bot.messages import Field, Message, Section
 from bot.models import Severity
@@ -81,11 +81,18 @@ def breakdown_message(items: Sequence[AccountBreakdown], now: datetime) -> Messa
     )
 
 
+def _model_line(series: StackedSeries) -> str:
+    if series.total is None:
+        return f"{series.account}: {NO_BREAKDOWN_YET}"
+    line = f"{series.account}: {Money(series.total, series.currency).format()} by model"
+    return f"{line} ({not_reported(series)})" if series.missing else line
+
+
 def models_chart_message(
     series: Sequence[StackedSeries], notes: Mapping[str, str], chart: bytes | None, now: datetime
 ) -> Message:
     """The reply to `credits chart models`: the chart, each account's 30-day total, and why others have none."""
-    lines = [f"{s.account}: {Money(s.total, s.currency).format()} by model" for s in series]
+    lines = [_model_line(s) for s in series]
     lines += [f"{name}: {note}" for name, note in notes.items()]
     days = series[0].days if series else ()
     period = f" ({days[0].isoformat()} to {days[-1].isoformat()})" if days else ""

@@ -162,28 +162,33 @@ def drivers(
 
 
 def stacked(
-    parts: Sequence[BreakdownPart], days: Sequence[date], *, top: int = 5
-) -> tuple[list[str], dict[str, list[Decimal]]]:
+    parts: Sequence[BreakdownPart], days: Sequence[date], *, answered: Iterable[date], top: int = 5
+) -> tuple[list[str], dict[str, list[Decimal | None]]]:
     """Cost per day of the `top` entries over `days` (largest first) and the rest as "other": labels and one
-    value per day for each."""
+    value per day for each, None on a day the source did not answer (a gap, never zero)."""
+    # Only what the provider said counts: parts of a day it did not answer are left out of ranks and sums.
+    said = set(answered)
+    index = {day: n for n, day in enumerate(days) if day in said}
     totals: dict[str, Decimal] = defaultdict(Decimal)
     labels: dict[str, str] = {}
     for part in parts:
-        if part.cost is not None and days[0] <= part.day <= days[-1]:
+        if part.cost is not None and part.day in index:
             totals[part.key] += part.cost
             labels[part.key] = part.label
     ranked = sorted(totals, key=lambda key: (-totals[key], key))
     chosen, rest = ranked[:top], set(ranked[top:])
-    index = {day: n for n, day in enumerate(days)}
-    series: dict[str, list[Decimal]] = {labels[key]: [Decimal(0)] * len(days) for key in chosen}
+    # An answered day without an entry's part is a day it spent nothing: zero there, a gap elsewhere.
+    empty: list[Decimal | None] = [Decimal(0) if day in index else None for day in days]
+    series = {labels[key]: list(empty) for key in chosen}
     if rest:
-        series[OTHER_LABEL] = [Decimal(0)] * len(days)
+        series[OTHER_LABEL] = list(empty)
     for part in parts:
         if part.cost is None or part.day not in index:
             continue
         name = labels[part.key] if part.key in chosen else OTHER_LABEL if part.key in rest else None
         if name is not None:
-            series[name][index[part.day]] += part.cost
+            value = series[name][index[part.day]]
+            series[name][index[part.day]] = (value or Decimal(0)) + part.cost
     return list(series), series
 
 

@@ -43,17 +43,26 @@ LABEL_WIDTH = 28
 
 @dataclass(frozen=True)
 class StackedSeries:
-    """One account's panel: the spend of each of its top models (and "other") per day, oldest first."""
+    """One account's panel: the spend of each of its top models (and "other") per day, oldest first; a day the
+    provider did not answer is None in every series."""
 
     account: str
     currency: str
     days: tuple[date, ...]
-    values: dict[str, list[Decimal]]  # label -> one value per day, largest model first, "other" last
+    values: dict[str, list[Decimal | None]]  # label -> one value per day, largest model first, "other" last
+    answered: frozenset[date]  # the days of `days` the provider answered for
 
     @property
-    def total(self) -> Decimal:
-        """Everything the panel stacks."""
-        return sum((sum(values, Decimal(0)) for values in self.values.values()), Decimal(0))
+    def missing(self) -> int:
+        """How many of the days the provider did not report."""
+        return sum(1 for day in self.days if day not in self.answered)
+
+    @property
+    def total(self) -> Decimal | None:
+        """Everything the panel stacks, over the answered days only; None when no day was answered."""
+        if self.missing == len(self.days):
+            return None
+        return sum((v for values in self.values.values() for v in values if v is not None), Decimal(0))
 
 
 async def stacked_by_model(
@@ -69,15 +78,29 @@ async def stacked_by_model(
     first, last = window(days, monitor.clock().date())
     span = tuple(first + timedelta(days=n) for n in range((last - first).days + 1))
     parts = await breakdowns.parts(wanted, Dimension.MODEL, first, last)
-    known = await monitor.store.breakdowns.days([a.name for a in wanted], first, last)
+    known = await monitor.store.breakdowns.answered([a.name for a in wanted], first, last)
     series = []
     for account in wanted:
-        _labels, values = stacked(parts[account.name], span, top=TOP_MODELS)
-        reported = [d for d in known[account.name].values() if d.currency]
-        currency = max(reported, key=lambda d: d.day).currency if reported else None
-        currency = currency or account.currency or "USD"
-        series.append(StackedSeries(account.name, currency, span, values))
+        answered = frozenset(known[account.name].days)
+        _labels, values = stacked(parts[account.name], span, answered=answered, top=TOP_MODELS)
+        currency = known[account.name].currency or account.currency or "USD"
+        series.append(StackedSeries(account.name, currency, span, values, answered))
     return series, notes
+
+
+NO_BREAKDOWN_YET = "no breakdown yet"
+
+
+def not_reported(item: StackedSeries) -> str:
+    """The days the provider did not report, in words ("3 days not reported")."""
+    return f"{item.missing} {'day' if item.missing == 1 else 'days'} not reported"
+
+
+def _panel_total(item: StackedSeries) -> str:
+    if item.total is None:
+        return NO_BREAKDOWN_YET
+    text = _money(item.total, item.currency)
+    return f"{text} ({not_reported(item)})" if item.missing else text
 
 
 def render_stacked(series: Sequence[StackedSeries], title: str, *, generated_at: datetime) -> bytes:
@@ -92,7 +115,7 @@ def render_stacked(series: Sequence[StackedSeries], title: str, *, generated_at:
     if not shown:
         ax = fig.add_subplot()
         ax.set_axis_off()
-        ax.text(0.5, 0.5, "no breakdown yet", ha="center", va="center", fontsize=HEADLINE_PT, color=GREY)
+        ax.text(0.5, 0.5, NO_BREAKDOWN_YET, ha="center", va="center", fontsize=HEADLINE_PT, color=GREY)
     else:
         axes = fig.subplots(len(shown), 1, squeeze=False)
         for ax, item in zip((row[0] for row in axes), shown, strict=True):
@@ -106,20 +129,21 @@ def render_stacked(series: Sequence[StackedSeries], title: str, *, generated_at:
 
 def _draw_panel(ax: Axes, item: StackedSeries) -> None:
     name = item.account if len(item.account) <= 40 else item.account[:39] + "…"
-    ax.set_title(
-        f"{name} — {_money(item.total, item.currency)} in {len(item.days)} days", fontsize=TITLE_PT, loc="left"
-    )
+    ax.set_title(f"{name} — last {len(item.days)} days: {_panel_total(item)}", fontsize=TITLE_PT, loc="left")
     if not item.values:
         ax.set_axis_off()
-        ax.text(0.5, 0.5, "no spend by model", transform=ax.transAxes, ha="center", va="center", color=GREY)
+        empty = NO_BREAKDOWN_YET if item.total is None else "no spend by model"
+        ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center", va="center", color=GREY)
         return
     x = [float(day.toordinal()) for day in item.days]
-    bottom = [0.0] * len(x)
+    # A day the provider did not answer gets no bar at all: an empty slot, not a bar of zero.
+    shown_at = [n for n, day in enumerate(item.days) if day in item.answered]
+    bottom = [0.0] * len(shown_at)
     for index, (label, values) in enumerate(item.values.items()):
-        heights = [_finite(v) for v in values]
+        heights = [_finite(values[n] or Decimal(0)) for n in shown_at]
         colour = OTHER_COLOUR if label == OTHER_LABEL else PALETTE[index % len(PALETTE)]
         shown = label if len(label) <= LABEL_WIDTH else label[: LABEL_WIDTH - 1] + "…"
-        ax.bar(x, heights, bottom=bottom, width=0.8, color=colour, label=shown, linewidth=0)
+        ax.bar([x[n] for n in shown_at], heights, bottom=bottom, width=0.8, color=colour, label=shown, linewidth=0)
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     high = max(bottom, default=0.0) or 1.0
     ax.set_ylim(0, high * 1.1)

@@ -166,6 +166,10 @@ def command_from_words(verb: Verb, words: list[str], accounts: Collection[str]) 
     """A command from its verb and argument words (typed options), validated as a typed line would be."""
     if verb is Verb.CREDITS:
         return _optional_account(verb, words, accounts)
+    if verb is Verb.BREAKDOWN:
+        # Typed options come by name and the account has its own: the word here is always the days, even when
+        # an account is named like a number.
+        return _breakdown_days(verb, words)
     return _PARSERS[verb](verb, words, accounts)
 
 
@@ -199,22 +203,38 @@ def _chart(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:
 
 
 def _breakdown(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:
-    """`[account] [days]`; a number is the days unless an account has that name."""
+    """`[account] [days]` in either order; a number is the days unless an account has that name."""
     if len(args) > 2:
         raise _fail(verb, "too many arguments")
-    account = None
-    if args and (len(args) == 2 or args[0] in accounts or not _NUMBER.fullmatch(args[0])):
-        account = _account(verb, args[0], accounts)
-        args = args[1:]
-    days = DEFAULT_BREAKDOWN_DAYS
-    if args:
-        token = args[0]
-        if not _NUMBER.fullmatch(token):
-            raise _fail(verb, f"'{_shown(token)}' is not a number of days")
-        if not (token.isdigit() and 1 <= int(token) <= MAX_BREAKDOWN_DAYS):
-            raise _fail(verb, f"days must be a whole number from 1 to {MAX_BREAKDOWN_DAYS}, not {_shown(token)}")
-        days = int(token)
-    return Command(verb, account=account, days=days)
+    if len(args) == 2:
+        first, second = args
+        # The likelier account goes first: a known name before an unknown one, then a word before a number, so
+        # `30 oa` reads as `oa 30` while an account named `30` still works as written.
+        if _account_likeness(second, accounts) > _account_likeness(first, accounts):
+            first, second = second, first
+        return Command(verb, account=_account(verb, first, accounts), days=_days(verb, second))
+    if args and (args[0] in accounts or not _NUMBER.fullmatch(args[0])):
+        return Command(verb, account=_account(verb, args[0], accounts), days=DEFAULT_BREAKDOWN_DAYS)
+    return _breakdown_days(verb, args)
+
+
+def _breakdown_days(verb: Verb, args: list[str]) -> Command:
+    """`[days]` alone: a slash command's `days` option, the account being an option of its own."""
+    if len(args) > 1:
+        raise _fail(verb, "too many arguments")
+    return Command(verb, days=_days(verb, args[0]) if args else DEFAULT_BREAKDOWN_DAYS)
+
+
+def _account_likeness(token: str, accounts: Collection[str]) -> tuple[bool, bool]:
+    return token in accounts, not _NUMBER.fullmatch(token)
+
+
+def _days(verb: Verb, token: str) -> int:
+    if not _NUMBER.fullmatch(token):
+        raise _fail(verb, f"'{_shown(token)}' is not a number of days")
+    if not (token.isdigit() and 1 <= int(token) <= MAX_BREAKDOWN_DAYS):
+        raise _fail(verb, f"days must be a whole number from 1 to {MAX_BREAKDOWN_DAYS}, not {_shown(token)}")
+    return int(token)
 
 
 def _no_arguments(verb: Verb, args: list[str], accounts: Collection[str]) -> Command:

@@ -21,8 +21,11 @@ import pytest
 from adapters.console import ConsoleAdapter
 from adapters.discord.adapter import DiscordAdapter
 from adapters.slack.adapter import SlackAdapter
+from bot.breakdown import BreakdownPart, BreakdownReport, Dimension
+from bot.breakdown_messages import models_chart_message
+from bot.breakdown_table import stacked
 from bot.chart_stacked import render_stacked, stacked_by_model
-from bot.commands import CommandError, Verb, parse_command
+from bot.commands import Command, CommandError, Verb, command_from_words, parse_command, with_account_option
 from bot.config import AppConfig
 from bot.store import Store
 from bot.web import start_http
@@ -63,6 +66,7 @@ async def _seed(store: Store, *, fetched_at: datetime | None = None) -> None:
         ("/credits breakdown oa 30", "oa", 30),
         ("credits breakdown 90", None, 90),
         ("credits breakdown 1", None, 1),
+        ("credits breakdown 30 oa", "oa", 30),  # either order
     ],
 )
 def test_breakdown_words(text: str, account: str | None, days: int) -> None:
@@ -80,6 +84,8 @@ def test_breakdown_words(text: str, account: str | None, days: int) -> None:
         ("breakdown oa week", "'week' is not a number of days"),
         ("breakdown nope", "unknown account 'nope'"),
         ("breakdown oa 7 more", "too many arguments"),
+        ("breakdown 30 nope", "unknown account 'nope'"),
+        ("breakdown week oa", "'week' is not a number of days"),
     ],
 )
 def test_bad_breakdown_words_get_one_line_with_usage(text: str, problem: str) -> None:
@@ -92,6 +98,13 @@ def test_bad_breakdown_words_get_one_line_with_usage(text: str, problem: str) ->
 def test_a_number_is_an_account_when_one_has_that_name() -> None:
     assert parse_command("breakdown 30", ["30"]).account == "30"
     assert parse_command("breakdown 30 5", ["30"]).days == 5
+    assert parse_command("breakdown 5 30", ["30"]) == Command(Verb.BREAKDOWN, account="30", days=5)
+    assert parse_command("breakdown 30 oa", ["30", "oa"]) == Command(Verb.BREAKDOWN, account="oa", days=30)
+    names = [*ACCOUNTS, "30"]
+    typed = command_from_words(Verb.BREAKDOWN, ["30"], names)  # Discord's `days=30`, as `Handler.typed` parses it
+    assert typed == Command(Verb.BREAKDOWN, days=30)
+    assert with_account_option(typed, "oa", names) == Command(Verb.BREAKDOWN, account="oa", days=30)
+    assert with_account_option(command_from_words(Verb.BREAKDOWN, [], names), "30", names).account == "30"
 
 
 @pytest.mark.parametrize(
@@ -135,9 +148,9 @@ async def test_stacked_chart_is_a_png_whose_series_add_up_to_the_parts(
     assert oa.total == Decimal("49.50")  # 7 x 3.00 + 7 x 2.00 + 14 x 1.00 + 0.50; today is left out
     assert oa.total == sum((p.cost or 0 for p in model_parts(today) if p.day < today), Decimal(0))
     assert list(wide.values) == ["model-12", "model-11", "model-10", "model-09", "model-08", "other"]
-    stored = sum((p.cost or 0 for p in many_parts(today)), Decimal(0))
-    assert wide.total == stored
-    assert sum(wide.values["other"], Decimal(0)) == sum(Decimal(f"0.{n:02d}") * 14 for n in range(1, 8))
+    assert (wide.total, wide.missing) == (sum((p.cost or 0 for p in many_parts(today)), Decimal(0)), 0)
+    other = sum((v or 0 for v in wide.values["other"]), Decimal(0))  # every day answered: no None among them
+    assert other == sum(Decimal(f"0.{n:02d}") * 14 for n in range(1, 8))
     png = render_stacked(series, "Spend by model", generated_at=datetime.now(UTC))
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     width, height = struct.unpack(">II", png[16:24])
@@ -145,6 +158,32 @@ async def test_stacked_chart_is_a_png_whose_series_add_up_to_the_parts(
     from matplotlib.image import imread
 
     assert imread(io.BytesIO(png)).shape[:2] == (height, width)
+
+
+async def test_days_not_answered_are_gaps_and_left_out_of_the_total(
+    tmp_path: Path, store: Store, fake: FakeProviderServer
+) -> None:
+    today = datetime.now(UTC).date()
+    asked = [today - timedelta(days=n) for n in range(31)]  # all asked just now: nothing is due
+    said = tuple(d for d in asked[1:] if (today - d).days not in (2, 5, 9))
+    parts = [BreakdownPart(d, Dimension.MODEL, "gpt-4o", "gpt-4o", Decimal(2)) for d in said]
+    parts.append(BreakdownPart(said[0], Dimension.MODEL, "o1", "o1", Decimal("0.50")))
+    report = BreakdownReport("USD", said, tuple(parts), frozenset({Dimension.MODEL}))
+    await store.breakdowns.save("oa", asked, report, settled_before=today, now=datetime.now(UTC))
+    config = AppConfig(make_settings(tmp_path), _accounts(fake)[:2], "test")  # `wide` refuses: never answered
+    async with httpx.AsyncClient() as http:
+        monitor = make_runtime(config, store, http, []).monitor
+        series, notes = await stacked_by_model(monitor, list(config.accounts))
+    oa, wide = series
+    assert {oa.values[m][n] for m in oa.values for n, d in enumerate(oa.days) if d not in said} == {None}  # no 0
+    assert (oa.total, oa.missing, oa.values["o1"].count(Decimal(0))) == (Decimal("54.50"), 3, 26)  # 27 x 2 + 0.5
+    assert (wide.total, wide.missing, wide.values) == (None, 30, {})
+    assert "could not refresh" in notes["wide"]
+    text = models_chart_message(series, {}, None, datetime.now(UTC)).text
+    assert text == "oa: $54.50 by model (3 days not reported)\nwide: no breakdown yet"
+    assert render_stacked(series, "Spend by model", generated_at=datetime.now(UTC)).startswith(b"\x89PNG")
+    labels, values = stacked(parts, oa.days, answered=said[1:])  # a stored part of a day not answered: left out
+    assert (values["gpt-4o"][-1], labels) == (None, ["gpt-4o"])
 
 
 # The console
