@@ -187,7 +187,7 @@ def test_drivers_leave_unanswered_days_out_of_the_median() -> None:
 def test_stacked_keeps_the_top_five_and_folds_the_rest_into_other() -> None:
     days = [days_back(n) for n in range(3, 0, -1)]
     parts = [part(days[i % 3], f"m{k}", str(10 - k)) for k in range(7) for i in range(2)]
-    labels, series = stacked(parts, days)
+    labels, series = stacked(parts, days, answered=days)
     assert labels == ["M0", "M1", "M2", "M3", "M4", "other"]
     total = sum((p.cost or D(0)) for p in parts)
     assert sum(sum(values) for values in series.values()) == total
