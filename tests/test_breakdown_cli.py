@@ -1,6 +1,10 @@
 """`creditbot breakdown` through its real entry point (a subprocess) over a seeded store: the JSON contract,
 rows that add up to the total with a known gap as exactly that "unattributed" amount, the tables, exit codes
-and the reserved account name."""
+and the reserved account name.
+
+The subprocess reads the real clock: a store seeded for one UTC date and a command run on the next would not
+agree, so each run is checked to have started and ended on the date it was prepared for, and is prepared again
+and run once more when the date turned in between."""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,12 @@ from tests.breakdown_seed import GAP, GAP_DAY_OFFSET, many_parts, model_parts, s
 from tests.conftest import TEST_KEYS
 
 D = Decimal
+Run = subprocess.CompletedProcess[str]
+
+
+def utc_today() -> date:
+    """The UTC date now, as the subprocess sees it."""
+    return datetime.now(UTC).date()
 
 
 def run_breakdown(tmp_path: Path, *args: str, toml: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -60,30 +71,70 @@ base_url = "http://127.0.0.1:9"
 """
 
 
-@pytest.fixture
-def seeded(tmp_path: Path) -> Path:
+def seed_store(directory: Path, today: date) -> Path:
+    """A store and configuration in `directory` seeded as if fetched just now on `today`."""
+
     async def go() -> None:
-        store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'creditbot.db'}")
-        today = datetime.now(UTC).date()
-        await seed(store, "oa", model_parts(today), gaps={today - timedelta(days=GAP_DAY_OFFSET): GAP})
-        await seed(store, "wide", many_parts(today), gaps={})
+        store = await Store.open(f"sqlite+aiosqlite:///{directory / 'creditbot.db'}")
+        gaps = {today - timedelta(days=GAP_DAY_OFFSET): GAP}
+        await seed(store, "oa", model_parts(today), gaps=gaps, today=today)
+        await seed(store, "wide", many_parts(today), gaps={}, today=today)
         await store.close()
 
+    directory.mkdir(parents=True, exist_ok=True)
     asyncio.run(go())
-    (tmp_path / "creditbot.toml").write_text(ACCOUNTS)
-    return tmp_path
+    (directory / "creditbot.toml").write_text(ACCOUNTS)
+    return directory
+
+
+class Seeded:
+    """A seeded store to run `creditbot breakdown` over, always for the UTC date the command runs on."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        today: Callable[[], date] = utc_today,
+        run: Callable[..., Run] = run_breakdown,
+    ) -> None:
+        self.root, self.today, self._run = root, today, run
+        self.seeds = 0
+        self.day = self.today()
+        self.path = self._seed()
+
+    def _seed(self) -> Path:
+        self.seeds += 1
+        return seed_store(self.root / f"seed-{self.seeds}", self.day)
+
+    def run(self, *args: str) -> Run:
+        """`creditbot breakdown ...` over a store seeded for the date the whole run fell on: seeded again for
+        the new date and run once more when the date turned before or during the run."""
+        for _attempt in range(2):
+            today = self.today()
+            if today != self.day:
+                self.day = today
+                self.path = self._seed()
+            result = self._run(self.path, *args)
+            if self.today() == self.day:  # started and ended on the seeded date: the command saw it too
+                return result
+        raise AssertionError("the UTC date turned twice while running one command")
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> Seeded:
+    return Seeded(tmp_path)
 
 
 def _by_key(account: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {row["key"]: row for row in account["rows"]}
 
 
-def test_json_follows_the_contract_and_the_rows_add_up(seeded: Path) -> None:
-    result = run_breakdown(seeded, "--json")
+def test_json_follows_the_contract_and_the_rows_add_up(seeded: Seeded) -> None:
+    result = seeded.run("--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert set(document) == {"generated_at", "accounts"}
-    datetime.fromisoformat(document["generated_at"])
+    assert datetime.fromisoformat(document["generated_at"]).date() == seeded.day
     oa, wide, ds = document["accounts"]
     assert {"name", "currency", "by", "days", "total", "rows"} <= set(oa)
     assert (oa["name"], oa["currency"], oa["by"], oa["days"]) == ("oa", "USD", "model", 7)
@@ -131,18 +182,18 @@ def test_json_follows_the_contract_and_the_rows_add_up(seeded: Path) -> None:
     assert (ds["rows"], ds["total"], ds["today"]) == ([], None, None)
 
 
-def test_the_window_is_the_days_asked_for(seeded: Path) -> None:
-    result = run_breakdown(seeded, "oa", "--days", "1", "--json")
+def test_the_window_is_the_days_asked_for(seeded: Seeded) -> None:
+    result = seeded.run("oa", "--days", "1", "--json")
     assert result.returncode == 0, result.stderr
     (oa,) = json.loads(result.stdout)["accounts"]
     assert (oa["days"], oa["total"]) == (1, 4.0)  # yesterday only: no o1, no gap
     assert {r["key"]: r["change"] for r in oa["rows"]} == {"gpt-4o": 0.0, "gpt-4o-mini": 0.0}
-    three = json.loads(run_breakdown(seeded, "oa", "--days", "3", "--json").stdout)["accounts"][0]
+    three = json.loads(seeded.run("oa", "--days", "3", "--json").stdout)["accounts"][0]
     assert _by_key(three)["unattributed"]["cost"] == 0.37  # the gap day is the third before today
 
 
-def test_tables_fold_the_tail_and_show_today_apart(seeded: Path) -> None:
-    result = run_breakdown(seeded)
+def test_tables_fold_the_tail_and_show_today_apart(seeded: Seeded) -> None:
+    result = seeded.run()
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "oa (openai) by model: last 7 days" in out
@@ -160,16 +211,16 @@ def test_tables_fold_the_tail_and_show_today_apart(seeded: Path) -> None:
     assert "ds (deepseek): no breakdown from this provider" in out
 
 
-def test_unknown_account_is_a_usage_error(seeded: Path) -> None:
-    result = run_breakdown(seeded, "nope")
+def test_unknown_account_is_a_usage_error(seeded: Seeded) -> None:
+    result = seeded.run("nope")
     assert result.returncode == 64
     assert "unknown account 'nope'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_bad_options_are_usage_errors(seeded: Path) -> None:
+def test_bad_options_are_usage_errors(seeded: Seeded) -> None:
     for args in (("--by", "colour"), ("--days", "0"), ("--days", "many")):
-        result = run_breakdown(seeded, *args)
+        result = seeded.run(*args)
         assert result.returncode == 64, args
         assert "Traceback" not in result.stderr
 
@@ -188,3 +239,22 @@ def test_an_account_named_breakdown_is_refused_with_one_line(tmp_path: Path) -> 
     assert "'breakdown' is a command word" in line
     assert "rename the account" in line
     assert result.stdout == ""
+
+
+def test_a_run_the_date_turned_under_is_seeded_again_and_run_once_more(tmp_path: Path) -> None:
+    """The guard itself: a command run across UTC midnight is not trusted; the store is seeded for the new date
+    and the command run again."""
+    day = date(2026, 3, 20)
+    dates = iter([day, day, day + timedelta(days=1), day + timedelta(days=1), day + timedelta(days=1)])
+    runs: list[Path] = []
+
+    def run(path: Path, *args: str) -> Run:
+        runs.append(path)
+        return subprocess.CompletedProcess(["creditbot", *args], 0, str(len(runs)), "")
+
+    seeded = Seeded(tmp_path, today=lambda: next(dates), run=run)
+    result = seeded.run("--json")
+    assert result.stdout == "2"  # the second run's
+    assert (seeded.day, seeded.seeds) == (day + timedelta(days=1), 2)
+    assert runs == [tmp_path / "seed-1", tmp_path / "seed-2"]
+    assert next(dates, None) is None  # the clock was read before and after each run
