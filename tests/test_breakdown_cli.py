@@ -1,6 +1,7 @@
 """`creditbot breakdown` through its real entry point (a subprocess) over a seeded store: the JSON contract,
 rows that add up to the total with a known gap as exactly that "unattributed" amount, the tables, exit codes
-and the reserved account name.
+and the reserved account name; and over the wire, against the loopback fake of the grouped billing reports,
+with a fresh database.
 
 The subprocess reads the real clock: a store seeded for one UTC date and a command run on the next would not
 agree, so each run is checked to have started and ended on the date it was prepared for, and is prepared again
@@ -24,6 +25,7 @@ import pytest
 from bot.store import Store
 from tests.breakdown_seed import GAP, GAP_DAY_OFFSET, many_parts, model_parts, seed
 from tests.conftest import TEST_KEYS
+from tests.fake_breakdown import FakeBreakdown, FakeBreakdownServer, month_of_lines
 
 D = Decimal
 Run = subprocess.CompletedProcess[str]
@@ -123,6 +125,20 @@ class Seeded:
 @pytest.fixture
 def seeded(tmp_path: Path) -> Seeded:
     return Seeded(tmp_path)
+
+
+CONTRACT_ROW = (
+    "key",
+    "label",
+    "cost",
+    "previous_cost",
+    "change",
+    "share",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "requests",
+)
 
 
 def _by_key(account: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -258,3 +274,118 @@ def test_a_run_the_date_turned_under_is_seeded_again_and_run_once_more(tmp_path:
     assert (seeded.day, seeded.seeds) == (day + timedelta(days=1), 2)
     assert runs == [tmp_path / "seed-1", tmp_path / "seed-2"]
     assert next(dates, None) is None  # the clock was read before and after each run
+
+
+# Over the wire: a fresh database, nothing seeded and no poll before, against the fake grouped reports.
+
+WIRE_PROVIDERS = ("openai", "anthropic", "openrouter")
+WIRE_GAPS = {"openai": (3, D("1.23")), "anthropic": (5, D("0.45"))}  # days before today, USD; OpenRouter has none
+WORKSPACES = {"wrkspc_main": "Production", "wrkspc_lab": "Lab"}
+
+
+@pytest.fixture
+def wire() -> Any:
+    # From 70 days back to tomorrow, so that a run the UTC date turns under finds its new today too.
+    today = utc_today()
+    first, last = today - timedelta(days=70), today + timedelta(days=1)
+    openai = month_of_lines(first, last)
+    anthropic = month_of_lines(
+        first,
+        last,
+        models=("claude-sonnet-4", "claude-haiku-4"),
+        newcomer="claude-opus-4",
+        projects=("wrkspc_main", "wrkspc_lab", None),
+        seed=19,
+    )
+    openrouter = month_of_lines(first, last, models=("openai/gpt-4o", "anthropic/claude-sonnet-4"), seed=20)
+    state = FakeBreakdown(openai=openai, anthropic=anthropic, openrouter=openrouter, workspaces=WORKSPACES)
+    for provider, (offset, amount) in WIRE_GAPS.items():
+        state.gaps[(provider, today - timedelta(days=offset))] = amount  # in the window on this date and the next
+    with FakeBreakdownServer(state) as server:
+        yield server
+
+
+def wire_toml(server: FakeBreakdownServer) -> str:
+    return "".join(
+        f'[[accounts]]\nname = "{provider}"\nprovider = "{provider}"\napi_key = "{TEST_KEYS[provider]}"\n'
+        f'base_url = "{server.base_url(provider)}"\n\n'
+        for provider in WIRE_PROVIDERS
+    )
+
+
+def run_on_one_date(tmp_path: Path, server: FakeBreakdownServer, *args: str) -> tuple[date, dict[str, Any]]:
+    """`creditbot breakdown --json ...` with a fresh database against the fake, and the UTC date it ran on
+    (its `generated_at`): run once more, with another fresh database, when the date turned during the run."""
+    for attempt in range(2):
+        directory = tmp_path / f"wire-{'-'.join(args) or 'default'}-{attempt}"
+        directory.mkdir()
+        before = utc_today()
+        result = run_breakdown(directory, "--json", *args, toml=wire_toml(server))
+        assert result.returncode == 0, result.stderr
+        document = json.loads(result.stdout)
+        day = datetime.fromisoformat(document["generated_at"]).astimezone(UTC).date()
+        if day == before:
+            return day, document
+    raise AssertionError("the UTC date turned twice while running one command")
+
+
+def _decimal(value: float) -> Decimal:
+    return D(str(value))
+
+
+def assert_adds_up(account: dict[str, Any]) -> None:
+    """The rows, unattributed included, add up to the total within the rounding of the JSON's 6 places."""
+    rows = account["rows"]
+    assert rows
+    total = sum((_decimal(r["cost"]) for r in rows), D(0))
+    assert abs(total - _decimal(account["total"])) <= D("0.0000005") * len(rows), account["name"]
+
+
+def window_spend(server: FakeBreakdownServer, provider: str, today: date, days: int = 7) -> Decimal:
+    """The fake's ungrouped spend over the last `days` days ending yesterday, to the JSON's 6 places."""
+    spend = sum((server.state.spend(provider, today - timedelta(days=n)) for n in range(1, days + 1)), D(0))
+    return spend.quantize(D("0.000001"))
+
+
+def test_over_the_wire_the_rows_add_up_to_the_ungrouped_costs_and_the_gap_is_unattributed(
+    tmp_path: Path, wire: FakeBreakdownServer
+) -> None:
+    today, document = run_on_one_date(tmp_path, wire)
+    assert set(document) == {"generated_at", "accounts"}
+    accounts = {a["name"]: a for a in document["accounts"]}
+    assert list(accounts) == list(WIRE_PROVIDERS)
+    for provider, account in accounts.items():
+        assert (account["currency"], account["by"], account["days"], account["note"]) == ("USD", "model", 7, None)
+        assert _decimal(account["total"]) == window_spend(wire, provider, today), provider
+        assert_adds_up(account)
+        rows = _by_key(account)
+        for row in account["rows"]:
+            assert set(row) == set(CONTRACT_ROW), (provider, row)
+            assert row["change"] == pytest.approx(row["cost"] - row["previous_cost"], abs=1e-6)
+            assert 0 <= row["share"] <= 1
+        if provider in WIRE_GAPS:
+            # Exactly the gap put in the window, and nothing in the 7 days before.
+            gap = WIRE_GAPS[provider][1]
+            assert (_decimal(rows["unattributed"]["cost"]), rows["unattributed"]["previous_cost"]) == (gap, 0.0)
+            assert rows["unattributed"]["input_tokens"] is None
+        else:
+            assert "unattributed" not in rows  # OpenRouter's activity rows are their own total
+        models = {line.model for line in getattr(wire.state, provider)}
+        assert set(rows) - {"unattributed"} == models
+        assert all(rows[m]["input_tokens"] for m in models), provider  # every source counts tokens by model
+    assert accounts["openai"]["today"]["partial"] is True  # today's lines are there: shown apart
+    assert _decimal(accounts["openai"]["today"]["total"]) == wire.state.spend("openai", today)
+
+
+def test_over_the_wire_by_project_names_projects_and_workspaces(tmp_path: Path, wire: FakeBreakdownServer) -> None:
+    today, document = run_on_one_date(tmp_path, wire, "--by", "project")
+    openai, anthropic, openrouter = document["accounts"]
+    for account in (openai, anthropic):
+        assert account["by"] == "project"
+        assert _decimal(account["total"]) == window_spend(wire, account["name"], today)
+        assert_adds_up(account)
+    assert {r["label"] for r in openai["rows"]} == {"Main app", "Batch jobs", "no project", "unattributed"}
+    assert {r["label"] for r in anthropic["rows"]} == {"Production", "Lab", "Default workspace", "unattributed"}
+    assert _decimal(_by_key(openai)["unattributed"]["cost"]) == WIRE_GAPS["openai"][1]
+    assert (openrouter["by"], openrouter["note"]) == ("project", "no breakdown by project from openrouter")
+    assert (openrouter["rows"], openrouter["total"], openrouter["today"]) == ([], None, None)
