@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -284,7 +284,7 @@ WORKSPACES = {"wrkspc_main": "Production", "wrkspc_lab": "Lab"}
 
 
 @pytest.fixture
-def wire() -> Any:
+def wire() -> Iterator[FakeBreakdownServer]:
     # From 70 days back to tomorrow, so that a run the UTC date turns under finds its new today too.
     today = utc_today()
     first, last = today - timedelta(days=70), today + timedelta(days=1)
