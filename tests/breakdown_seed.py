@@ -69,11 +69,13 @@ async def seed(
     *,
     gaps: dict[date, Decimal],
     fetched_at: datetime | None = None,
+    today: date | None = None,
 ) -> None:
     """Store an account's breakdown days as fetched at `fetched_at` (default now: nothing is due) and its daily
-    spend."""
+    spend, the days counted back from `today` (default the UTC date now: pass the one `parts` were made for, so
+    that a seeding across midnight stays one day)."""
     now = fetched_at or datetime.now(UTC)
-    today = datetime.now(UTC).date()
+    today = today or datetime.now(UTC).date()
     # Every day a 90-day breakdown and the 90 before it may ask for, so that no fetch is due.
     days = [today - timedelta(days=n) for n in range(0, SEEDED_DAYS)]
     report = BreakdownReport("USD", tuple(days), tuple(parts), frozenset({Dimension.MODEL}))
