@@ -17,7 +17,7 @@ from bot.clock import Clock
 from bot.messages import alert_message, alert_title
 from bot.models import AccountView, AlertEvent, AlertKind, AlertSettings, AlertState, Rule, Severity, SourceHealth
 from bot.money import Money
-from bot.store import NewMessage, Store
+from bot.store import NewMessage, Store, database_problem, is_database_error
 from bot.text import one_line
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,12 @@ class Alerting:
     async def _queue(self, events: Sequence[AlertEvent], views: dict[str, AccountView], now: datetime) -> None:
         channels = await self.channels()
         spiking = [views[e.account] for e in events if e.rule is Rule.SPIKE and e.kind is not AlertKind.RECOVERED]
-        named = await self.spike_drivers(spiking, now) if spiking else {}
+        named: dict[str, str] = {}
+        if spiking:
+            try:
+                named = await self.spike_drivers(spiking, now)
+            except Exception as exc:  # the driver is a detail: the alerts go out without it
+                log.warning("spike drivers left out: %s", store_problem(self.store, exc))
         for event in events:
             driver = named.get(event.account) if event.rule is Rule.SPIKE else None
             message = alert_message(event, views[event.account], driver=driver)
@@ -124,6 +129,13 @@ class Alerting:
                 if found is not None and found.median is not None and currency is not None:
                     result[name] = _driver_words(found, found.median, currency)
         return result
+
+
+def store_problem(store: Store, exc: Exception) -> str:
+    """One line about an unexpected failure: the database's own words and what to do, or the exception's."""
+    if is_database_error(exc):
+        return database_problem(store.engine.url, exc)
+    return one_line(f"{type(exc).__name__}: {exc}")
 
 
 def _most_above_median(candidates: Sequence[Driver]) -> Driver | None:
