@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from bot.alerts import evaluate
 from bot.breakdown import Dimension
@@ -17,13 +18,17 @@ from bot.clock import Clock
 from bot.messages import alert_message, alert_title
 from bot.models import AccountView, AlertEvent, AlertKind, AlertSettings, AlertState, Rule, Severity, SourceHealth
 from bot.money import Money
-from bot.store import NewMessage, Store
+from bot.store import NewMessage, Store, database_problem, is_database_error
 from bot.text import one_line
+
+if TYPE_CHECKING:
+    from bot.breakdown_service import Breakdowns
 
 log = logging.getLogger(__name__)
 
 MEDIAN_DAYS = 7  # the spike rule's "usual" spend: the median of the days before
 DRIVER_LABEL_CHARS = 80
+DRIVER_DAYS = 8  # the spike's day and the 7 days of its median
 
 
 @dataclass
@@ -34,6 +39,8 @@ class Alerting:
     settings: AlertSettings
     channels: Callable[[], Awaitable[list[Channel]]]
     clock: Clock
+    # Asked for the spiking accounts' newest breakdown before a driver is named; None: the store alone.
+    breakdowns: Breakdowns | None = None
 
     async def evaluate(self, views: Sequence[AccountView]) -> list[AlertEvent]:
         """Run the rules over fresh views, persist the new states and queue the resulting messages."""
@@ -74,7 +81,12 @@ class Alerting:
     async def _queue(self, events: Sequence[AlertEvent], views: dict[str, AccountView], now: datetime) -> None:
         channels = await self.channels()
         spiking = [views[e.account] for e in events if e.rule is Rule.SPIKE and e.kind is not AlertKind.RECOVERED]
-        named = await self.spike_drivers(spiking, now) if spiking else {}
+        named: dict[str, str] = {}
+        if spiking:
+            try:
+                named = await self.spike_drivers(spiking, now)
+            except Exception as exc:  # the driver is a detail: the alerts go out without it
+                log.warning("spike drivers left out: %s", store_problem(self.store, exc))
         for event in events:
             driver = named.get(event.account) if event.rule is Rule.SPIKE else None
             message = alert_message(event, views[event.account], driver=driver)
@@ -104,7 +116,10 @@ class Alerting:
     async def spike_drivers(self, views: Sequence[AccountView], now: datetime) -> dict[str, str]:
         """What drove each spiking account's spend on its day (UTC, as the rule counts it), in words: the line
         item (else the model) whose cost exceeds its own 7-day median by the most, read from the stored
-        breakdown; an account without one, or whose day the provider has not broken down yet, is left out."""
+        breakdown, refreshed first; an account without one, whose refresh failed or was too slow, or whose day the
+        provider has not broken down yet, is left out."""
+        unsure = await self._refresh(views)
+        views = [v for v in views if v.name not in unsure]
         by_dimension: dict[Dimension, list[AccountView]] = {}
         for view in views:
             for dimension in (Dimension.LINE_ITEM, Dimension.MODEL):
@@ -124,6 +139,30 @@ class Alerting:
                 if found is not None and found.median is not None and currency is not None:
                     result[name] = _driver_words(found, found.median, currency)
         return result
+
+    async def _refresh(self, views: Sequence[AccountView]) -> set[str]:
+        """Refresh the spiking accounts' breakdowns within the chat answer time; the accounts left unrefreshed."""
+        # The poller's parts of today may be an hour old, or not there yet, and the alert fires once per episode:
+        # a driver named from them would never be corrected. The spike is rare, so the requests are too.
+        accounts = [v.account for v in views if gives(v.account)]
+        if self.breakdowns is None or not accounts:
+            return set()
+        wait = self.breakdowns.monitor.settings.answer_seconds
+        try:
+            errors = await self.breakdowns.refresh_within(accounts, DRIVER_DAYS, wait, max_age=timedelta(0))
+        except Exception as exc:  # a refresh that breaks costs the alert its driver, never the alert
+            log.warning("spike drivers left out, the breakdown refresh failed: %s", store_problem(self.store, exc))
+            return {a.name for a in accounts}
+        for name, error in errors.items():
+            log.info("spike alert for %s goes without its driver: %s", name, error)
+        return set(errors)
+
+
+def store_problem(store: Store, exc: Exception) -> str:
+    """One line about an unexpected failure: the database's own words and what to do, or the exception's."""
+    if is_database_error(exc):
+        return database_problem(store.engine.url, exc)
+    return one_line(f"{type(exc).__name__}: {exc}")
 
 
 def _most_above_median(candidates: Sequence[Driver]) -> Driver | None:

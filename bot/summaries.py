@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 
+from bot.alerting import store_problem
 from bot.alerts import open_alerts
 from bot.breakdown import Dimension
 from bot.breakdown_table import Driver
@@ -73,7 +74,11 @@ class Summaries:
         if shared.open_alerts is None:
             shared.open_alerts = open_alerts(await self.store.alerts.load())
         if shared.drivers is None:
-            shared.drivers = await self._drivers()
+            try:
+                shared.drivers = await self._drivers()
+            except Exception as exc:  # the drivers are a detail: the summary goes out without them
+                log.warning("summary drivers left out: %s", store_problem(self.store, exc))
+                shared.drivers = {}
         top = {
             v.name: drivers_field(shared.drivers[v.name], v.currency)
             for v in views

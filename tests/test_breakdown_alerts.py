@@ -3,7 +3,8 @@ alert naming the line item that spiked, and `creditbot_spend_by_model` for the t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from bot.breakdown import BreakdownPart, BreakdownReport, Dimension
 from bot.channels import Channel
@@ -21,7 +23,6 @@ from bot.metrics import Metrics
 from bot.models import DailySpend, ProviderReport, Reading, Severity
 from bot.money import Money
 from bot.monitor import Monitor
-from bot.providers.openai import OpenAIProvider
 from bot.store import Store
 from tests.conftest import make_account, make_runtime, make_settings
 from tests.test_runtime import Clock, RecordingAdapter
@@ -47,12 +48,14 @@ def config(env: dict[str, Any], channels: tuple[Channel, ...] = ()) -> AppConfig
     accounts = (
         make_account("oa", "openai", "http://127.0.0.1:9"),
         make_account("ds", "deepseek", "http://127.0.0.1:9"),
+        make_account("or", "openrouter", "http://127.0.0.1:9"),
     )
     return AppConfig(make_settings(env["tmp"], cache_seconds=3600), accounts, "test", channels=channels)
 
 
-async def seed_readings(store: Store, spend: dict[date, Decimal]) -> None:
-    """A fresh reading of each account: OpenAI's daily spend, DeepSeek's balance."""
+async def seed_readings(store: Store, spend: dict[date, Decimal], *, spender: str = "oa") -> None:
+    """A fresh reading of each account: the daily spend of `spender`, DeepSeek's balance otherwise."""
+    provider = {"oa": "openai", "ds": "deepseek", "or": "openrouter"}[spender]
     series = tuple(DailySpend(day, Money(amount, "USD")) for day, amount in sorted(spend.items()))
     today = spend.get(TODAY)
     report = ProviderReport(
@@ -60,15 +63,18 @@ async def seed_readings(store: Store, spend: dict[date, Decimal]) -> None:
         spent_today=Money(today, "USD") if today is not None else None,
         daily_spend=series,
     )
-    await store.readings.add_reading(Reading("oa", "openai", NOW, report=report), series)
-    balance = ProviderReport(currency="CNY", balance=Money(D(500), "CNY"))
-    await store.readings.add_reading(Reading("ds", "deepseek", NOW, report=balance))
+    await store.readings.add_reading(Reading(spender, provider, NOW, report=report), series)
+    if spender != "ds":
+        balance = ProviderReport(currency="CNY", balance=Money(D(500), "CNY"))
+        await store.readings.add_reading(Reading("ds", "deepseek", NOW, report=balance))
 
 
 Costs = dict[date, dict[str, Decimal]]
 
 
-async def seed_parts(store: Store, by: dict[Dimension, Costs], *, days: list[date] | None = None) -> None:
+async def seed_parts(
+    store: Store, by: dict[Dimension, Costs], *, days: list[date] | None = None, account: str = "oa"
+) -> None:
     """One fetch's breakdown (every dimension at once, as the store keeps it) of `days`, by default the days
     with costs; final, so that nothing is fetched again."""
     answered = days if days is not None else sorted({day for costs in by.values() for day in costs})
@@ -79,7 +85,7 @@ async def seed_parts(store: Store, by: dict[Dimension, Costs], *, days: list[dat
         for key, cost in entries.items()
     )
     report = BreakdownReport("USD", tuple(answered), parts, frozenset(by))
-    await store.breakdowns.save("oa", answered, report, settled_before=TODAY + timedelta(days=1), now=NOW)
+    await store.breakdowns.save(account, answered, report, settled_before=TODAY + timedelta(days=1), now=NOW)
 
 
 def fields(message: Message, account: str) -> dict[str, str]:
@@ -150,15 +156,22 @@ def spike_history() -> dict[date, dict[str, Decimal]]:
     return costs
 
 
+EIGHT = [TODAY - timedelta(days=n) for n in range(9)]  # what a spike alert refreshes: stored as final
+
+
 def spend_of(costs: dict[date, dict[str, Decimal]]) -> dict[date, Decimal]:
     """The daily spend the parts add up to."""
     return {day: sum(entries.values(), D(0)) for day, entries in costs.items()}
 
 
-async def spike_runtime(env: dict[str, Any], spend: dict[date, Decimal]) -> tuple[Any, RecordingAdapter]:
-    await seed_readings(env["store"], spend)
+async def spike_runtime(
+    env: dict[str, Any], spend: dict[date, Decimal], *, spender: str = "oa"
+) -> tuple[Any, RecordingAdapter]:
+    await seed_readings(env["store"], spend, spender=spender)
     adapter = RecordingAdapter()
     runtime = make_runtime(config(env, (UTC_CHANNEL,)), env["store"], env["http"], [adapter], clock=Clock(NOW))
+    # Asked before naming a driver: the seeded days are final, so it asks the provider nothing here.
+    runtime.alerting.breakdowns = runtime.monitor.breakdowns
     return runtime, adapter
 
 
@@ -171,7 +184,7 @@ async def spike_alerts(runtime: Any, adapter: RecordingAdapter) -> list[Message]
 async def test_spike_alert_names_the_line_item_that_spiked_and_fires_once(env: dict[str, Any]) -> None:
     # By model the whole of gpt-4o rose more: the line item, where the provider gives one, is the answer.
     by_model = {TODAY: {"gpt-4o-2024-08-06": D("58.20")}}
-    await seed_parts(env["store"], {Dimension.LINE_ITEM: spike_history(), Dimension.MODEL: by_model})
+    await seed_parts(env["store"], {Dimension.LINE_ITEM: spike_history(), Dimension.MODEL: by_model}, days=EIGHT)
     # Today's $120.20 is over 3 × the $39.10 median of the days before: the rule fires.
     runtime, adapter = await spike_runtime(env, spend_of(spike_history()))
 
@@ -183,33 +196,74 @@ async def test_spike_alert_names_the_line_item_that_spiked_and_fires_once(env: d
     assert await spike_alerts(runtime, adapter) == [alert]
 
 
-async def test_spike_alert_falls_back_to_the_model_without_line_items(
-    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(OpenAIProvider, "breakdowns", frozenset({Dimension.MODEL}))
+async def test_spike_alert_falls_back_to_the_model_without_line_items(env: dict[str, Any]) -> None:
+    # OpenRouter breaks spend down by model only.
     history = {day: {"gpt-4o": D(6), "o1": D(2)} for day in (TODAY - timedelta(days=n) for n in range(1, 8))}
     history[TODAY] = {"gpt-4o": D(20), "o1": D(40)}
-    await seed_parts(env["store"], {Dimension.MODEL: history})
-    runtime, adapter = await spike_runtime(env, spend_of(history))
+    await seed_parts(env["store"], {Dimension.MODEL: history}, days=EIGHT, account="or")
+    runtime, adapter = await spike_runtime(env, spend_of(history), spender="or")
     (alert,) = await spike_alerts(runtime, adapter)
+    assert alert.title == "or: more than 3x the usual daily spend"
     assert alert.text == "o1: $40.00 today, 7-day median $2.00"
 
 
-@pytest.mark.parametrize("case", ["today not broken down yet", "no breakdown from the provider"])
-async def test_spike_alert_without_a_known_driver_stays_as_it_was(
-    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch, case: str
-) -> None:
-    history = spike_history()
-    spend = spend_of(history)
-    if case == "no breakdown from the provider":
-        monkeypatch.setattr(OpenAIProvider, "breakdowns", frozenset())
-    else:
-        del history[TODAY]  # the provider has not broken today down yet (it lags)
-    await seed_parts(env["store"], {Dimension.LINE_ITEM: history})
-    runtime, adapter = await spike_runtime(env, spend)
+async def test_spike_alert_of_a_provider_without_breakdown_stays_as_it_was(env: dict[str, Any]) -> None:
+    # DeepSeek breaks nothing down: the alert is as before, and nobody is asked for a breakdown.
+    runtime, adapter = await spike_runtime(env, spend_of(spike_history()), spender="ds")
     (alert,) = await spike_alerts(runtime, adapter)
-    assert alert.title == "oa: more than 3x the usual daily spend"
+    assert alert.title == "ds: more than 3x the usual daily spend"
     assert alert.text == ""
+
+
+# --- a failing breakdown store costs the alerts and the summary nothing ----------------------------------------
+
+
+def disk_error() -> Exception:
+    return OperationalError("SELECT", {}, sqlite3.OperationalError("disk I/O error"))
+
+
+@pytest.mark.parametrize("failing", ["parts", "settled"])  # reading the driver; refreshing before it
+@pytest.mark.parametrize("error", [disk_error, lambda: RuntimeError("bug")], ids=["database", "other"])
+async def test_a_failing_breakdown_store_leaves_every_alert_and_the_summary_intact(
+    env: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    failing: str,
+    error: Callable[[], Exception],
+) -> None:
+    await seed_parts(env["store"], {Dimension.LINE_ITEM: spike_history()}, days=EIGHT)
+    await seed_readings(env["store"], spend_of(spike_history()))
+    accounts = (
+        make_account("oa", "openai", "http://127.0.0.1:9"),
+        make_account("ds", "deepseek", "http://127.0.0.1:9", warn_below=D(1000)),  # its ¥500 fires too
+    )
+    settings = make_settings(env["tmp"], cache_seconds=3600)
+    adapter = RecordingAdapter()
+    app = AppConfig(settings, accounts, "test", channels=(UTC_CHANNEL,))
+    runtime = make_runtime(app, env["store"], env["http"], [adapter], clock=Clock(NOW))
+    runtime.alerting.breakdowns = runtime.monitor.breakdowns
+
+    async def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise error()
+
+    monkeypatch.setattr(env["store"].breakdowns, failing, broken)
+    events = await runtime.alerting.evaluate(await runtime.monitor.views(stored_only=True))
+    await runtime.dispatch()
+
+    assert sorted((e.account, e.rule.value) for e in events) == [("ds", "balance"), ("oa", "spike")]
+    alerts = {m.footer.split(" ·")[0]: m for _, m in adapter.sent}
+    assert alerts["rule: spike"].title == "oa: more than 3x the usual daily spend"
+    assert alerts["rule: spike"].text == ""
+    assert "ds" in alerts["rule: balance"].title
+    left_out = [r.getMessage() for r in caplog.records if "drivers left out" in r.getMessage()]
+    assert len(left_out) == 1
+    assert ("disk I/O error" if error is disk_error else "RuntimeError: bug") in left_out[0]
+
+    monkeypatch.setattr(env["store"].breakdowns, "parts", broken)  # the summary reads the parts alone
+    message = await runtime.summary_message(UTC_CHANNEL)
+    assert "Spend" in fields(message, "oa")
+    assert not any(label.startswith("Top") for label in fields(message, "oa"))
+    assert any("summary drivers left out" in r.getMessage() for r in caplog.records)
 
 
 # --- metrics --------------------------------------------------------------------------------------------------
