@@ -79,7 +79,9 @@ class Runtime:
             concurrency=self.settings.delivery_concurrency,
             unconfigured=self.config.unconfigured,
         )
-        self.alerting = Alerting(self.store, alert_settings, self.channels, clock=self.now)
+        self.alerting = Alerting(
+            self.store, alert_settings, self.channels, clock=self.now, breakdowns=monitor.breakdowns
+        )
         self.summaries = Summaries(
             monitor, self.store, self.channels, self.delivery.dispatch, charts=charts, clock=self.now
         )
@@ -116,8 +118,7 @@ class Runtime:
             for event in events:
                 self.metrics.alerts.labels(event.rule.value, event.severity.value, event.kind.value).inc()
             self.polls += 1
-            # Breakdowns (at most hourly) and housekeeping (in short transactions) run beside the schedule;
-            # a failure costs the poll nothing and they are tried again after the next one.
+            # Breakdowns and housekeeping run beside the schedule: their failure costs the poll nothing.
             if self._housekeeping is None or self._housekeeping.done():
                 self._housekeeping = asyncio.create_task(self._job("housekeeping", self.monitor.upkeep))
         if not self._caught_up:
@@ -186,8 +187,6 @@ class Runtime:
             return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
         return [("GET", "/readyz", readyz), ("GET", "/metrics", metrics)]
-
-    # Scheduling and lifecycle
 
     async def _job(self, name: str, factory: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         if self._stopping:

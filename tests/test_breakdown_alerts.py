@@ -170,8 +170,6 @@ async def spike_runtime(
     await seed_readings(env["store"], spend, spender=spender)
     adapter = RecordingAdapter()
     runtime = make_runtime(config(env, (UTC_CHANNEL,)), env["store"], env["http"], [adapter], clock=Clock(NOW))
-    # Asked before naming a driver: the seeded days are final, so it asks the provider nothing here.
-    runtime.alerting.breakdowns = runtime.monitor.breakdowns
     return runtime, adapter
 
 
@@ -241,7 +239,6 @@ async def test_a_failing_breakdown_store_leaves_every_alert_and_the_summary_inta
     adapter = RecordingAdapter()
     app = AppConfig(settings, accounts, "test", channels=(UTC_CHANNEL,))
     runtime = make_runtime(app, env["store"], env["http"], [adapter], clock=Clock(NOW))
-    runtime.alerting.breakdowns = runtime.monitor.breakdowns
 
     async def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise error()

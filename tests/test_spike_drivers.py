@@ -60,7 +60,6 @@ def runtime_at(
     config = AppConfig(make_settings(tmp_path, **settings), (account,), "test", channels=(UTC_CHANNEL,))
     adapter = RecordingAdapter()
     runtime = make_runtime(config, store, http, [adapter], clock=clock)
-    runtime.alerting.breakdowns = runtime.monitor.breakdowns
     return runtime, adapter
 
 
