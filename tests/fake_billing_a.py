@@ -8,16 +8,13 @@ for all hosts: an account's `base_url` is `http://127.0.0.1:PORT/<provider>`. Be
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes import RecordedRequest, Scripted
+from tests.loopback_billing import Answer, LoopbackBilling
 
 KEYS = {
     "relay": "sk-TESTKEYrelay00000000000000000",
@@ -71,9 +68,6 @@ class FakeBillingA:
     def last(self, provider: str, path_suffix: str = "") -> RecordedRequest:
         """The latest request a provider got (optionally on one path)."""
         return [r for r in self.requests if r.provider == provider and r.path.endswith(path_suffix)][-1]
-
-
-Answer = tuple[int, Any]
 
 
 def _bearer(headers: dict[str, str]) -> str:
@@ -141,73 +135,8 @@ def _novita(state: FakeBillingA, path: str, query: dict[str, list[str]], headers
 ROUTES = {"relay": _relay, "siliconflow": _siliconflow, "novita": _novita}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        segments = parts.path.strip("/").split("/", 1)
-        provider = segments[0]
-        path = "/" + (segments[1] if len(segments) > 1 else "")
-        query = parse_qs(parts.query)
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        state = self.server.state
-        with state.lock:
-            state.requests.append(RecordedRequest(provider, path, query, headers, time.monotonic()))
-            fault = state.faults.get(provider + path) or state.faults.get(provider)
-        if fault is not None:
-            self._send(fault.status, fault.encoded(), fault.headers)
-            return
-        route = ROUTES.get(provider)
-        if route is None:
-            status, body = 404, {"error": {"message": f"no fake for {provider}"}}
-        else:
-            status, body = route(state, path, query, headers)
-        self._send(status, json.dumps(body).encode(), {})
-
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        content_type = headers.get("Content-Type", "text/html" if body.startswith(b"<") else "application/json")
-        self.send_header("Content-Type", content_type)
-        for key, value in headers.items():
-            if key != "Content-Type":
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    state: FakeBillingA
-
-
-class FakeBillingAServer:
+class FakeBillingAServer(LoopbackBilling[FakeBillingA]):
     """Runs `FakeBillingA` on 127.0.0.1 in a background thread."""
 
     def __init__(self, state: FakeBillingA | None = None) -> None:
-        self.state = state or FakeBillingA()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.state = self.state
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        """Base URL of the server."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def base_url(self, provider: str) -> str:
-        """Base URL to configure for one provider's accounts."""
-        return f"{self.url}/{provider}"
-
-    def __enter__(self) -> FakeBillingAServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(state or FakeBillingA(), ROUTES)

@@ -12,7 +12,6 @@ its own path prefix (`/openai`, `/anthropic`, `/openrouter`): an account's `base
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -21,11 +20,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes import RecordedRequest, Scripted
+from tests.loopback_billing import Answer, LoopbackBilling
 
 DAY = 86400
 OPENROUTER_WINDOW_DAYS = 30
@@ -153,7 +151,6 @@ def month_of_lines(
     return lines
 
 
-Answer = tuple[int, Any]
 Query = dict[str, list[str]]
 Getters = dict[str, Callable[[CostLine], Any]]
 
@@ -530,74 +527,8 @@ def _bearer(headers: dict[str, str]) -> str:
 ROUTES = {"openai": _openai, "anthropic": _anthropic, "openrouter": _openrouter}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        segments = parts.path.strip("/").split("/", 1)
-        provider = segments[0]
-        path = "/" + (segments[1] if len(segments) > 1 else "")
-        query = parse_qs(parts.query)
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        state = self.server.state
-        with state.lock:
-            state.requests.append(RecordedRequest(provider, path, query, headers, time.monotonic()))
-            fault = state.faults.get(provider + path) or state.faults.get(provider)
-        if fault is not None:
-            self._send(fault.status, fault.encoded(), fault.headers)
-            return
-        route = ROUTES.get(provider)
-        if route is None:
-            status, body = 404, {"error": {"message": f"no fake for {provider}"}}
-        else:
-            with state.lock:
-                status, body = route(state, path, query, headers)
-        self._send(status, json.dumps(body).encode(), {})
-
-    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        content_type = headers.get("Content-Type", "text/html" if body.startswith(b"<") else "application/json")
-        self.send_header("Content-Type", content_type)
-        for key, value in headers.items():
-            if key != "Content-Type":
-                self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    state: FakeBreakdown
-
-
-class FakeBreakdownServer:
+class FakeBreakdownServer(LoopbackBilling[FakeBreakdown]):
     """Runs `FakeBreakdown` on 127.0.0.1 in a background thread."""
 
     def __init__(self, state: FakeBreakdown | None = None) -> None:
-        self.state = state or FakeBreakdown()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.state = self.state
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        """Base URL of the server."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def base_url(self, provider: str) -> str:
-        """Base URL to configure for one provider's accounts."""
-        return f"{self.url}/{provider}"
-
-    def __enter__(self) -> FakeBreakdownServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(state or FakeBreakdown(), ROUTES, locked_routes=True)

@@ -17,7 +17,16 @@ from bot.providers.base import (
     expect_list,
     require,
 )
-from bot.providers.breakdown_tally import NO_KEY, Tally, all_pages, count, day_span, empty_report, gather_all
+from bot.providers.breakdown_tally import (
+    Tally,
+    UsageCounts,
+    all_pages,
+    count,
+    day_span,
+    empty_report,
+    gather_all,
+    tally_usage,
+)
 from bot.providers.breakdown_tally import label_of as text_of
 from bot.providers.breakdown_tally import names as paged_names
 
@@ -90,6 +99,16 @@ def input_tokens(result: Any) -> int | None:
     return total
 
 
+def usage_counts(result: Any) -> UsageCounts:
+    """Input (all of it), cached input, output and requests (never counted) of one messages usage result."""
+    return (
+        input_tokens(result),
+        count(result, "cache_read_input_tokens", PROVIDER, optional=True),
+        count(result, "output_tokens", PROVIDER),
+        None,
+    )
+
+
 async def fetch_anthropic_breakdown(request: FetchRequest, until: date) -> BreakdownReport:
     """Anthropic's breakdown of `request.since` to `until` by model, workspace, description and API key."""
     today = request.now.date()
@@ -156,26 +175,7 @@ async def fetch_anthropic_breakdown(request: FetchRequest, until: date) -> Break
     seen.append(days)
 
     for bodies, field, dimension in ((by_model, "model", Dimension.MODEL), (by_key, "api_key_id", Dimension.KEY)):
-        days = set()
-        for day, results in buckets(bodies, "usage report"):
-            days.add(day)
-            for result in results:
-                value = text_of(result.get(field) if isinstance(result, dict) else None, field, PROVIDER)
-                if value is None and dimension is Dimension.MODEL:
-                    continue  # tokens of no model cannot join a model's part
-                # A null api_key_id is usage from the Workbench or Console, made without a key.
-                key, label = NO_KEY if value is None else (value, value)
-                tally.add_usage(
-                    day,
-                    dimension,
-                    key,
-                    label,
-                    input_tokens=input_tokens(result),
-                    cached_input_tokens=count(result, "cache_read_input_tokens", PROVIDER, optional=True),
-                    output_tokens=count(result, "output_tokens", PROVIDER),
-                    requests=None,  # the usage report counts no requests
-                )
-        seen.append(days)
+        seen.append(tally_usage(tally, buckets(bodies, "usage report"), field, dimension, usage_counts, PROVIDER))
 
     # A day counts as covered when every source has its bucket; today only once it holds a cost, since an
     # empty current-day bucket means the data lags (unknown), not that nothing was spent.

@@ -18,8 +18,8 @@ from bot.providers.base import (
     require,
 )
 from bot.providers.breakdown_tally import (
-    NO_KEY,
     Tally,
+    UsageCounts,
     all_pages,
     count,
     day_span,
@@ -27,6 +27,7 @@ from bot.providers.breakdown_tally import (
     gather_all,
     label_of,
     names,
+    tally_usage,
 )
 
 PROVIDER = "openai"
@@ -67,6 +68,16 @@ def cost_of(result: Any, currencies: set[str]) -> Decimal:
     value = amount(require(money, "value", PROVIDER, "cost amount"), "amount.value", PROVIDER)
     currencies.add(currency_code(money.get("currency", "usd"), "amount.currency", PROVIDER))
     return value
+
+
+def usage_counts(result: Any) -> UsageCounts:
+    """Input (cached input included), cached input, output and requests of one completions usage result."""
+    return (
+        count(result, "input_tokens", PROVIDER),
+        count(result, "input_cached_tokens", PROVIDER, optional=True),
+        count(result, "output_tokens", PROVIDER),
+        count(result, "num_model_requests", PROVIDER),
+    )
 
 
 def model_of_line_item(line_item: str) -> str:
@@ -135,25 +146,7 @@ async def fetch_openai_breakdown(request: FetchRequest, until: date) -> Breakdow
     seen.append(days)
 
     for bodies, field, dimension in ((by_model, "model", Dimension.MODEL), (by_key, "api_key_id", Dimension.KEY)):
-        days = set()
-        for day, results in buckets(bodies, "usage"):
-            days.add(day)
-            for result in results:
-                value = label_of(result.get(field) if isinstance(result, dict) else None, field, PROVIDER)
-                if value is None and dimension is Dimension.MODEL:
-                    continue  # tokens of no model cannot join a model's part
-                key, label = NO_KEY if value is None else (value, value)
-                tally.add_usage(
-                    day,
-                    dimension,
-                    key,
-                    label,
-                    input_tokens=count(result, "input_tokens", PROVIDER),
-                    cached_input_tokens=count(result, "input_cached_tokens", PROVIDER, optional=True),
-                    output_tokens=count(result, "output_tokens", PROVIDER),
-                    requests=count(result, "num_model_requests", PROVIDER),
-                )
-        seen.append(days)
+        seen.append(tally_usage(tally, buckets(bodies, "usage"), field, dimension, usage_counts, PROVIDER))
 
     if len(currencies) > 1:
         raise BadResponseError(f"openai reported costs in several currencies: {sorted(currencies)}")

@@ -4,7 +4,7 @@ pages are read, counts and labels checked, every page of a report, paged name li
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -116,6 +116,42 @@ def label_of(value: Any, field: str, provider: str) -> str | None:
     if not isinstance(value, str):
         raise BadResponseError(f"{provider} result has a non-text '{field}'")
     return value
+
+
+UsageCounts = tuple[int | None, int | None, int | None, int | None]  # input, cached input, output, requests
+
+
+def tally_usage(
+    tally: Tally,
+    dated_results: Iterable[tuple[date, list[Any]]],
+    field: str,
+    dimension: Dimension,
+    counts: Callable[[Any], UsageCounts],
+    provider: str,
+) -> set[date]:
+    """Add the counts of a usage report grouped by `field` (a model, an API key) to the tally; the days it has
+    buckets for."""
+    days: set[date] = set()
+    for day, results in dated_results:
+        days.add(day)
+        for result in results:
+            value = label_of(result.get(field) if isinstance(result, dict) else None, field, provider)
+            if value is None and dimension is Dimension.MODEL:
+                continue  # tokens of no model cannot join a model's part
+            # A null key is usage made without one (the playground, the Workbench, the console).
+            key, label = NO_KEY if value is None else (value, value)
+            input_tokens, cached, output_tokens, requests = counts(result)
+            tally.add_usage(
+                day,
+                dimension,
+                key,
+                label,
+                input_tokens=input_tokens,
+                cached_input_tokens=cached,
+                output_tokens=output_tokens,
+                requests=requests,
+            )
+    return days
 
 
 async def gather_all(*calls: Awaitable[Any]) -> list[Any]:
