@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from bot.alerts import evaluate
 from bot.breakdown import Dimension
 from bot.breakdown_service import gives
-from bot.breakdown_table import Driver, drivers
+from bot.breakdown_table import DRIVER_DAYS, MEDIAN_DAYS, Driver, drivers
 from bot.channels import Channel
 from bot.clock import Clock
 from bot.messages import alert_message, alert_title
@@ -26,9 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MEDIAN_DAYS = 7  # the spike rule's "usual" spend: the median of the days before
 DRIVER_LABEL_CHARS = 80
-DRIVER_DAYS = 8  # the spike's day and the 7 days of its median
 
 
 @dataclass
@@ -131,11 +129,11 @@ class Alerting:
             days = {v.name: (v.fetched_at or now).astimezone(UTC).date() for v in wanted}
             since, until = min(days.values()) - timedelta(days=MEDIAN_DAYS), max(days.values())
             parts = await self.store.breakdowns.parts(days, dimension, since, until)
-            known = await self.store.breakdowns.days(days, since, until)
+            known = await self.store.breakdowns.answered(days, since, until)
             for name, day in days.items():
-                reported = [d for d, info in known[name].items() if info.reported]
-                found = _most_above_median(drivers(parts[name], {}, reported, day, top=len(parts[name])))
-                currency = known[name][day].currency if day in known[name] else None
+                answered = known[name]
+                found = _most_above_median(drivers(parts[name], {}, answered.days, day, top=len(parts[name])))
+                currency = answered.currency if day in answered.days else None
                 if found is not None and found.median is not None and currency is not None:
                     result[name] = _driver_words(found, found.median, currency)
         return result

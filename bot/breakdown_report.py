@@ -11,7 +11,7 @@ from typing import Any
 from bot.breakdown import UNATTRIBUTED
 from bot.breakdown_service import AccountBreakdown
 from bot.breakdown_table import BreakdownRow, BreakdownTable
-from bot.formatting import UNKNOWN
+from bot.formatting import UNKNOWN, money_text, signed_money_text
 from bot.money import Money
 from bot.report import number
 
@@ -92,7 +92,7 @@ def folded(rows: Sequence[BreakdownRow], top: int = TOP_ROWS) -> tuple[list[Brea
 
 def cost_text(value: Decimal | None, currency: str) -> str:
     """`$12.30`, or a dash when the source gives no money for the entry."""
-    return UNKNOWN if value is None else Money(value, currency).format()
+    return money_text(None if value is None else Money(value, currency))
 
 
 def change_text(row: BreakdownRow, currency: str) -> str:
@@ -102,7 +102,7 @@ def change_text(row: BreakdownRow, currency: str) -> str:
         return UNKNOWN
     if row.previous_cost == 0 and change > 0 and row.key != UNATTRIBUTED:
         return "new"
-    return ("+" if change > 0 else "") + Money(change, currency).format()
+    return signed_money_text(Money(change, currency))
 
 
 def share_text(share: Decimal | None) -> str:

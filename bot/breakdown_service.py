@@ -13,7 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from bot.breakdown import BreakdownPart, Dimension
-from bot.breakdown_table import BreakdownTable, Driver, build_table, drivers, window
+from bot.breakdown_table import MEDIAN_DAYS, BreakdownTable, Driver, build_table, drivers, window
 from bot.models import Account
 from bot.money import storable
 from bot.providers import PROVIDERS
@@ -94,7 +94,7 @@ class Breakdowns:
             return {}
         today = now.date()
         first = self._first_day(today, days)
-        settled = await self.store.settled((a.name for a in wanted), first, today, now - max_age)
+        settled = await self.store.settled((a.name for a in wanted), first, today, now, max_age)
         tasks = []
         for account in wanted:
             runs = _due_runs(account, settled[account.name], first, today)
@@ -202,7 +202,7 @@ class Breakdowns:
         """The top 3 entries by `by` of each account's spend on `day`, against their 7-day medians (stored data
         only: the poller keeps it current)."""
         wanted = [a for a in accounts if gives(a, by)]
-        parts, spend, known = await self._read(wanted, by, day - timedelta(days=7), day)
+        parts, spend, known = await self._read(wanted, by, day - timedelta(days=MEDIAN_DAYS), day)
         return {a.name: drivers(parts[a.name], spend[a.name], known[a.name].days, day) for a in wanted}
 
     async def parts(

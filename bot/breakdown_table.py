@@ -16,6 +16,8 @@ from bot.breakdown import UNATTRIBUTED, BreakdownPart, Dimension
 UNATTRIBUTED_LABEL = "unattributed"
 OTHER_LABEL = "other"
 SHARE_PLACES = Decimal("0.0001")
+MEDIAN_DAYS = 7  # a driver's usual cost: its median over this many days before
+DRIVER_DAYS = MEDIAN_DAYS + 1  # what naming yesterday's drivers reads back from today
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +143,7 @@ def drivers(
     answered = set(reported)
     if day not in answered:
         return []
-    history = [day - timedelta(days=n) for n in range(1, 8) if day - timedelta(days=n) in answered]
+    history = [day - timedelta(days=n) for n in range(1, MEDIAN_DAYS + 1) if day - timedelta(days=n) in answered]
     by_day: dict[date, dict[str, Decimal]] = defaultdict(dict)
     labels: dict[str, str] = {}
     for part in parts:

@@ -29,6 +29,7 @@ from bot.chart import (
     money_and_day_axes,
 )
 from bot.models import Account
+from bot.text import counted, cut
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -93,7 +94,7 @@ NO_BREAKDOWN_YET = "no breakdown yet"
 
 def not_reported(item: StackedSeries) -> str:
     """The days the provider did not report, in words ("3 days not reported")."""
-    return f"{item.missing} {'day' if item.missing == 1 else 'days'} not reported"
+    return f"{counted(item.missing, 'day')} not reported"
 
 
 def _panel_total(item: StackedSeries) -> str:
@@ -128,7 +129,7 @@ def render_stacked(series: Sequence[StackedSeries], title: str, *, generated_at:
 
 
 def _draw_panel(ax: Axes, item: StackedSeries) -> None:
-    name = item.account if len(item.account) <= 40 else item.account[:39] + "…"
+    name = cut(item.account, 40)
     ax.set_title(f"{name} — last {len(item.days)} days: {_panel_total(item)}", fontsize=TITLE_PT, loc="left")
     if not item.values:
         ax.set_axis_off()
@@ -142,7 +143,7 @@ def _draw_panel(ax: Axes, item: StackedSeries) -> None:
     for index, (label, values) in enumerate(item.values.items()):
         heights = [_finite(values[n] or Decimal(0)) for n in shown_at]
         colour = OTHER_COLOUR if label == OTHER_LABEL else PALETTE[index % len(PALETTE)]
-        shown = label if len(label) <= LABEL_WIDTH else label[: LABEL_WIDTH - 1] + "…"
+        shown = cut(label, LABEL_WIDTH)
         ax.bar([x[n] for n in shown_at], heights, bottom=bottom, width=0.8, color=colour, label=shown, linewidth=0)
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     high = max(bottom, default=0.0) or 1.0

@@ -11,7 +11,7 @@ from datetime import UTC, timedelta
 from bot.alerting import store_problem
 from bot.alerts import open_alerts
 from bot.breakdown import Dimension
-from bot.breakdown_table import Driver
+from bot.breakdown_table import DRIVER_DAYS, Driver
 from bot.channels import Channel
 from bot.clock import Clock
 from bot.formatting import signed_money_text
@@ -89,10 +89,15 @@ class Summaries:
 
     async def _drivers(self) -> dict[str, list[Driver]]:
         """The top models of yesterday (the UTC day before the summary's UTC date) of every account whose
-        provider breaks spend down by model, from the store alone (the poller keeps it current): one read for
-        all accounts, so the summary costs no provider request."""
+        provider breaks spend down by model, read for all accounts at once. The days still due are fetched
+        first, within the chat answer time: just after midnight UTC the stored yesterday may have been read
+        while it ran, and the poller's refresh may not have come yet."""
+        accounts = self.monitor.accounts()
+        if self.monitor.settings.breakdowns:
+            wait = self.monitor.settings.answer_seconds
+            await self.monitor.breakdowns.refresh_within(accounts, DRIVER_DAYS, wait)
         yesterday = self.clock().astimezone(UTC).date() - DAY
-        return await self.monitor.breakdowns.drivers(self.monitor.accounts(), yesterday, Dimension.MODEL)
+        return await self.monitor.breakdowns.drivers(accounts, yesterday, Dimension.MODEL)
 
     async def _changes(self, views: Sequence[AccountView]) -> dict[str, Field]:
         """Each account's change over a day, like with like: a reported balance against the reading nearest

@@ -385,3 +385,22 @@ async def test_a_broken_breakdown_store_costs_housekeeping_nothing(
     assert pruned == [True]
     assert "breakdown upkeep failed" in caplog.text
     assert "breakdown pruning failed" in caplog.text
+
+
+async def test_a_day_last_read_while_it_ran_is_read_again_after_midnight(
+    tmp_path: Path, store: Store, http: httpx.AsyncClient
+) -> None:
+    clock = Clock(datetime(2026, 3, 15, 23, 50, tzinfo=UTC))
+    demo = make_account("demo", "demo", "https://demo.invalid", api_key="demo")
+    monitor = monitor_for(tmp_path, store, http, [demo], clock)
+    await monitor.breakdowns.refresh([demo], days=3)
+    clock.now = datetime(2026, 3, 16, 0, 10, tzinfo=UTC)  # 20 minutes later, but the 15th has ended since
+    await monitor.breakdowns.refresh([demo], days=3)
+    known = (await store.breakdowns.days(["demo"], date(2026, 3, 12), date(2026, 3, 16)))["demo"]
+    assert known[date(2026, 3, 15)].fetched_at == clock.now
+    assert known[date(2026, 3, 14)].fetched_at == clock.now  # not final either: asked with it
+    assert known[date(2026, 3, 16)].fetched_at == clock.now
+    clock.now += timedelta(minutes=30)
+    await monitor.breakdowns.refresh([demo], days=3)
+    again = (await store.breakdowns.days(["demo"], date(2026, 3, 12), date(2026, 3, 16)))["demo"]
+    assert {d: i.fetched_at for d, i in again.items()} == {d: i.fetched_at for d, i in known.items()}

@@ -24,7 +24,7 @@ from adapters.discord.rest import (
     point_at,
 )
 from bot.adapter import AdapterUnavailable, DeliveryError
-from bot.commands import CommandError, Verb
+from bot.commands import MAX_BREAKDOWN_DAYS, MODELS_WORD, CommandError, Verb
 from bot.handler import Requester
 from bot.messages import Action, Message
 
@@ -247,11 +247,13 @@ class DiscordAdapter(ChatAdapter):
             interaction: discord.Interaction[Any], account: str | None = None, models: bool = False
         ) -> None:
             await self.run_command(
-                interaction, Verb.CHART, account=account, options=("models" if models else None,)
+                interaction, Verb.CHART, account=account, options=(MODELS_WORD if models else None,)
             )
 
         @group.command(name="breakdown", description="Where the money went: spend by model")
-        @app_commands.describe(account="Only this account", days="The last N days, 1 to 90 (default 7)")
+        @app_commands.describe(
+            account="Only this account", days=f"The last N days, 1 to {MAX_BREAKDOWN_DAYS} (default 7)"
+        )
         @app_commands.autocomplete(account=account_names)
         async def breakdown(
             interaction: discord.Interaction[Any], account: str | None = None, days: int | None = None

@@ -33,7 +33,6 @@ from bot.providers.spend import daily_series, month_to_date, reported_through, s
 
 log = logging.getLogger(__name__)
 
-ACTIVITY_WINDOW_DAYS = 30  # the activity endpoint covers the last 30 completed UTC days
 KEY_LIMIT_NOTE = "key limit, not the account balance: use a management key to see the account balance"
 
 
@@ -140,7 +139,7 @@ class OpenRouterProvider(
         except (ProviderError, ValueError) as exc:
             log.info("openrouter activity unavailable, burn rate will come from balance history: %s", exc)
             return ()
-        window_start = max(today - timedelta(days=ACTIVITY_WINDOW_DAYS), request.since)
+        window_start = max(today - timedelta(days=WINDOW_DAYS), request.since)
         series = daily_series(by_day, "USD", window_start, today - timedelta(days=1))
         try:
             today_rows = {} if isinstance(so_far, ProviderError) else _activity_by_day(so_far)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -107,15 +107,19 @@ class BreakdownStore:
         return result
 
     async def settled(
-        self, accounts: Iterable[str], since: date, until: date, fresh_after: datetime
+        self, accounts: Iterable[str], since: date, until: date, now: datetime, max_age: timedelta
     ) -> dict[str, set[date]]:
-        """The days of each account that need no fetch: final, or asked for after `fresh_after`."""
+        """The days of each account that need no fetch: final, or asked for within `max_age` of `now`; a day
+        before today only if that was after it ended (one last asked for while it ran is still partial)."""
         names = list(accounts)
         result: dict[str, set[date]] = {name: set() for name in names}
         if not names:
             return result
         c = breakdown_days.c
-        condition = c.account.in_(names) & c.day.between(since, until) & (c.final | (c.fetched_at > fresh_after))
+        today = now.astimezone(UTC).date()
+        midnight = datetime.combine(today, time(0), tzinfo=UTC)
+        fresh = (c.fetched_at > now - max_age) & ((c.fetched_at >= midnight) | (c.day >= today))
+        condition = c.account.in_(names) & c.day.between(since, until) & (c.final | fresh)
         every_day = {since + timedelta(days=n) for n in range((until - since).days + 1)}
         # Usually every day is settled: counting says so in one short answer per account.
         counted = sa.select(c.account, sa.func.count()).where(condition).group_by(c.account)
@@ -206,10 +210,23 @@ class BreakdownStore:
         return result
 
     async def prune(self, before: date) -> None:
-        """Forget breakdowns of days before `before` (the retention)."""
-        async with self.engine.begin() as connection:
-            await connection.execute(breakdown_parts.delete().where(breakdown_parts.c.day < before))
-            await connection.execute(breakdown_days.delete().where(breakdown_days.c.day < before))
+        """Forget breakdowns of days before `before` (the retention): an account per short transaction, each
+        delete seeking its key (account, dimension, day) rather than scanning the tables."""
+        async with self.engine.connect() as connection:
+            accounts = list((await connection.execute(sa.select(breakdown_days.c.account).distinct())).scalars())
+        dimensions = breakdown_parts.c.dimension.in_([d.value for d in Dimension])
+        for account in accounts:
+            async with self.engine.begin() as connection:
+                await connection.execute(
+                    breakdown_parts.delete().where(
+                        breakdown_parts.c.account == account, dimensions, breakdown_parts.c.day < before
+                    )
+                )
+                await connection.execute(
+                    breakdown_days.delete().where(
+                        breakdown_days.c.account == account, breakdown_days.c.day < before
+                    )
+                )
 
 
 def _part_row(account: str, part: BreakdownPart) -> dict[str, Any]:
